@@ -1,0 +1,95 @@
+"""`triton-packager`: one subcommand per phase. Errors print one message, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from packager import __version__
+from packager.errors import PackagerError
+from packager.executor.report import Reporter
+from packager.imageref import DEFAULT_NAME_TEMPLATE
+from packager.pipeline import HEALTHCHECK_CHOICES, Options
+
+DEFAULT_OUTPUT = "out"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="triton-packager",
+        description="Package a trained model directory into a Triton Inference Server image.",
+    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def phase(name: str, help_text: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        sp.add_argument("input", metavar="MODEL_DIR", help="directory holding the model files")
+        sp.add_argument("-o", "--output", default=DEFAULT_OUTPUT,
+                        help=f"output directory (default: ./{DEFAULT_OUTPUT})")
+        sp.add_argument("--force", action="store_true",
+                        help="redo phases even when their inputs are unchanged")
+        sp.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+        sp.add_argument("--json", action="store_true", help="JSON lines on stdout")
+        return sp
+
+    phase("detect", "detect the backend and read the manifest (writes detect.json)")
+    phase("repository", "write the Triton model repository tree (model_repository/)")
+    for name, text in (("dockerfile", "render the Dockerfile and build context (context/)"),
+                       ("package", "run every phase: build the image and write result.json")):
+        sp = phase(name, text)
+        sp.add_argument("--base-image", default=None,
+                        help="base image (default: an NGC tritonserver release that has the "
+                        "model's backend)")
+        sp.add_argument("--healthcheck", choices=HEALTHCHECK_CHOICES, default="auto",
+                        help="HEALTHCHECK tool (auto: where the base image is known to have curl)")
+        if name == "package":
+            sp.add_argument("--image-name", default=DEFAULT_NAME_TEMPLATE,
+                            help="image name template over Name, Version and RandomUUID "
+                            f"(default: {DEFAULT_NAME_TEMPLATE})")
+            sp.add_argument("--tag", default=None, help="exact image reference; wins over "
+                            "--image-name")
+    bi = sub.add_parser("base-image", help="build the local CPU Triton base image from PyPI")
+    bi.add_argument("--force", action="store_true", help="rebuild even if it exists")
+    bi.add_argument("--mirror", default=None, help="Debian mirror for debootstrap")
+    bi.add_argument("-q", "--quiet", action="store_true")
+    bi.add_argument("--json", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    report = Reporter.create(quiet=args.quiet, json_lines=args.json)
+    try:
+        return _run(args, report)
+    except PackagerError as err:
+        report.error(str(err), exit_code=err.exit_code)
+        if report.mode == "json":  # a machine reader still gets the message on stderr
+            print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        report.error("interrupted")
+        return 130
+
+
+def _run(args: argparse.Namespace, report: Reporter) -> int:
+    if args.command == "base-image":
+        from packager.executor.base_image import ensure_base_image
+
+        ref = ensure_base_image(report, force=args.force, mirror=args.mirror)
+        print(ref)
+        return 0
+    from packager.executor.phases import Workspace
+
+    options = Options(
+        base_image=getattr(args, "base_image", None),
+        healthcheck=getattr(args, "healthcheck", "auto"),
+        image_template=getattr(args, "image_name", DEFAULT_NAME_TEMPLATE),
+        tag=getattr(args, "tag", None),
+    )
+    ws = Workspace(args.input, args.output, options, report, force=args.force)
+    outcome = ws.run(args.command)
+    if outcome.result is not None and report.mode != "json":
+        print(outcome.result.image)
+    return 0

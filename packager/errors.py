@@ -1,0 +1,57 @@
+"""The one error hierarchy. The CLI maps each class to an exit code and prints ``str(err)``."""
+
+from __future__ import annotations
+
+
+class PackagerError(Exception):
+    """Base of every error the tool reports to a user (never a traceback)."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, file: str | None = None, fix: str | None = None) -> None:
+        self.message = message
+        self.file = file
+        self.fix = fix
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        head = f"{self.file}: {self.message}" if self.file else self.message
+        return f"{head}\n  fix: {self.fix}" if self.fix else head
+
+
+class InputError(PackagerError):
+    """The model directory, manifest, config or an option is wrong: the user must fix it."""
+
+    exit_code = 2
+
+
+class BuildError(PackagerError):
+    """Docker could not build the image (daemon down, base image missing, failing step)."""
+
+    exit_code = 3
+
+    def __init__(
+        self, message: str, *, log_tail: tuple[str, ...] = (), fix: str | None = None
+    ) -> None:
+        self.log_tail = log_tail
+        super().__init__(message, fix=fix)
+
+    def render(self) -> str:
+        text = super().render()
+        if self.log_tail:
+            text += "\n  last lines of the build log:\n" + "\n".join(
+                f"    {line}" for line in self.log_tail
+            )
+        return text
+
+
+class VerifyError(PackagerError):
+    """The built image did not serve the model as expected."""
+
+    exit_code = 4
+
+
+class PushError(PackagerError):
+    """The image could not be pushed to its registry."""
+
+    exit_code = 5

@@ -1,0 +1,182 @@
+"""A CPU-only Triton base image, laid out like NGC's, from PyPI's nvidia-pytriton wheel.
+
+NGC images cannot be pulled everywhere (not on these machines, not in many air-gapped
+clusters), and users serving Python-backend models on CPU do not need a 10 GB CUDA image.
+The recipe: a Debian root filesystem (debootstrap) with Python and numpy, the wheel's
+`tritonserver` at /opt/tritonserver, its libraries at /nvidia_pytriton.libs (where the
+binaries' relative RPATHs look), the stub for the image's Python, and a `triton-server`
+user with uid 1000. Skipped when an image built from the same recipe exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from pathlib import Path
+
+import docker.errors
+
+from packager.baseimage import LOCAL_CPU_IMAGE
+from packager.errors import BuildError
+from packager.executor.docker_build import client
+from packager.executor.report import Reporter
+
+WHEEL = "nvidia-pytriton"
+WHEEL_VERSION = "0.7.0"  # tritonserver 2.51.0 (NGC 24.10)
+SUITE = "bookworm"
+PYTHON = "3.11"
+PACKAGES = ("python3", "python3-numpy", f"libpython{PYTHON}", "curl", "ca-certificates")
+RECIPE_VERSION = "1"
+RECIPE_LABEL = "io.triton-packager.base.recipe"
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+
+
+def recipe_digest() -> str:
+    text = "\n".join((RECIPE_VERSION, WHEEL, WHEEL_VERSION, SUITE, PYTHON, *PACKAGES))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    path = Path(base) / "triton-packager"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def apt_mirror() -> str:
+    """The Debian mirror this machine's apt uses, so debootstrap reaches the same registry."""
+    for src in (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list")):
+        try:
+            text = src.read_text()
+        except OSError:
+            continue
+        m = re.search(r"^URIs:\s*(\S+)", text, re.M) or re.search(
+            r"^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+\S+\s+main", text, re.M
+        )
+        if m and "security" not in m.group(1):
+            return m.group(1)
+    return DEFAULT_MIRROR
+
+
+def _run(cmd: list[str], what: str) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = tuple((proc.stdout + proc.stderr).strip().splitlines()[-12:])
+        raise BuildError(f"{what} failed (exit {proc.returncode})", log_tail=tail,
+                         fix="check network access to the package registries and free disk")
+
+
+def _wheel(report: Reporter) -> Path:
+    dest = cache_dir() / "wheels"
+    found = sorted(dest.glob(f"nvidia_pytriton-{WHEEL_VERSION}-*.whl"))
+    if found:
+        return found[0]
+    report.step(f"downloading {WHEEL}=={WHEEL_VERSION} from PyPI")
+    _run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+          "--platform", "manylinux_2_35_x86_64", "-d", str(dest), f"{WHEEL}=={WHEEL_VERSION}"],
+         "pip download")
+    found = sorted(dest.glob(f"nvidia_pytriton-{WHEEL_VERSION}-*.whl"))
+    if not found:
+        raise BuildError(f"pip download left no {WHEEL} wheel in {dest}")
+    return found[0]
+
+
+def _extract(whl: Path, rootfs: Path) -> None:
+    """Lay the wheel's server out as NGC does: /opt/tritonserver and /nvidia_pytriton.libs."""
+    stub = f"pytriton/tritonserver/python_backend_stubs/{PYTHON}/triton_python_backend_stub"
+    with zipfile.ZipFile(whl) as zf:
+        for info in zf.infolist():
+            name = info.filename
+            if name.startswith("pytriton/tritonserver/python_backend_stubs/"):
+                if name != stub:
+                    continue
+                target = rootfs / "opt/tritonserver/backends/python/triton_python_backend_stub"
+            elif name.startswith("pytriton/tritonserver/"):
+                target = rootfs / "opt/tritonserver" / name.removeprefix("pytriton/tritonserver/")
+            elif name.startswith("nvidia_pytriton.libs/"):
+                target = rootfs / name
+            else:
+                continue
+            if info.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, target.open("wb") as out:
+                shutil.copyfileobj(src, out)
+            mode = (info.external_attr >> 16) & 0o777
+            os.chmod(target, 0o755 if (mode & 0o111 or name == stub) else 0o644)
+
+
+def _add_user(rootfs: Path) -> None:
+    with (rootfs / "etc/passwd").open("a") as fh:
+        fh.write("triton-server:x:1000:1000:Triton server:/home/triton-server:/bin/sh\n")
+    with (rootfs / "etc/group").open("a") as fh:
+        fh.write("triton-server:x:1000:\n")
+    home = rootfs / "home/triton-server"
+    home.mkdir(parents=True, exist_ok=True)
+    os.chown(home, 1000, 1000)
+
+
+def existing(ref: str = LOCAL_CPU_IMAGE) -> bool:
+    try:
+        img = client().images.get(ref)
+    except docker.errors.ImageNotFound:
+        return False
+    return bool((img.labels or {}).get(RECIPE_LABEL) == recipe_digest())
+
+
+def ensure_base_image(report: Reporter, *, force: bool = False, mirror: str | None = None) -> str:
+    ref = LOCAL_CPU_IMAGE
+    if not force and existing(ref):
+        report.step(f"base image {ref} is up to date (recipe {recipe_digest()})")
+        return ref
+    if os.geteuid() != 0 or not shutil.which("debootstrap"):
+        raise BuildError(
+            "building the CPU base image needs root and debootstrap",
+            fix="run as root with Debian's debootstrap installed (apt-get install debootstrap)",
+        )
+    whl = _wheel(report)
+    work = Path(tempfile.mkdtemp(prefix="triton-base-", dir=cache_dir()))
+    try:
+        rootfs = work / "rootfs"
+        report.step(f"debootstrap {SUITE} ({', '.join(PACKAGES)})")
+        _run(["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE,
+              str(rootfs), mirror or apt_mirror()], "debootstrap")
+        for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
+            shutil.rmtree(rootfs / junk, ignore_errors=True)
+        report.step("laying out tritonserver from the wheel")
+        _extract(whl, rootfs)
+        _add_user(rootfs)
+        tar_path = work / "rootfs.tar"
+        with tarfile.open(tar_path, "w") as tar:
+            for child in sorted(rootfs.iterdir()):
+                tar.add(child, arcname=child.name)
+        report.step(f"importing {ref}")
+        repo, tag = ref.rsplit(":", 1)
+        changes = [
+            "ENV PATH=/opt/tritonserver/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "ENV TRITON_SERVER_VERSION=2.51.0",
+            "ENV TRITON_SERVER_USER=triton-server",
+            "WORKDIR /opt/tritonserver",
+            f"LABEL {RECIPE_LABEL}={recipe_digest()}",
+            f"LABEL io.triton-packager.base.wheel={WHEEL}=={WHEEL_VERSION}",
+            'CMD ["tritonserver", "--help"]',
+        ]
+        try:
+            client().api.import_image_from_file(str(tar_path), repository=repo, tag=tag,
+                                                changes=changes)
+        except docker.errors.DockerException as exc:
+            raise BuildError(f"docker import of the base image failed: {exc}") from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if not existing(ref):
+        raise BuildError(f"the base image {ref} is missing after import")
+    report.step(f"base image {ref} ready")
+    return ref

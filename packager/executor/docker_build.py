@@ -1,0 +1,115 @@
+"""Building images with the docker SDK against a real engine. The only module importing docker."""
+
+from __future__ import annotations
+
+import collections
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+
+from packager.errors import BuildError
+from packager.executor.report import Reporter
+
+LOG_TAIL = 15
+_FROM_RE = re.compile(r"^FROM\s+(\S+)", re.M)
+
+
+def client() -> docker.DockerClient:
+    try:
+        c = docker.from_env(timeout=600)
+        c.ping()
+        return c
+    except docker.errors.DockerException as exc:
+        raise BuildError(
+            f"cannot reach the Docker engine: {exc}",
+            fix="start dockerd (or set DOCKER_HOST to a running engine) and try again",
+        ) from None
+
+
+def image_exists(reference: str, image_id: str) -> bool:
+    try:
+        img = client().images.get(reference)
+    except (docker.errors.DockerException, BuildError):
+        return False
+    return bool(img.id == image_id)
+
+
+def _ensure_base(c: docker.DockerClient, base: str) -> None:
+    try:
+        c.images.get(base)
+        return
+    except docker.errors.ImageNotFound:
+        pass
+    except docker.errors.APIError as exc:
+        raise BuildError(f"cannot look up base image {base}: {exc}") from None
+    try:
+        c.images.pull(base)
+    except docker.errors.DockerException as exc:
+        detail = str(exc).splitlines()[0][:300]
+        raise BuildError(
+            f"base image {base} is not on this engine and could not be pulled: {detail}",
+            fix="pull or load it first (docker pull / docker load), or use --base-image; for the "
+            "local CPU image run `triton-packager base-image`",
+        ) from None
+
+
+def stream_lines(chunks: Iterable[dict[str, Any]]) -> Iterator[tuple[str, str]]:
+    """(kind, text) pairs from the engine's JSON build stream: 'log', 'id' or 'error'."""
+    for chunk in chunks:
+        if "error" in chunk:
+            detail = chunk.get("errorDetail", {}) or {}
+            yield "error", str(detail.get("message") or chunk["error"]).strip()
+        elif "aux" in chunk and isinstance(chunk["aux"], dict) and "ID" in chunk["aux"]:
+            yield "id", str(chunk["aux"]["ID"])
+        elif "stream" in chunk:
+            for line in str(chunk["stream"]).splitlines():
+                if line.strip():
+                    yield "log", line.rstrip()
+        elif "status" in chunk:
+            yield "log", str(chunk["status"])
+
+
+def build_image(context: Path, tag: str, report: Reporter, labels: dict[str, str] | None = None,
+                ) -> str:
+    dockerfile = (context / "Dockerfile").read_text(encoding="utf-8")
+    m = _FROM_RE.search(dockerfile)
+    c = client()
+    if m and m.group(1).lower() != "scratch":
+        _ensure_base(c, m.group(1))
+    tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL)
+    image_id = ""
+    try:
+        chunks = c.api.build(
+            path=str(context), tag=tag, rm=True, forcerm=True, decode=True, pull=False,
+            labels=labels or {},
+        )
+        for kind, text in stream_lines(chunks):
+            if kind == "error":
+                tail.append(text)
+                raise BuildError(f"the image build failed: {text}", log_tail=tuple(tail),
+                                 fix="read the build log above; fix the step or the base image")
+            if kind == "id":
+                image_id = text
+                continue
+            tail.append(text)
+            report.log(text)
+            mm = re.match(r"Successfully built ([0-9a-f]{12,})$", text)
+            if mm and not image_id:
+                image_id = mm.group(1)
+    except docker.errors.APIError as exc:
+        tail.append(str(exc))
+        raise BuildError(f"the Docker engine refused the build: {exc.explanation or exc}",
+                         log_tail=tuple(tail),
+                         fix="check the Dockerfile and the engine's log") from None
+    except docker.errors.DockerException as exc:
+        raise BuildError(f"the build was interrupted: {exc}", log_tail=tuple(tail)) from None
+    try:
+        img = c.images.get(tag)
+    except docker.errors.DockerException as exc:
+        raise BuildError(f"the build ended but image {tag} is missing: {exc}",
+                         log_tail=tuple(tail)) from None
+    return str(img.id)

@@ -1,0 +1,94 @@
+"""Materialising plans on disk: staged beside the destination, then renamed into place."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from packager.backends import EntryKind
+from packager.executor.reader import resolve_inside
+from packager.plan import RepositoryPlan
+
+# World-readable so the image runs under any uid (OpenShift, `docker run --user`).
+FILE_MODE, EXEC_MODE, DIR_MODE = 0o644, 0o755, 0o755
+
+
+@contextlib.contextmanager
+def staged_dir(final: Path) -> Iterator[Path]:
+    """Yield an empty staging dir next to `final`; on success it replaces `final` atomically."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.staging-", dir=final.parent))
+    try:
+        yield stage
+        if final.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+            os.rename(final, trash / "old")
+            os.rename(stage, final)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.rename(stage, final)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def place_file(src: Path, dest: Path, executable: bool) -> str:
+    """Hardlink when the filesystem allows and the source is already world-readable, else copy.
+
+    A hardlink shares the source's mode, so a private (0600) file is copied and chmod-ed
+    rather than hardlinked, to keep the input's own permissions untouched.
+    """
+    want = EXEC_MODE if executable else FILE_MODE
+    if (src.stat().st_mode & 0o444) == 0o444:
+        try:
+            os.link(src, dest)
+            return "link"
+        except OSError:
+            pass
+    shutil.copyfile(src, dest)
+    os.chmod(dest, want)
+    return "copy"
+
+
+def materialize(plan: RepositoryPlan, input_root: Path, dest_root: Path,
+                by_layer: bool = False) -> dict[str, int]:
+    """Write the plan under dest_root: as the Triton tree, or split by image layer."""
+    counts = {"link": 0, "copy": 0, "generated": 0}
+    for e in plan.entries:
+        target = dest_root / (f"{e.layer.value}/{e.dest}" if by_layer else e.dest)
+        if e.kind is EntryKind.DIR:
+            target.mkdir(parents=True, exist_ok=True)
+            os.chmod(target, DIR_MODE)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if e.content is not None:
+            target.write_text(e.content, encoding="utf-8")
+            os.chmod(target, FILE_MODE)
+            counts["generated"] += 1
+        else:
+            assert e.source is not None
+            src = resolve_inside(input_root, e.source)
+            counts[place_file(src, target, bool(e.mode & 0o111))] += 1
+    for d in sorted({p for p in dest_root.rglob("*") if p.is_dir()}):
+        os.chmod(d, DIR_MODE)
+    return counts

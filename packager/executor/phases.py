@@ -1,0 +1,217 @@
+"""Phases as build targets: declared inputs and outputs, a digest of the inputs recorded beside
+the outputs, and nothing redone while that digest is unchanged (Bazel-style)."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packager.errors import InputError
+from packager.executor.fs import materialize, staged_dir, write_atomic
+from packager.executor.reader import read_input, resolve_inside
+from packager.executor.report import Reporter
+from packager.inputs import InputTree
+from packager.pipeline import (
+    Analysis,
+    Options,
+    analyze,
+    detection_document,
+    dockerfile_for,
+    image_name_for,
+    phase_digest,
+)
+from packager.result import ResultDocument
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    needs: tuple[str, ...]
+    outputs: tuple[str, ...]  # paths relative to the output directory
+    doc: str
+
+
+PHASES: dict[str, Phase] = {
+    p.name: p
+    for p in (
+        Phase("detect", (), ("detect.json",), "detect the backend, read the manifest"),
+        Phase("repository", ("detect",), ("model_repository",), "build the Triton model tree"),
+        Phase("dockerfile", ("repository",), ("context",), "render the Dockerfile and context"),
+        Phase("package", ("dockerfile",), ("result.json",), "build the image, write result.json"),
+    )
+}
+STATE_DIR = ".triton-packager"
+
+
+def chain(target: str) -> list[str]:
+    order: list[str] = []
+
+    def visit(name: str) -> None:
+        for dep in PHASES[name].needs:
+            visit(dep)
+        if name not in order:
+            order.append(name)
+
+    visit(target)
+    return order
+
+
+@dataclass
+class Outcome:
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    result: ResultDocument | None = None
+    analysis: Analysis | None = None
+
+
+class Workspace:
+    def __init__(self, input_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str],
+                 options: Options, reporter: Reporter | None = None, force: bool = False) -> None:
+        self.input_dir = Path(input_dir)
+        self.out = Path(output_dir)
+        self.options = options
+        self.report = reporter or Reporter("quiet")
+        self.force = force
+
+    # -- state -------------------------------------------------------------------------------
+    @property
+    def state_file(self) -> Path:
+        return self.out / STATE_DIR / "state.json"
+
+    def _state(self) -> dict[str, dict[str, str]]:
+        try:
+            data = json.loads(self.state_file.read_text())
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def _record(self, phase: str, digest: str, **extra: str) -> None:
+        state = self._state()
+        state[phase] = {"digest": digest, **extra}
+        write_atomic(self.state_file, json.dumps(state, indent=2, sort_keys=True) + "\n")
+
+    def _fresh(self, phase: str, digest: str) -> bool:
+        if self.force:
+            return False
+        rec = self._state().get(phase)
+        return bool(rec and rec.get("digest") == digest and all(
+            (self.out / o).exists() for o in PHASES[phase].outputs))
+
+    # -- running -----------------------------------------------------------------------------
+    def _check_output_location(self, tree: InputTree) -> None:
+        inp = self.input_dir.resolve()
+        out = self.out.resolve()
+        if out == inp or inp in out.parents:
+            raise InputError(
+                f"the output directory {self.out} is inside the input directory",
+                file=tree.label,
+                fix="choose an --output outside the model directory",
+            )
+
+    def run(self, target: str) -> Outcome:
+        if target not in PHASES:
+            raise InputError(f"unknown phase {target!r}", fix=f"use one of {', '.join(PHASES)}")
+        # Every check runs before anything is written: bad input leaves no output at all.
+        tree = read_input(self.input_dir)
+        self._check_output_location(tree)
+        analysis = analyze(tree)
+        phases = chain(target)
+        spec = dockerfile_for(analysis, self.options) if "dockerfile" in phases else None
+        for w in analysis.warnings:
+            self.report.warn(w)
+        if spec is not None:
+            for w in spec.base.warnings:
+                self.report.warn(w)
+        for n in analysis.notes:
+            self.report.info(n)
+        outcome = Outcome(analysis=analysis)
+        tree_root = self.input_dir.resolve()
+        for name in phases:
+            extra = self._phase_inputs(name, spec)
+            digest = phase_digest(name, tree, *extra)
+            if name == "package":
+                done = self._fresh(name, digest) and self._image_still_there()
+            else:
+                done = self._fresh(name, digest)
+            if done:
+                self.report.step(f"{name}: up to date", phase=name, status="cached")
+                outcome.skipped.append(name)
+                continue
+            self.report.step(f"{name}: {PHASES[name].doc}", phase=name, status="running")
+            record = self._do(name, analysis, tree_root, spec)
+            self._record(name, digest, **record)
+            outcome.ran.append(name)
+        if "package" in phases:
+            outcome.result = ResultDocument.from_json((self.out / "result.json").read_text())
+        return outcome
+
+    def _phase_inputs(self, name: str, spec: object) -> tuple[str, ...]:
+        if name in ("detect", "repository"):
+            return ()
+        from packager.dockerfile import DockerfileSpec
+
+        assert isinstance(spec, DockerfileSpec)
+        if name == "dockerfile":
+            return (spec.sha256,)
+        return (spec.sha256, self.options.tag or "", self.options.image_template)
+
+    def _do(self, name: str, analysis: Analysis, input_root: Path, spec: object) -> dict[str, str]:
+        from packager.dockerfile import DockerfileSpec
+
+        if name == "detect":
+            write_atomic(self.out / "detect.json", detection_document(analysis))
+            self.report.info(
+                f"{analysis.backend.title} model {analysis.meta.name!r} version "
+                f"{analysis.meta.version}"
+            )
+            return {}
+        if name == "repository":
+            with staged_dir(self.out / "model_repository") as stage:
+                counts = materialize(analysis.plan, input_root, stage)
+            self.report.info(f"model repository: {self.out / 'model_repository'} ({counts})")
+            return {}
+        assert isinstance(spec, DockerfileSpec)
+        if name == "dockerfile":
+            with staged_dir(self.out / "context") as stage:
+                materialize(analysis.plan, input_root, stage, by_layer=True)
+                if analysis.plan.env_files:
+                    (stage / "env").mkdir()
+                    for env_file in analysis.plan.env_files:
+                        src = resolve_inside(input_root, env_file)
+                        (stage / "env" / env_file).write_bytes(src.read_bytes())
+                        os.chmod(stage / "env" / env_file, 0o644)
+                (stage / "Dockerfile").write_text(spec.text, encoding="utf-8")
+            self.report.info(f"Dockerfile: {self.out / 'context' / 'Dockerfile'}")
+            return {}
+        # package: build the image, then (only then) write result.json
+        from packager.executor.docker_build import build_image
+
+        image = image_name_for(analysis, self.options, str(uuid.uuid4()))
+        result_path = self.out / "result.json"
+        if result_path.exists():
+            result_path.unlink()  # a failed build must not leave the previous image's name
+        image_id = build_image(self.out / "context", str(image), self.report)
+        doc = ResultDocument(
+            image=str(image),
+            model_name=analysis.meta.name,
+            model_version=analysis.meta.version,
+            backend=analysis.backend.key,
+            base_image=spec.base.ref,
+            dockerfile_sha256=spec.sha256,
+            image_id=image_id,
+        )
+        write_atomic(result_path, doc.to_json())
+        self.report.info(f"image {image} ({image_id[:19]})", image=str(image), image_id=image_id)
+        return {"image": str(image), "image_id": image_id}
+
+    def _image_still_there(self) -> bool:
+        rec = self._state().get("package", {})
+        image_id = rec.get("image_id")
+        if not image_id:
+            return False
+        from packager.executor.docker_build import image_exists
+
+        return image_exists(rec.get("image", ""), image_id)

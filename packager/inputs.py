@@ -1,0 +1,61 @@
+"""The model directory as a value: what the executor read, handed to the pure generators."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from packager.backends import EntryKind
+
+MANIFEST_NAMES = (
+    "odahuflow.model.yaml",
+    "odahuflow.model.yml",
+    "odahuflow.project.yaml",
+    "odahuflow.project.yml",
+)
+CONFIG_NAME = "config.pbtxt"
+CONDA_NAMES = ("conda.yaml", "conda.yml")
+REQUIREMENTS_NAME = "requirements.txt"
+
+# Files whose text the generators need; the executor reads exactly these (when present).
+TEXT_FILES = (*MANIFEST_NAMES, CONFIG_NAME, *CONDA_NAMES, REQUIREMENTS_NAME, "model.py")
+
+# Produced by tools, never part of a model: skipped (and reported) rather than copied.
+IGNORED_NAMES = frozenset({".git", "__pycache__", ".ipynb_checkpoints", ".DS_Store", "result.json"})
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: str  # POSIX path relative to the input directory
+    kind: EntryKind
+    size: int = 0
+    sha256: str = ""  # content digest for files, "" for directories
+    mode: int = 0o644
+
+    @property
+    def top(self) -> str:
+        return self.path.split("/", 1)[0]
+
+
+@dataclass(frozen=True)
+class InputTree:
+    """Every entry of the input directory (sorted), plus the texts of the few files we parse."""
+
+    label: str  # how messages name the input directory
+    entries: tuple[Entry, ...]
+    texts: tuple[tuple[str, str], ...] = ()
+    ignored: tuple[str, ...] = ()
+
+    def text(self, name: str) -> str | None:
+        return dict(self.texts).get(name)
+
+    def top_level(self) -> dict[str, Entry]:
+        return {e.path: e for e in self.entries if "/" not in e.path}
+
+    def under(self, top: str) -> tuple[Entry, ...]:
+        return tuple(e for e in self.entries if e.path == top or e.path.startswith(top + "/"))
+
+    def digest_lines(self) -> tuple[str, ...]:
+        """Stable lines that change whenever a byte, name, kind or mode of the input changes."""
+        return tuple(
+            f"{e.kind.value} {e.mode:o} {e.size} {e.sha256} {e.path}" for e in self.entries
+        )

@@ -1,0 +1,80 @@
+"""Generated Dockerfile, tree listing, detection and result documents, pinned per backend and
+scenario. Update only with `nox -s snapshots` after reviewing the diff."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from models import backend_files, manifest, write_tree
+
+from packager.backends import BACKENDS, BY_KEY
+from packager.executor.reader import read_input
+from packager.pipeline import (
+    Options,
+    analyze,
+    detection_document,
+    dockerfile_for,
+    image_name_for,
+)
+from packager.result import ResultDocument
+
+FIXED_UUID = "0f0e0d0c-0b0a-4908-8706-050403020100"
+
+
+def _scenarios() -> list[tuple[str, str]]:
+    out = []
+    for b in BACKENDS:
+        out.append((b.key, "manifest-and-config"))
+        out.append((b.key, "no-manifest"))
+        out.append((b.key, "extra-files"))
+        if not b.config_required:
+            out.append((b.key, "no-config"))
+    out.append(("python", "conda"))
+    out.append(("python", "requirements"))
+    out.append(("python", "autocomplete-no-config"))
+    return out
+
+
+def _make(tmp: Path, key: str, scenario: str) -> Path:
+    name = f"{key.replace('_', '-')}-model"
+    with_config = scenario != "no-config" and scenario != "autocomplete-no-config"
+    files = backend_files(key, name if scenario != "no-manifest" else "model", with_config)
+    if scenario != "no-manifest":
+        files["odahuflow.model.yaml"] = manifest(name, 3)
+    if scenario == "extra-files":
+        files["labels.txt"] = "cat\ndog\n"
+        files["tokenizer/vocab.txt"] = "a\nb\n"
+        files["embeddings.bin"] = b"\0" * (1 << 20)  # large: goes to the weights layer
+    if scenario == "conda":
+        files["conda.yaml"] = "name: env\ndependencies:\n  - python=3.11\n  - numpy\n"
+    if scenario == "requirements":
+        files["requirements.txt"] = "numpy<2\n"
+    if scenario == "autocomplete-no-config":
+        files["model.py"] = str(files["model.py"]) + (
+            "\n    @staticmethod\n    def auto_complete_config(config):\n        return config\n"
+        )
+    return write_tree(tmp / "in", files)
+
+
+@pytest.mark.parametrize(("key", "scenario"), _scenarios(), ids=lambda v: v)
+def test_generated_artifacts(tmp_path: Path, key: str, scenario: str, snapshot) -> None:
+    tree = read_input(_make(tmp_path, key, scenario))
+    analysis = analyze(tree)
+    assert analysis.backend is BY_KEY[key]
+    options = Options()
+    spec = dockerfile_for(analysis, options)
+    image = image_name_for(analysis, options, FIXED_UUID)
+    result = ResultDocument(
+        image=str(image),
+        model_name=analysis.meta.name,
+        model_version=analysis.meta.version,
+        backend=key,
+        base_image=spec.base.ref,
+        dockerfile_sha256=spec.sha256,
+    )
+    assert spec.text == snapshot(name="Dockerfile")
+    assert analysis.plan.listing() == snapshot(name="tree")
+    assert analysis.plan.config_text == snapshot(name="config.pbtxt")
+    assert detection_document(analysis) == snapshot(name="detect.json")
+    assert result.to_json() == snapshot(name="result.json")
