@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from packager import __version__
 from packager.errors import PackagerError
@@ -50,6 +51,16 @@ def _parser() -> argparse.ArgumentParser:
                             f"(default: {DEFAULT_NAME_TEMPLATE})")
             sp.add_argument("--tag", default=None, help="exact image reference; wins over "
                             "--image-name")
+    ve = sub.add_parser("verify", help="run the packaged image and send it one inference request")
+    ve.add_argument("-o", "--output", default=DEFAULT_OUTPUT, help="output directory of package")
+    ve.add_argument("--user", default=None, help="run the container as this uid[:gid]")
+    pu = sub.add_parser("push", help="push the image named in result.json; record its digest")
+    pu.add_argument("-o", "--output", default=DEFAULT_OUTPUT, help="output directory of package")
+    pu.add_argument("--registry", default=None,
+                    help="registry host[:port][/path] to push to (the image is tagged under it)")
+    for sp in (ve, pu):
+        sp.add_argument("-q", "--quiet", action="store_true")
+        sp.add_argument("--json", action="store_true")
     bi = sub.add_parser("base-image", help="build the local CPU Triton base image from PyPI")
     bi.add_argument("--force", action="store_true", help="rebuild even if it exists")
     bi.add_argument("--mirror", default=None, help="Debian mirror for debootstrap")
@@ -79,6 +90,17 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
 
         ref = ensure_base_image(report, force=args.force, mirror=args.mirror)
         print(ref)
+        return 0
+    if args.command == "verify":
+        from packager.executor.verify import verify
+
+        verify(Path(args.output), report, user=args.user)
+        return 0
+    if args.command == "push":
+        from packager.executor.push import push
+
+        pushed = push(Path(args.output), report, registry=args.registry)
+        print(f"{pushed.image}@{pushed.pushed_digest}")
         return 0
     from packager.executor.phases import Workspace
 

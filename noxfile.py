@@ -1,0 +1,130 @@
+"""Build targets and developer tasks. Each packager phase is a session:
+
+    nox -s detect|repository|dockerfile|package -- MODEL_DIR [options]
+    nox -s base_image | verify | push | demo
+    nox -s tests | lint | snapshots
+"""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "tests"]
+
+LOCAL_BASE = "triton-packager/tritonserver-cpu:2.51.0-py3.11"
+EXAMPLE = "examples/python/data"
+OUT = os.environ.get("OUT", "out")
+BASE_IMAGE = os.environ.get("BASE_IMAGE", LOCAL_BASE)
+
+
+def _install(session: nox.Session, extras: str = "") -> None:
+    session.install("-e", f".{extras}")
+
+
+def _docker(session: nox.Session) -> None:
+    session.run("bash", ".ci/docker-up", external=True)
+
+
+def _base_image(session: nox.Session) -> None:
+    if BASE_IMAGE == LOCAL_BASE:
+        session.run("triton-packager", "base-image")
+
+
+def _phase(session: nox.Session, phase: str) -> None:
+    _install(session)
+    args = list(session.posargs) or [EXAMPLE]
+    if "-o" not in args and "--output" not in args:
+        args += ["--output", OUT]
+    if phase in ("dockerfile", "package") and "--base-image" not in args:
+        args += ["--base-image", BASE_IMAGE]
+    if phase == "package":
+        _docker(session)
+        _base_image(session)
+    session.run("triton-packager", phase, *args)
+
+
+@nox.session
+def detect(session: nox.Session) -> None:
+    """Detect the backend and read the manifest: OUT/detect.json."""
+    _phase(session, "detect")
+
+
+@nox.session
+def repository(session: nox.Session) -> None:
+    """Write the Triton model repository: OUT/model_repository/."""
+    _phase(session, "repository")
+
+
+@nox.session
+def dockerfile(session: nox.Session) -> None:
+    """Render the Dockerfile and build context: OUT/context/."""
+    _phase(session, "dockerfile")
+
+
+@nox.session
+def package(session: nox.Session) -> None:
+    """Every phase: build the image and write OUT/result.json."""
+    _phase(session, "package")
+
+
+@nox.session(name="base_image")
+def base_image(session: nox.Session) -> None:
+    """Build the local CPU Triton base image (skipped when it is up to date)."""
+    _install(session)
+    _docker(session)
+    session.run("triton-packager", "base-image", *session.posargs)
+
+
+@nox.session
+def verify(session: nox.Session) -> None:
+    """Run the image named in OUT/result.json and send it one inference request."""
+    _install(session)
+    _docker(session)
+    session.run("triton-packager", "verify", "--output", OUT, *session.posargs)
+
+
+@nox.session
+def push(session: nox.Session) -> None:
+    """Push the image named in OUT/result.json (pass --registry HOST[:PORT])."""
+    _install(session)
+    _docker(session)
+    session.run("triton-packager", "push", "--output", OUT, *session.posargs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Package the Python example, run it, and print an inference."""
+    _install(session)
+    _docker(session)
+    _base_image(session)
+    session.run("triton-packager", "package", EXAMPLE, "--output", OUT,
+                "--base-image", BASE_IMAGE)
+    session.run("python", "examples/python/demo.py", "--output", OUT)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole suite, real Docker engine and real Triton server included."""
+    _install(session, "[test]")
+    _docker(session)
+    session.run("triton-packager", "base-image")
+    session.run("pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session
+def snapshots(session: nox.Session) -> None:
+    """The only way snapshots change: regenerate, then review `git diff tests/__snapshots__`."""
+    _install(session, "[test]")
+    session.run("pytest", "tests/test_snapshots.py", "--snapshot-update", "-q")
+    session.log("review the snapshot diff with `git diff tests/__snapshots__` before committing")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff and mypy."""
+    _install(session, "[dev]")
+    session.run("ruff", "check", "packager", "tests", "noxfile.py", "examples")
+    session.run("mypy")

@@ -1,0 +1,57 @@
+"""`push`: the seed's result step. Push the image named in result.json, record its digest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import docker.errors
+
+from packager.errors import PushError
+from packager.executor.docker_build import client
+from packager.executor.fs import write_atomic
+from packager.executor.report import Reporter
+from packager.executor.verify import load_result
+from packager.imageref import parse_reference
+from packager.result import ResultDocument
+
+
+def push(out: Path, report: Reporter, *, registry: str | None = None) -> ResultDocument:
+    result = load_result(out)
+    ref = parse_reference(result.image, what="image in result.json")
+    c = client()
+    target = parse_reference(f"{registry.rstrip('/')}/{result.image}", what="--registry") \
+        if registry else ref
+    try:
+        image = c.images.get(result.image)
+        if registry:
+            image.tag(target.repository, target.tag)
+    except docker.errors.DockerException as exc:
+        raise PushError(f"image {result.image} is not on this engine: {exc}",
+                        fix="package the model again") from None
+    report.step(f"push: {target}")
+    digest = ""
+    try:
+        for chunk in c.api.push(target.repository, tag=target.tag, stream=True, decode=True):
+            if "error" in chunk:
+                raise PushError(f"push of {target} failed: {chunk['error']}",
+                                fix="check the registry address, that it is up, and "
+                                "`docker login` credentials")
+            aux = chunk.get("aux") or {}
+            if isinstance(aux, dict) and aux.get("Digest"):
+                digest = str(aux["Digest"])
+            elif "status" in chunk:
+                report.log(f"{chunk.get('id', '')} {chunk['status']}".strip())
+    except docker.errors.DockerException as exc:
+        raise PushError(f"push of {target} failed: {exc}",
+                        fix="check the registry address and that it is up") from None
+    if not digest:
+        raise PushError(f"push of {target} reported no digest", fix="check the registry's log")
+    updated = ResultDocument(
+        image=str(target), model_name=result.model_name, model_version=result.model_version,
+        backend=result.backend, base_image=result.base_image,
+        dockerfile_sha256=result.dockerfile_sha256, image_id=result.image_id,
+        pushed_digest=digest,
+    )
+    write_atomic(out / "result.json", updated.to_json())
+    report.step(f"push: {target}@{digest}")
+    return updated

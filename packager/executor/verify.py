@@ -1,0 +1,78 @@
+"""`verify`: run the packaged image, wait for readiness, send one request built from the config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from packager.backends import BY_KEY
+from packager.baseimage import LOCAL_CPU_REPOSITORY
+from packager.errors import InputError, VerifyError
+from packager.executor.container import logs_tail, serve
+from packager.executor.report import Reporter
+from packager.inference import request_specs, sample, shape_matches
+from packager.modelconfig import parse_config
+from packager.result import ResultDocument
+
+
+def load_result(out: Path) -> ResultDocument:
+    path = out / "result.json"
+    try:
+        return ResultDocument.from_json(path.read_text())
+    except FileNotFoundError:
+        raise InputError("does not exist", file=str(path),
+                         fix="run `triton-packager package MODEL_DIR` first") from None
+    except (ValueError, KeyError) as exc:
+        raise InputError(f"is not a result document: {exc}", file=str(path),
+                         fix="package the model again") from None
+
+
+def verify(out: Path, report: Reporter, *, user: str | None = None) -> None:
+    import tritonclient.http as httpclient
+
+    result = load_result(out)
+    backend = BY_KEY.get(result.backend)
+    config_path = out / "model_repository" / result.model_name / "config.pbtxt"
+    config = parse_config(config_path.read_text(encoding="utf-8"), file=str(config_path))
+    can_infer = backend is not None and (
+        not result.base_image.startswith(LOCAL_CPU_REPOSITORY) or backend.backend == "python"
+    )
+    if not can_infer:
+        raise VerifyError(
+            f"{result.base_image} has no {result.backend} backend, so the model cannot load",
+            fix="package with an NGC base image that has the backend (the default)",
+        )
+    report.step(f"verify: starting {result.image}")
+    with serve(result.image, user=user) as running:
+        client = httpclient.InferenceServerClient(running.http_url)
+        name, version = result.model_name, str(result.model_version)
+        if not client.is_model_ready(name, version):
+            raise VerifyError(f"model {name} version {version} is not ready\n"
+                              f"{logs_tail(running.container_id)}")
+        ins, outs = request_specs(config)
+        if not ins or not outs:
+            report.info("verify: the config lists no inputs or outputs; readiness checked only")
+            return
+        inputs = []
+        for spec in ins:
+            tensor = httpclient.InferInput(spec.name, list(spec.shape), spec.datatype)
+            tensor.set_data_from_numpy(sample(spec))
+            inputs.append(tensor)
+        try:
+            response = client.infer(name, inputs, model_version=version)
+        except Exception as exc:  # tritonclient raises its own InferenceServerException
+            raise VerifyError(f"inference failed: {exc}\n{logs_tail(running.container_id)}",
+                              fix="check the config's inputs against model.py / the model") from None
+        got = {o["name"]: o for o in response.get_response()["outputs"]}
+        for spec in outs:
+            o = got.get(spec.name)
+            if o is None:
+                raise VerifyError(f"output {spec.name} missing from the response (got "
+                                  f"{', '.join(got) or 'none'})")
+            if o["datatype"] != spec.datatype or not shape_matches(spec.shape, tuple(o["shape"])):
+                raise VerifyError(
+                    f"output {spec.name} is {o['datatype']}{o['shape']}, the config says "
+                    f"{spec.datatype}{list(spec.shape)}",
+                    fix="make model.py / the model agree with config.pbtxt",
+                )
+        report.step(f"verify: {name} v{version} is ready and answered "
+                    f"{', '.join(s.name for s in outs)}")
