@@ -16,8 +16,8 @@ nox.options.sessions = ["lint", "tests"]
 
 LOCAL_BASE = "triton-packager/tritonserver-cpu:2.51.0-py3.11"
 EXAMPLE = "examples/python/data"
-OUT = os.environ.get("OUT", "out")
-BASE_IMAGE = os.environ.get("BASE_IMAGE", LOCAL_BASE)
+OUT = os.environ.get("OUT") or "out"
+BASE_IMAGE = os.environ.get("BASE_IMAGE") or LOCAL_BASE
 
 
 def _install(session: nox.Session, extras: str = "") -> None:

@@ -14,6 +14,7 @@ import docker.errors
 
 from packager.errors import VerifyError
 from packager.executor.docker_build import client
+from packager.serverlog import summarize
 
 
 @dataclass(frozen=True)
@@ -23,10 +24,11 @@ class Running:
     grpc_url: str  # host:port for tritonclient.grpc
 
 
-def logs_tail(container_id: str, lines: int = 25) -> str:
+def logs_tail(container_id: str) -> str:
+    """The server log lines that explain a failure (errors first, then the last lines)."""
     with contextlib.suppress(docker.errors.DockerException):
-        raw = client().api.logs(container_id, tail=lines)
-        return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        raw = client().api.logs(container_id, tail=400)
+        return summarize(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw))
     return ""
 
 

@@ -19,11 +19,12 @@ def push(out: Path, report: Reporter, *, registry: str | None = None) -> ResultD
     result = load_result(out)
     ref = parse_reference(result.image, what="image in result.json")
     c = client()
-    target = parse_reference(f"{registry.rstrip('/')}/{result.image}", what="--registry") \
-        if registry else ref
+    target = ref
+    if registry and not result.image.startswith(registry.rstrip("/") + "/"):
+        target = parse_reference(f"{registry.rstrip('/')}/{result.image}", what="--registry")
     try:
         image = c.images.get(result.image)
-        if registry:
+        if target != ref:
             image.tag(target.repository, target.tag)
     except docker.errors.DockerException as exc:
         raise PushError(f"image {result.image} is not on this engine: {exc}",

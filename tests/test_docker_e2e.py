@@ -1,0 +1,271 @@
+"""Real engine, real Triton: build images, serve them, query them with tritonclient."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+from conftest import EXAMPLES
+from e2e import (
+    Recorder,
+    image_file_bytes,
+    image_files,
+    package,
+    registry,
+    remove_image,
+)
+from models import GENERIC_CONFIG, PYTHON_CONFIG, backend_files, manifest, write_tree
+
+from packager.baseimage import LOCAL_CPU_IMAGE
+from packager.cli import main
+from packager.errors import BuildError
+from packager.executor.container import serve
+from packager.executor.docker_build import build_image
+from packager.plan import Layer
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture(scope="session")
+def client() -> docker.DockerClient:
+    c = docker.from_env()
+    c.ping()  # the suite needs the engine; .ci/run starts it (a failure here is a real failure)
+    assert c.images.get(LOCAL_CPU_IMAGE), "run `triton-packager base-image` first"
+    return c
+
+
+@pytest.fixture
+def images(client: docker.DockerClient) -> Iterator[list[str]]:
+    created: list[str] = []
+    yield created
+    for ref in created:
+        remove_image(client, ref)
+
+
+def _infer_http(url: str, name: str, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, ...]:
+    c = httpclient.InferenceServerClient(url)
+    ins = [httpclient.InferInput("INPUT0", [4], "FP32"), httpclient.InferInput("INPUT1", [4], "FP32")]
+    ins[0].set_data_from_numpy(a)
+    ins[1].set_data_from_numpy(b)
+    r = c.infer(name, ins)
+    return r.as_numpy("OUTPUT0"), r.as_numpy("OUTPUT1")
+
+
+def _infer_grpc(url: str, name: str, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, ...]:
+    c = grpcclient.InferenceServerClient(url)
+    ins = [grpcclient.InferInput("INPUT0", [4], "FP32"), grpcclient.InferInput("INPUT1", [4], "FP32")]
+    ins[0].set_data_from_numpy(a)
+    ins[1].set_data_from_numpy(b)
+    r = c.infer(name, ins)
+    return r.as_numpy("OUTPUT0"), r.as_numpy("OUTPUT1")
+
+
+@pytest.mark.serving
+def test_python_example_serves_over_http_and_grpc(tmp_path: Path, client, images) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(EXAMPLES / "python" / "data", model)
+    (model / "scale.json").write_text('{"scale": 3.0}')
+    outcome, _ = package(model, tmp_path / "out")
+    assert outcome.result is not None
+    images.append(outcome.result.image)
+    assert outcome.result.image_id == client.images.get(outcome.result.image).id
+    a = np.array([1.0, 2.0, 3.0, 4.5], dtype=np.float32)
+    b = np.array([0.5, -1.0, 2.0, 4.0], dtype=np.float32)
+    # Default user (uid 1000 from the Dockerfile), then an arbitrary uid as OpenShift does.
+    for user in (None, "4242:4242"):
+        with serve(outcome.result.image, user=user) as running:
+            for infer, url in ((_infer_http, running.http_url), (_infer_grpc, running.grpc_url)):
+                out0, out1 = infer(url, "add-sub", a, b)
+                np.testing.assert_allclose(out0, (a + b) * 3.0)
+                np.testing.assert_allclose(out1, (a - b) * 3.0)
+    config = client.images.get(outcome.result.image).attrs["Config"]
+    assert config["User"] == "1000:1000"
+    assert set(config["ExposedPorts"]) == {"8000/tcp", "8001/tcp", "8002/tcp"}
+    assert config["Labels"]["io.triton-packager.model.name"] == "add-sub"
+    assert config["Healthcheck"]["Test"][-1].endswith("/v2/health/ready")
+    assert not client.containers.list(all=True, filters={"label": "io.triton-packager.role"})
+
+
+@pytest.mark.serving
+def test_verify_phase_passes_and_fails_with_the_server_log(tmp_path: Path, client, images,
+                                                           capsys) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(EXAMPLES / "python" / "data", model)
+    outcome, _ = package(model, tmp_path / "out")
+    assert outcome.result is not None
+    images.append(outcome.result.image)
+    assert main(["verify", "--output", str(tmp_path / "out")]) == 0
+    assert "answered OUTPUT0, OUTPUT1" in capsys.readouterr().err
+
+    broken = write_tree(tmp_path / "broken", {
+        "model.py": "class TritonPythonModel:\n    def initialize(self, args):\n"
+                    "        raise RuntimeError('weights are corrupt')\n",
+        "config.pbtxt": PYTHON_CONFIG.format(name="model"),
+    })
+    outcome, _ = package(broken, tmp_path / "out2")
+    assert outcome.result is not None
+    images.append(outcome.result.image)
+    assert main(["verify", "--output", str(tmp_path / "out2")]) == 4
+    err = capsys.readouterr().err
+    assert "weights are corrupt" in err  # the server's log tail is in the message
+    assert not client.containers.list(all=True, filters={"label": "io.triton-packager.role"})
+
+
+@pytest.mark.parametrize("key", ["onnx", "pytorch"])
+def test_image_holds_exactly_the_planned_repository(key: str, tmp_path: Path, client,
+                                                    images) -> None:
+    files = backend_files(key, f"{key}-model", with_config=True)
+    files["odahuflow.model.yaml"] = manifest(f"{key}-model", 2)
+    files["labels.txt"] = "a\nb\n"
+    model = write_tree(tmp_path / "model", files)
+    outcome, _ = package(model, tmp_path / "out")
+    assert outcome.result is not None and outcome.analysis is not None
+    images.append(outcome.result.image)
+    plan = outcome.analysis.plan
+    found = image_files(client, outcome.result.image, "/models")
+    inside = {name.removeprefix("models/") for name in found if name != "models"}
+    assert inside == {e.dest for e in plan.entries}
+    for name, info in found.items():
+        if name != "models":
+            assert (info.uid, info.gid) == (1000, 1000), name
+            assert info.mode & 0o004, f"{name} must be world-readable"
+    config = image_file_bytes(client, outcome.result.image, f"/models/{key}-model/config.pbtxt")
+    assert config == (model / "config.pbtxt").read_bytes()
+    weight = next(e for e in plan.entries if e.layer is Layer.WEIGHTS)
+    assert weight.source is not None
+    weights = image_file_bytes(client, outcome.result.image, f"/models/{weight.dest}")
+    assert weights == (model / weight.source).read_bytes()
+
+
+def test_config_change_reuses_the_weight_layer(tmp_path: Path, client, images) -> None:
+    files = backend_files("onnx", "cache-model", with_config=True)
+    files["odahuflow.model.yaml"] = manifest("cache-model", 1)
+    files["labels.txt"] = "cat\ndog\n"
+    model = write_tree(tmp_path / "model", files)
+    first, _ = package(model, tmp_path / "out")
+    assert first.result is not None
+    images.append(first.result.image)
+    text = GENERIC_CONFIG.format(name="cache-model", platform="onnxruntime_onnx")
+    (model / "config.pbtxt").write_text(text.replace("max_batch_size: 0", "max_batch_size: 0\n"
+                                                     "instance_group [ { kind: KIND_CPU } ]"))
+    second, rec = package(model, tmp_path / "out")
+    assert second.result is not None
+    images.append(second.result.image)
+    assert second.result.image_id != first.result.image_id
+
+    def copy_layers(ref: str) -> dict[str, str]:
+        # History is newest first and names COPY sources only by content hash, so map the
+        # COPY steps, oldest first, onto the plan's layer order.
+        steps = [h["Id"] for h in reversed(client.api.history(ref)) if "COPY" in h["CreatedBy"]]
+        assert first.analysis is not None
+        layers = [layer.value for layer in first.analysis.plan.layers()]
+        assert len(steps) == len(layers) == 3
+        return dict(zip(layers, steps))
+
+    before, after = copy_layers(first.result.image), copy_layers(second.result.image)
+    assert before["weights"] == after["weights"]
+    assert before["files"] == after["files"]
+    assert before["config"] != after["config"]
+    log = "\n".join(rec.lines)
+    assert "Using cache" in log.split("weights/")[1].split("Step")[0]
+
+
+def test_rerun_on_unchanged_input_does_nothing(tmp_path: Path, client, images) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(EXAMPLES / "python" / "data", model)
+    first, _ = package(model, tmp_path / "out")
+    assert first.result is not None
+    images.append(first.result.image)
+    again, _ = package(model, tmp_path / "out")
+    assert again.ran == [] and again.skipped == ["detect", "repository", "dockerfile", "package"]
+    assert again.result == first.result
+
+
+# --- failures: one clear message, a distinct exit code, no result.json, no tag -------------
+
+def _python_model(tmp: Path) -> Path:
+    model = tmp / "model"
+    shutil.copytree(EXAMPLES / "python" / "data", model)
+    return model
+
+
+def test_unreachable_daemon(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-such-docker.sock")
+    out = tmp_path / "out"
+    assert main(["package", str(_python_model(tmp_path)), "-o", str(out), "--tag",
+                 "never-built:1"]) == 3
+    err = capsys.readouterr().err
+    assert "cannot reach the Docker engine" in err and "fix: start dockerd" in err
+    assert not (out / "result.json").exists()
+
+
+def test_missing_base_image(tmp_path: Path, client, capsys) -> None:
+    out = tmp_path / "out"
+    code = main(["package", str(_python_model(tmp_path)), "-o", str(out),
+                 "--base-image", "127.0.0.1:1/no-such-base:1", "--tag", "never-built:2"])
+    assert code == 3
+    err = capsys.readouterr().err
+    assert "base image 127.0.0.1:1/no-such-base:1 is not on this engine" in err
+    assert not (out / "result.json").exists()
+    with pytest.raises(docker.errors.ImageNotFound):
+        client.images.get("never-built:2")
+
+
+def _context(tmp: Path, dockerfile: str) -> Path:
+    ctx = tmp / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(dockerfile)
+    return ctx
+
+
+def test_failing_run_step_reports_the_log_tail(tmp_path: Path, client) -> None:
+    before = {c.id for c in client.containers.list(all=True)}
+    ctx = _context(tmp_path, f"FROM {LOCAL_CPU_IMAGE}\nRUN echo about-to-fail && exit 7\n")
+    with pytest.raises(BuildError) as err:
+        build_image(ctx, "never-built:3", Recorder())
+    assert "returned a non-zero code: 7" in str(err.value)
+    assert any("about-to-fail" in line for line in err.value.log_tail)
+    assert err.value.exit_code == 3
+    with pytest.raises(docker.errors.ImageNotFound):
+        client.images.get("never-built:3")
+    assert {c.id for c in client.containers.list(all=True)} == before  # forcerm left none
+
+
+def test_dockerfile_error_is_reported(tmp_path: Path, client) -> None:
+    ctx = _context(tmp_path, f"FROM {LOCAL_CPU_IMAGE}\nCOPY --link a b\n")
+    with pytest.raises(BuildError) as err:
+        build_image(ctx, "never-built:4", Recorder())
+    assert "link" in str(err.value)
+    with pytest.raises(docker.errors.ImageNotFound):
+        client.images.get("never-built:4")
+
+
+def test_push_records_the_digest_and_fails_cleanly_when_registry_is_down(
+    tmp_path: Path, client, images, capsys
+) -> None:
+    model = _python_model(tmp_path)
+    out = tmp_path / "out"
+    outcome, _ = package(model, out)
+    assert outcome.result is not None
+    images.append(outcome.result.image)
+    with registry(tmp_path) as host:
+        assert main(["push", "--output", str(out), "--registry", host]) == 0
+        pushed = capsys.readouterr().out.strip()
+        images.append(pushed.split("@")[0])
+        result = (out / "result.json").read_text()
+        assert f'"image": "{host}/' in result
+        digest = pushed.split("@")[1]
+        assert digest.startswith("sha256:") and f'"pushed_digest": "{digest}"' in result
+        # The registry really has it: its manifest digest matches.
+        reg = client.images.get_registry_data(pushed.split("@")[0])
+        assert reg.id == digest
+    # The registry is down now.
+    assert main(["push", "--output", str(out), "--registry", host]) == 5
+    err = capsys.readouterr().err
+    assert "push of" in err and "failed" in err and "fix:" in err
