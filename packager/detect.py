@@ -15,7 +15,7 @@ from packager.inputs import (
 )
 from packager.modelconfig import ParsedConfig
 
-_DOC = "https://docs.nvidia.com/deeplearning/triton-inference-server/user-guide/docs/user_guide/model_repository.html"  # noqa: E501
+_DOC = "https://docs.nvidia.com/deeplearning/triton-inference-server/user-guide/docs/user_guide/model_repository.html"
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,8 @@ class Detection:
 
 def _matches(backend: Backend, top: dict[str, EntryKind]) -> tuple[list[str], list[str]]:
     """(present, missing) model files of one backend."""
-    present, missing = [], []
+    present: list[str] = []
+    missing: list[str] = []
     for f in backend.files:
         kind = top.get(f.name)
         (present if kind is not None else missing).append(f.name)

@@ -49,7 +49,7 @@ def _environment(path: str) -> jinja2.Environment:
         loader=jinja2.FileSystemLoader(path),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
-        autoescape=False,  # noqa: S701 - Dockerfile text, not HTML; values pass through `dq`
+        autoescape=False,
     )
     env.filters["dq"] = _dq
     return env

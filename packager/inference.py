@@ -41,4 +41,4 @@ def sample(spec: TensorSpec) -> np.ndarray:
 
 
 def shape_matches(expected: tuple[int, ...], got: tuple[int, ...]) -> bool:
-    return len(expected) == len(got) and all(e < 0 or e == g for e, g in zip(expected, got))
+    return len(expected) == len(got) and all(e < 0 or e == g for e, g in zip(expected, got, strict=False))

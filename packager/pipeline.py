@@ -127,8 +127,8 @@ def detection_document(analysis: Analysis) -> str:
         "model": {"name": analysis.meta.name, "version": analysis.meta.version,
                   "manifest": analysis.meta.source},
         "config": {"generated": analysis.plan.config_generated,
-                   "inputs": [list(t[:2]) + [list(t[2])] for t in analysis.config.inputs],
-                   "outputs": [list(t[:2]) + [list(t[2])] for t in analysis.config.outputs]},
+                   "inputs": [[*list(t[:2]), list(t[2])] for t in analysis.config.inputs],
+                   "outputs": [[*list(t[:2]), list(t[2])] for t in analysis.config.outputs]},
         "warnings": list(analysis.warnings),
         "notes": list(analysis.notes),
     }

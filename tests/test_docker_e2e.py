@@ -166,7 +166,7 @@ def test_config_change_reuses_the_weight_layer(tmp_path: Path, client, images) -
         assert first.analysis is not None
         layers = [layer.value for layer in first.analysis.plan.layers()]
         assert len(steps) == len(layers) == 3
-        return dict(zip(layers, steps))
+        return dict(zip(layers, steps, strict=False))
 
     before, after = copy_layers(first.result.image), copy_layers(second.result.image)
     assert before["weights"] == after["weights"]
