@@ -65,6 +65,14 @@ def detect(tree: InputTree, config: ParsedConfig | None = None) -> Detection:
                     file=tree.label,
                     fix=f"make {f.name} a {want} as Triton expects ({_DOC})",
                 )
+        if b.key == "onnx" and top["model.onnx"] is EntryKind.DIR:
+            inner = {e.path for e in tree.under("model.onnx")}
+            if "model.onnx/model.onnx" not in inner:
+                raise InputError(
+                    "model.onnx is a directory without model.onnx inside it",
+                    file=tree.label,
+                    fix="put the main graph at model.onnx/model.onnx, its external data beside it",
+                )
         candidates.append(b)
 
     notes: list[str] = []

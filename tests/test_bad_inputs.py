@@ -48,6 +48,8 @@ CASES: dict[str, Case] = {
         {"model.netdef": placeholder("netdef"), "config.pbtxt": 'platform: "caffe2_netdef"'},
         None, ["init_model.netdef", "model.netdef"],
     ),
+    "onnx-directory-without-graph": ({"model.onnx/weights.bin": b"0"}, None,
+                                     ["model.onnx is a directory", "model.onnx/model.onnx"]),
     "openvino-without-bin": ({"model.xml": placeholder("xml")}, None, ["model.bin"]),
     "model-pt-is-a-directory": ({"model.pt/x": "y", "config.pbtxt": ""}, None,
                                 ["model.pt is a dir", "file"]),

@@ -269,3 +269,14 @@ def test_push_records_the_digest_and_fails_cleanly_when_registry_is_down(
     assert main(["push", "--output", str(out), "--registry", host]) == 5
     err = capsys.readouterr().err
     assert "push of" in err and "failed" in err and "fix:" in err
+
+
+def test_base_image_phase_is_idempotent(client, capsys) -> None:
+    before = client.images.get(LOCAL_CPU_IMAGE).id
+    assert main(["base-image"]) == 0
+    assert "is up to date" in capsys.readouterr().err
+    assert client.images.get(LOCAL_CPU_IMAGE).id == before
+    labels = client.images.get(LOCAL_CPU_IMAGE).labels
+    assert labels["io.triton-packager.base.wheel"] == "nvidia-pytriton==0.7.0"
+    user = client.containers.run(LOCAL_CPU_IMAGE, ["id", "-u", "triton-server"], remove=True)
+    assert user.strip() == b"1000"
