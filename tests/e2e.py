@@ -37,28 +37,25 @@ def package(model: Path, out: Path, **opts: str) -> tuple[Outcome, Recorder]:
     return Workspace(model, out, options, rec).run("package"), rec
 
 
-def image_files(client: docker.DockerClient, image: str, path: str) -> dict[str, tarfile.TarInfo]:
-    """Every entry under `path` inside the image, read from a created (never started) container."""
+def _archive(client: docker.DockerClient, image: str, path: str) -> tarfile.TarFile:
+    """`path` inside the image as a tar, read from a created (never started) container."""
     container = client.containers.create(image, command=["true"])
     try:
         stream, _ = container.get_archive(path)
         data = b"".join(stream)
     finally:
         container.remove(force=True)
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+    return tarfile.open(fileobj=io.BytesIO(data))
+
+
+def image_files(client: docker.DockerClient, image: str, path: str) -> dict[str, tarfile.TarInfo]:
+    with _archive(client, image, path) as tar:
         return {m.name: m for m in tar.getmembers()}
 
 
 def image_file_bytes(client: docker.DockerClient, image: str, path: str) -> bytes:
-    container = client.containers.create(image, command=["true"])
-    try:
-        stream, _ = container.get_archive(path)
-        data = b"".join(stream)
-    finally:
-        container.remove(force=True)
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        member = tar.getmembers()[0]
-        fh = tar.extractfile(member)
+    with _archive(client, image, path) as tar:
+        fh = tar.extractfile(tar.getmembers()[0])
         assert fh is not None
         return fh.read()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import numpy as np
@@ -48,18 +49,10 @@ def images(client: docker.DockerClient) -> Iterator[list[str]]:
         remove_image(client, ref)
 
 
-def _infer_http(url: str, name: str, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, ...]:
-    c = httpclient.InferenceServerClient(url)
-    ins = [httpclient.InferInput("INPUT0", [4], "FP32"), httpclient.InferInput("INPUT1", [4], "FP32")]
-    ins[0].set_data_from_numpy(a)
-    ins[1].set_data_from_numpy(b)
-    r = c.infer(name, ins)
-    return r.as_numpy("OUTPUT0"), r.as_numpy("OUTPUT1")
-
-
-def _infer_grpc(url: str, name: str, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, ...]:
-    c = grpcclient.InferenceServerClient(url)
-    ins = [grpcclient.InferInput("INPUT0", [4], "FP32"), grpcclient.InferInput("INPUT1", [4], "FP32")]
+def _infer(module: Any, url: str, name: str, a: np.ndarray, b: np.ndarray) -> tuple[Any, ...]:
+    """One request through tritonclient.http or tritonclient.grpc (same API)."""
+    c = module.InferenceServerClient(url)
+    ins = [module.InferInput("INPUT0", [4], "FP32"), module.InferInput("INPUT1", [4], "FP32")]
     ins[0].set_data_from_numpy(a)
     ins[1].set_data_from_numpy(b)
     r = c.infer(name, ins)
@@ -80,8 +73,8 @@ def test_python_example_serves_over_http_and_grpc(tmp_path: Path, client, images
     # Default user (uid 1000 from the Dockerfile), then an arbitrary uid as OpenShift does.
     for user in (None, "4242:4242"):
         with serve(outcome.result.image, user=user) as running:
-            for infer, url in ((_infer_http, running.http_url), (_infer_grpc, running.grpc_url)):
-                out0, out1 = infer(url, "add-sub", a, b)
+            for module, url in ((httpclient, running.http_url), (grpcclient, running.grpc_url)):
+                out0, out1 = _infer(module, url, "add-sub", a, b)
                 np.testing.assert_allclose(out0, (a + b) * 3.0)
                 np.testing.assert_allclose(out1, (a - b) * 3.0)
     config = client.images.get(outcome.result.image).attrs["Config"]
