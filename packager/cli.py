@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from packager import __version__
-from packager.errors import PackagerError
+from packager.errors import InputError, PackagerError
 from packager.executor.report import Reporter
 from packager.imageref import DEFAULT_NAME_TEMPLATE
 from packager.pipeline import HEALTHCHECK_CHOICES, Options
+from packager.pyenv import DEFAULT_CHANNELS, DEFAULT_MICROMAMBA_URL, EnvOptions
 
 DEFAULT_OUTPUT = "out"
 
@@ -45,6 +46,19 @@ def _parser() -> argparse.ArgumentParser:
                         "model's backend)")
         sp.add_argument("--healthcheck", choices=HEALTHCHECK_CHOICES, default="auto",
                         help="HEALTHCHECK tool (auto: where the base image is known to have curl)")
+        env = sp.add_argument_group("Python environments (builder stages only)")
+        env.add_argument("--pip-index-url", default=None, help="pip index for requirements.txt")
+        env.add_argument("--conda-channel", action="append", default=None,
+                         help="conda channel (repeatable; default conda-forge)")
+        env.add_argument("--micromamba-url", default=DEFAULT_MICROMAMBA_URL,
+                         help="where the builder downloads micromamba (for mirrors)")
+        env.add_argument("--python-version", default=None,
+                         help="the base image's Python (3.X), for images the packager cannot identify")
+        env.add_argument("--ca-bundle", default=None,
+                         help="CA certificates the builder stages trust (corporate TLS proxies)")
+        for proxy in ("http-proxy", "https-proxy", "no-proxy"):
+            env.add_argument(f"--{proxy}", default=None,
+                             help=f"{proxy.upper().replace('-', '_')} for the builder stages")
         if name == "package":
             sp.add_argument("--image-name", default=DEFAULT_NAME_TEMPLATE,
                             help="image name template over Name, Version and RandomUUID "
@@ -102,15 +116,36 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
         pushed = push(Path(args.output), report, registry=args.registry)
         print(f"{pushed.image}@{pushed.pushed_digest}")
         return 0
-    from packager.executor.phases import Workspace
+    from packager.executor.phases import BuildEnv, Workspace
 
+    ca_bundle = getattr(args, "ca_bundle", None)
+    if ca_bundle is not None and not Path(ca_bundle).is_file():
+        raise InputError("does not exist or is not a file", file=ca_bundle,
+                         fix="give a PEM file of CA certificates, e.g. "
+                         "/etc/ssl/certs/ca-certificates.crt")
+    env = EnvOptions(
+        pip_index_url=getattr(args, "pip_index_url", None),
+        conda_channels=tuple(getattr(args, "conda_channel", None) or DEFAULT_CHANNELS),
+        micromamba_url=getattr(args, "micromamba_url", DEFAULT_MICROMAMBA_URL),
+        python_version=getattr(args, "python_version", None),
+        ca_bundle=ca_bundle is not None,
+    )
+    env.check()
+    proxies = tuple(
+        (key.upper(), value)
+        for key in ("http_proxy", "https_proxy", "no_proxy")
+        if (value := getattr(args, key, None))
+    )
     options = Options(
         base_image=getattr(args, "base_image", None),
         healthcheck=getattr(args, "healthcheck", "auto"),
         image_template=getattr(args, "image_name", DEFAULT_NAME_TEMPLATE),
         tag=getattr(args, "tag", None),
+        env=env,
     )
-    ws = Workspace(args.input, args.output, options, report, force=args.force)
+    build_env = BuildEnv(Path(ca_bundle) if ca_bundle else None, proxies, env.pip_index_url)
+    ws = Workspace(args.input, args.output, options, report, force=args.force,
+                   build_env=build_env)
     outcome = ws.run(args.command)
     if outcome.result is not None and report.mode != "json":
         print(outcome.result.image)

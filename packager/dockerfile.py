@@ -14,7 +14,11 @@ from packager import __version__
 from packager.backends import BY_KEY
 from packager.baseimage import BaseImage
 from packager.errors import InputError
+from packager.inputs import CONDA_NAMES, REQUIREMENTS_NAME
 from packager.plan import RepositoryPlan
+from packager.pyenv import ENV_DIR, EnvOptions, conda_for_server, server_python
+
+CONDA_PACK_VERSION = "0.9.2"
 
 MODEL_REPOSITORY = "/models"
 
@@ -60,13 +64,29 @@ class DockerfileSpec:
     text: str
     sha256: str
     base: BaseImage
+    # Context files besides the layers: generated text, and copies of input files.
+    context_texts: tuple[tuple[str, str], ...] = ()
+    context_inputs: tuple[tuple[str, str], ...] = ()  # (context path, input path)
+    ca_bundle: bool = False
 
 
-def render_dockerfile(plan: RepositoryPlan, base: BaseImage) -> DockerfileSpec:
+def render_dockerfile(
+    plan: RepositoryPlan, base: BaseImage, env_options: EnvOptions | None = None
+) -> DockerfileSpec:
+    env_options = env_options or EnvOptions()
+    env_options.check()
     backend = BY_KEY[plan.backend_key]
     env = _environment(str(templates_dir()))
     name = f"backends/{backend.key}.j2"
     template = env.get_template(name if name in env.list_templates() else "backends/default.j2")
+    requirements = REQUIREMENTS_NAME in plan.env_files and backend.key == "python"
+    conda_file = next((n for n in CONDA_NAMES if n in plan.env_files), None)
+    conda_text = None
+    if conda_file is not None and backend.key == "python":
+        conda_text = conda_for_server(
+            plan.env_text(conda_file), server_python(base, env_options.python_version),
+            file=conda_file,
+        )
     text = template.render(
         packager_version=__version__,
         name=plan.model_name,
@@ -76,10 +96,21 @@ def render_dockerfile(plan: RepositoryPlan, base: BaseImage) -> DockerfileSpec:
         layers=[layer.value for layer in plan.layers()],
         model_repository=MODEL_REPOSITORY,
         health_tool=base.health_tool,
-        env_files=list(plan.env_files),
+        requirements=requirements,
+        conda=conda_text is not None,
+        ca_bundle=env_options.ca_bundle and (requirements or conda_text is not None),
+        channels=list(env_options.conda_channels),
+        micromamba_url=env_options.micromamba_url,
+        conda_pack_version=CONDA_PACK_VERSION,
+        env_path=f"{MODEL_REPOSITORY}/{plan.model_name}/{ENV_DIR}",
     )
     # A rendered line must never start a second instruction by accident.
     for line in text.splitlines():
         if "\r" in line:
             raise InputError("rendered Dockerfile contains a carriage return", fix="report a bug")
-    return DockerfileSpec(text, hashlib.sha256(text.encode()).hexdigest(), base)
+    texts = (("env/conda.yaml", conda_text),) if conda_text is not None else ()
+    inputs = (("env/requirements.txt", REQUIREMENTS_NAME),) if requirements else ()
+    return DockerfileSpec(
+        text, hashlib.sha256(text.encode()).hexdigest(), base, texts, inputs,
+        ca_bundle=env_options.ca_bundle and bool(texts or inputs),
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from packager import __version__
 from packager.backends import Backend
@@ -13,7 +13,7 @@ from packager.detect import Detection, detect
 from packager.dockerfile import DockerfileSpec, render_dockerfile
 from packager.errors import InputError
 from packager.imageref import DEFAULT_NAME_TEMPLATE, ImageRef, parse_reference, render_image_name
-from packager.inputs import CONFIG_NAME, InputTree
+from packager.inputs import CONDA_NAMES, CONFIG_NAME, InputTree
 from packager.manifest import ModelMeta, parse_manifest
 from packager.modelconfig import (
     ParsedConfig,
@@ -23,6 +23,7 @@ from packager.modelconfig import (
     python_autocompletes,
 )
 from packager.plan import RepositoryPlan, build_plan
+from packager.pyenv import ENV_DIR, EXECUTION_ENV_PATH, EnvOptions, with_env_path
 
 HEALTHCHECK_CHOICES = ("auto", "curl", "none")
 
@@ -33,6 +34,7 @@ class Options:
     healthcheck: str = "auto"
     image_template: str = DEFAULT_NAME_TEMPLATE
     tag: str | None = None
+    env: EnvOptions = field(default_factory=EnvOptions)
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,17 @@ def analyze(tree: InputTree) -> Analysis:
     else:
         config = given
     check_against(config, backend, meta.name)
-    plan = build_plan(tree, detection, meta, config.text, generated=given is None)
+    config_text, changed = config.text, False
+    if backend.key == "python" and any(n in detection.env_files for n in CONDA_NAMES):
+        config_text, changed = with_env_path(config.text)
+        if changed:
+            config = parse_config(config_text)
+            notes.append(f"{CONFIG_NAME}: added parameter {EXECUTION_ENV_PATH} = "
+                         f"$$TRITON_MODEL_DIRECTORY/{ENV_DIR} for the conda environment")
+        else:
+            notes.append(f"{CONFIG_NAME} sets {EXECUTION_ENV_PATH} itself; left as it is")
+    plan = build_plan(tree, detection, meta, config_text, generated=given is None,
+                      config_changed=changed)
     warnings = list(meta.warnings)
     warnings.extend(n for n in detection.notes if "ignored" in n)
     if tree.ignored:
@@ -100,7 +112,7 @@ def base_image_for(analysis: Analysis, options: Options) -> BaseImage:
 
 
 def dockerfile_for(analysis: Analysis, options: Options) -> DockerfileSpec:
-    return render_dockerfile(analysis.plan, base_image_for(analysis, options))
+    return render_dockerfile(analysis.plan, base_image_for(analysis, options), options.env)
 
 
 def image_name_for(analysis: Analysis, options: Options, random_uuid: str) -> ImageRef:

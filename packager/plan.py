@@ -49,6 +49,10 @@ class RepositoryPlan:
     config_text: str
     entries: tuple[PlanEntry, ...]
     env_files: tuple[str, ...]  # input-relative environment files (conda.yaml, requirements.txt)
+    env_texts: tuple[tuple[str, str], ...] = ()
+
+    def env_text(self, name: str) -> str:
+        return dict(self.env_texts).get(name, "")
 
     def layers(self) -> tuple[Layer, ...]:
         used = {e.layer for e in self.entries if e.kind is EntryKind.FILE}
@@ -67,7 +71,8 @@ class RepositoryPlan:
 
 
 def build_plan(
-    tree: InputTree, detection: Detection, meta: ModelMeta, config_text: str, generated: bool
+    tree: InputTree, detection: Detection, meta: ModelMeta, config_text: str, generated: bool,
+    config_changed: bool = False,
 ) -> RepositoryPlan:
     name, version = meta.name, meta.version
     model_dir = f"{name}/{version}"
@@ -79,8 +84,8 @@ def build_plan(
             f"{name}/{CONFIG_NAME}",
             EntryKind.FILE,
             Layer.CONFIG,
-            source=None if generated else CONFIG_NAME,
-            content=config_text if generated else None,
+            source=None if generated or config_changed else CONFIG_NAME,
+            content=config_text if generated or config_changed else None,
             size=len(config_text.encode()),
         ),
     ]
@@ -100,4 +105,5 @@ def build_plan(
     return RepositoryPlan(
         name, version, detection.backend.key, generated, config_text, tuple(entries),
         detection.env_files,
+        tuple((n, tree.text(n) or "") for n in detection.env_files),
     )

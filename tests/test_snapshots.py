@@ -47,7 +47,9 @@ def _make(tmp: Path, key: str, scenario: str) -> Path:
         files["tokenizer/vocab.txt"] = "a\nb\n"
         files["embeddings.bin"] = b"\0" * (1 << 20)  # large: goes to the weights layer
     if scenario == "conda":
-        files["conda.yaml"] = "name: env\ndependencies:\n  - python=3.11\n  - numpy\n"
+        files["conda.yaml"] = (
+            "name: env\nchannels: [conda-forge]\ndependencies:\n  - numpy<2\n  - pip:\n    - mpmath\n"
+        )
     if scenario == "requirements":
         files["requirements.txt"] = "numpy<2\n"
     if scenario == "autocomplete-no-config":
@@ -78,3 +80,5 @@ def test_generated_artifacts(tmp_path: Path, key: str, scenario: str, snapshot) 
     assert analysis.plan.config_text == snapshot(name="config.pbtxt")
     assert detection_document(analysis) == snapshot(name="detect.json")
     assert result.to_json() == snapshot(name="result.json")
+    for rel, text in spec.context_texts:
+        assert text == snapshot(name=rel)

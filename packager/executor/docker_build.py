@@ -73,8 +73,8 @@ def stream_lines(chunks: Iterable[dict[str, Any]]) -> Iterator[tuple[str, str]]:
             yield "log", str(chunk["status"])
 
 
-def build_image(context: Path, tag: str, report: Reporter, labels: dict[str, str] | None = None,
-                ) -> str:
+def build_image(context: Path, tag: str, report: Reporter,
+                buildargs: dict[str, str] | None = None) -> str:
     dockerfile = (context / "Dockerfile").read_text(encoding="utf-8")
     m = _FROM_RE.search(dockerfile)
     c = client()
@@ -85,7 +85,7 @@ def build_image(context: Path, tag: str, report: Reporter, labels: dict[str, str
     try:
         chunks = c.api.build(
             path=str(context), tag=tag, rm=True, forcerm=True, decode=True, pull=False,
-            labels=labels or {},
+            buildargs=buildargs or {},
         )
         for kind, text in stream_lines(chunks):
             if kind == "error":

@@ -3,8 +3,10 @@ the outputs, and nothing redone while that digest is unchanged (Bazel-style)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +48,15 @@ PHASES: dict[str, Phase] = {
 STATE_DIR = ".triton-packager"
 
 
+@dataclass(frozen=True)
+class BuildEnv:
+    """What the builder stages get from the machine and never bake into the final image."""
+
+    ca_bundle: Path | None = None
+    proxies: tuple[tuple[str, str], ...] = ()  # Docker's predefined proxy build arguments
+    pip_index_url: str | None = None
+
+
 def chain(target: str) -> list[str]:
     order: list[str] = []
 
@@ -69,12 +80,20 @@ class Outcome:
 
 class Workspace:
     def __init__(self, input_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str],
-                 options: Options, reporter: Reporter | None = None, force: bool = False) -> None:
+                 options: Options, reporter: Reporter | None = None, force: bool = False,
+                 build_env: BuildEnv | None = None) -> None:
         self.input_dir = Path(input_dir)
         self.out = Path(output_dir)
         self.options = options
         self.report = reporter or Reporter("quiet")
         self.force = force
+        self.build_env = build_env or BuildEnv()
+        if self.build_env.ca_bundle and not options.env.ca_bundle:
+            raise InputError("internal: ca_bundle path given without EnvOptions.ca_bundle")
+
+    @property
+    def ca_bundle(self) -> Path | None:
+        return self.build_env.ca_bundle
 
     # -- state -------------------------------------------------------------------------------
     @property
@@ -155,8 +174,10 @@ class Workspace:
 
         assert isinstance(spec, DockerfileSpec)
         if name == "dockerfile":
-            return (spec.sha256,)
-        return (spec.sha256, self.options.tag or "", self.options.image_template)
+            ca = self.ca_bundle.read_bytes() if self.ca_bundle else b""
+            return (spec.sha256, hashlib.sha256(ca).hexdigest())
+        return (spec.sha256, self.options.tag or "", self.options.image_template,
+                repr(self.build_env))
 
     def _do(self, name: str, analysis: Analysis, input_root: Path, spec: object) -> dict[str, str]:
         from packager.dockerfile import DockerfileSpec
@@ -177,12 +198,16 @@ class Workspace:
         if name == "dockerfile":
             with staged_dir(self.out / "context") as stage:
                 materialize(analysis.plan, input_root, stage, by_layer=True)
-                if analysis.plan.env_files:
-                    (stage / "env").mkdir()
-                    for env_file in analysis.plan.env_files:
-                        src = resolve_inside(input_root, env_file)
-                        (stage / "env" / env_file).write_bytes(src.read_bytes())
-                        os.chmod(stage / "env" / env_file, 0o644)
+                for rel, text in spec.context_texts:
+                    (stage / rel).parent.mkdir(parents=True, exist_ok=True)
+                    (stage / rel).write_text(text, encoding="utf-8")
+                for rel, src in spec.context_inputs:
+                    (stage / rel).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(resolve_inside(input_root, src), stage / rel)
+                if spec.ca_bundle:
+                    assert self.ca_bundle is not None
+                    (stage / "build-secrets").mkdir()
+                    shutil.copyfile(self.ca_bundle, stage / "build-secrets" / "ca.crt")
                 (stage / "Dockerfile").write_text(spec.text, encoding="utf-8")
             self.report.info(f"Dockerfile: {self.out / 'context' / 'Dockerfile'}")
             return {}
@@ -193,7 +218,10 @@ class Workspace:
         result_path = self.out / "result.json"
         if result_path.exists():
             result_path.unlink()  # a failed build must not leave the previous image's name
-        image_id = build_image(self.out / "context", str(image), self.report)
+        buildargs = dict(self.build_env.proxies)
+        if self.build_env.pip_index_url:
+            buildargs["PIP_INDEX_URL"] = self.build_env.pip_index_url
+        image_id = build_image(self.out / "context", str(image), self.report, buildargs=buildargs)
         doc = ResultDocument(
             image=str(image),
             model_name=analysis.meta.name,
