@@ -1,13 +1,19 @@
-# One-line aliases for the nox sessions (see noxfile.py). MODEL, OUT and BASE_IMAGE can be set:
+# One-line aliases for the nox sessions (see noxfile.py). PROJECT, MODEL, OUT and BASE_IMAGE
+# can be set (with no MODEL, package trains and packages examples/python):
 #   make package MODEL=path/to/model OUT=out BASE_IMAGE=nvcr.io/nvidia/tritonserver:26.07-py3
 NOX := python3 -m nox
-MODEL ?= examples/python/data
 OUT ?= out
+# `make train package PROJECT=examples/onnx`: package what train produced.
+ifdef PROJECT
+MODEL ?= $(OUT)/trained/$(notdir $(patsubst %/,%,$(PROJECT)))
+endif
 export OUT
 export BASE_IMAGE
 
-.PHONY: package detect repository dockerfile base-image verify push demo test lint snapshots
+.PHONY: train setup package detect repository dockerfile base-image verify push demo test lint snapshots
 
+train: ; $(NOX) -s train -- $(or $(PROJECT),examples/python)
+setup: ; $(NOX) -s setup -- $(ARTIFACT) --output $(or $(MODEL),$(OUT)/artifact)
 package: ; $(NOX) -s package -- $(MODEL)
 detect: ; $(NOX) -s detect -- $(MODEL)
 repository: ; $(NOX) -s repository -- $(MODEL)

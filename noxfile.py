@@ -15,7 +15,7 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["lint", "tests"]
 
 LOCAL_BASE = "triton-packager/tritonserver-cpu:2.51.0-py3.11"
-EXAMPLE = "examples/python/data"
+EXAMPLE_PROJECT = "examples/python"
 OUT = os.environ.get("OUT") or "out"
 BASE_IMAGE = os.environ.get("BASE_IMAGE") or LOCAL_BASE
 
@@ -33,9 +33,27 @@ def _base_image(session: nox.Session) -> None:
         session.run("triton-packager", "base-image")
 
 
+def _trained(project: str) -> str:
+    return f"{OUT}/trained/{os.path.basename(os.path.normpath(project))}"
+
+
+def _train(session: nox.Session, project: str, *extra: str) -> str:
+    target = _trained(project)
+    args = list(extra)
+    if "--target" not in args:
+        args += ["--target", target]
+    else:
+        target = args[args.index("--target") + 1]
+    if "--env-manager" not in args:
+        args += ["--env-manager", "virtualenv"]
+    session.run("triton-packager", "train", project, *args)
+    return target
+
+
 def _phase(session: nox.Session, phase: str) -> None:
     _install(session)
-    args = list(session.posargs) or [EXAMPLE]
+    # With no arguments, the bundled example goes from MLproject repo to image.
+    args = list(session.posargs) or [_train(session, EXAMPLE_PROJECT)]
     if "-o" not in args and "--output" not in args:
         args += ["--output", OUT]
     if phase in ("dockerfile", "package") and "--base-image" not in args:
@@ -70,6 +88,21 @@ def package(session: nox.Session) -> None:
     _phase(session, "package")
 
 
+@nox.session
+def train(session: nox.Session) -> None:
+    """Train an MLproject repo: nox -s train -- PROJECT [--target DIR] (default: OUT/trained/NAME)."""
+    _install(session)
+    args = list(session.posargs) or [EXAMPLE_PROJECT]
+    _train(session, args[0], *args[1:])
+
+
+@nox.session
+def setup(session: nox.Session) -> None:
+    """Unpack a training artifact: nox -s setup -- ARTIFACT --output DIR."""
+    _install(session)
+    session.run("triton-packager", "setup", *session.posargs)
+
+
 @nox.session(name="base_image")
 def base_image(session: nox.Session) -> None:
     """Build the local CPU Triton base image (skipped when it is up to date)."""
@@ -100,7 +133,7 @@ def demo(session: nox.Session) -> None:
     _install(session)
     _docker(session)
     _base_image(session)
-    session.run("triton-packager", "package", EXAMPLE, "--output", OUT,
+    session.run("triton-packager", "package", _train(session, EXAMPLE_PROJECT), "--output", OUT,
                 "--base-image", BASE_IMAGE)
     session.run("python", "examples/python/demo.py", "--output", OUT)
 
@@ -108,7 +141,8 @@ def demo(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole suite, real Docker engine and real Triton server included."""
-    _install(session, "[test]")
+    # [examples]: the frameworks the example trainings use (torch CPU, tensorflow-cpu, ...).
+    _install(session, "[test,examples]")
     _docker(session)
     session.run("triton-packager", "base-image")
     session.run("pytest", *(session.posargs or ["-q"]))

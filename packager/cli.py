@@ -11,6 +11,7 @@ from packager import __version__
 from packager.errors import InputError, PackagerError
 from packager.executor.report import Reporter
 from packager.imageref import DEFAULT_NAME_TEMPLATE
+from packager.manifest import check_version
 from packager.pipeline import HEALTHCHECK_CHOICES, Options
 from packager.pyenv import DEFAULT_CHANNELS, DEFAULT_MICROMAMBA_URL, EnvOptions
 
@@ -75,6 +76,29 @@ def _parser() -> argparse.ArgumentParser:
     for sp in (ve, pu):
         sp.add_argument("-q", "--quiet", action="store_true")
         sp.add_argument("--json", action="store_true")
+    tr = sub.add_parser("train", help="run an MLproject entry point and collect a model directory")
+    tr.add_argument("project", metavar="PROJECT", help="MLproject repository")
+    tr.add_argument("--target", required=True, help="directory that receives the trained model")
+    tr.add_argument("-e", "--entry-point", default="main")
+    tr.add_argument("-P", "--param", action="append", default=[], metavar="KEY=VALUE",
+                    help="entry point parameter (repeatable)")
+    tr.add_argument("--name", default=None, help="model name (default: the MLproject name)")
+    tr.add_argument("--version", default="1", help="model version (default: 1)")
+    tr.add_argument("--env-manager", default="local", choices=("local", "virtualenv", "conda"),
+                    help="local: this interpreter; virtualenv: a fresh one from python_env or "
+                    "requirements.txt; conda: from conda_env (needs conda/micromamba)")
+    tr.add_argument("--data-dir", default="data", help="project files copied into the output")
+    tr.add_argument("--overwrite-data", action="store_true",
+                    help="let data/ files replace files the training produced")
+    tr.add_argument("--archive", default=None, help="also write the result as .zip/.tar.gz")
+    su = sub.add_parser("setup", help="unpack a training artifact (.zip/.tar[.gz], path or URL)")
+    su.add_argument("artifact", metavar="ARTIFACT")
+    su.add_argument("-o", "--output", required=True, help="directory to unpack into")
+    su.add_argument("--max-size", type=int, default=64 << 30,
+                    help="refuse archives that expand past this many bytes")
+    for sp in (tr, su):
+        sp.add_argument("-q", "--quiet", action="store_true")
+        sp.add_argument("--json", action="store_true")
     bi = sub.add_parser("base-image", help="build the local CPU Triton base image from PyPI")
     bi.add_argument("--force", action="store_true", help="rebuild even if it exists")
     bi.add_argument("--mirror", default=None, help="Debian mirror for debootstrap")
@@ -104,6 +128,24 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
 
         ref = ensure_base_image(report, force=args.force, mirror=args.mirror)
         print(ref)
+        return 0
+    if args.command == "train":
+        from packager.executor.trainer import TrainRequest, train
+        from packager.mlproject import parse_params
+
+        target = train(TrainRequest(
+            project=Path(args.project), target=Path(args.target), entry_point=args.entry_point,
+            params=tuple(parse_params(args.param).items()), name=args.name,
+            version=check_version(args.version, file="--version"), env_manager=args.env_manager,
+            data_dir=args.data_dir, overwrite_data=args.overwrite_data,
+            archive=Path(args.archive) if args.archive else None,
+        ), report)
+        print(target)
+        return 0
+    if args.command == "setup":
+        from packager.executor.artifact import unpack
+
+        print(unpack(args.artifact, Path(args.output), report, args.max_size))
         return 0
     if args.command == "verify":
         from packager.executor.verify import verify

@@ -55,3 +55,21 @@ class PushError(PackagerError):
     """The image could not be pushed to its registry."""
 
     exit_code = 5
+
+
+class TrainError(PackagerError):
+    """The training command failed or produced no model."""
+
+    exit_code = 6
+
+    def __init__(
+        self, message: str, *, log_tail: tuple[str, ...] = (), fix: str | None = None
+    ) -> None:
+        self.log_tail = log_tail
+        super().__init__(message, fix=fix)
+
+    def render(self) -> str:
+        text = super().render()
+        if self.log_tail:
+            text += "\n  last lines of its output:\n" + "\n".join(f"    {ln}" for ln in self.log_tail)
+        return text

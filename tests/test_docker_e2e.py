@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,6 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
-from conftest import EXAMPLES
 from e2e import (
     Recorder,
     image_file_bytes,
@@ -60,9 +58,9 @@ def _infer(module: Any, url: str, name: str, a: np.ndarray, b: np.ndarray) -> tu
 
 
 @pytest.mark.serving
-def test_python_example_serves_over_http_and_grpc(tmp_path: Path, client, images) -> None:
-    model = tmp_path / "model"
-    shutil.copytree(EXAMPLES / "python" / "data", model)
+def test_python_example_serves_over_http_and_grpc(tmp_path: Path, client, images,
+                                                 python_model: Path) -> None:
+    model = python_model
     (model / "scale.json").write_text('{"scale": 3.0}')
     outcome, _ = package(model, tmp_path / "out")
     assert outcome.result is not None
@@ -87,10 +85,8 @@ def test_python_example_serves_over_http_and_grpc(tmp_path: Path, client, images
 
 @pytest.mark.serving
 def test_verify_phase_passes_and_fails_with_the_server_log(tmp_path: Path, client, images,
-                                                           capsys) -> None:
-    model = tmp_path / "model"
-    shutil.copytree(EXAMPLES / "python" / "data", model)
-    outcome, _ = package(model, tmp_path / "out")
+                                                           capsys, python_model: Path) -> None:
+    outcome, _ = package(python_model, tmp_path / "out")
     assert outcome.result is not None
     images.append(outcome.result.image)
     assert main(["verify", "--output", str(tmp_path / "out")]) == 0
@@ -169,9 +165,9 @@ def test_config_change_reuses_the_weight_layer(tmp_path: Path, client, images) -
     assert "Using cache" in log.split("weights/")[1].split("Step")[0]
 
 
-def test_rerun_on_unchanged_input_does_nothing(tmp_path: Path, client, images) -> None:
-    model = tmp_path / "model"
-    shutil.copytree(EXAMPLES / "python" / "data", model)
+def test_rerun_on_unchanged_input_does_nothing(tmp_path: Path, client, images,
+                                               python_model: Path) -> None:
+    model = python_model
     first, _ = package(model, tmp_path / "out")
     assert first.result is not None
     images.append(first.result.image)
@@ -182,25 +178,19 @@ def test_rerun_on_unchanged_input_does_nothing(tmp_path: Path, client, images) -
 
 # --- failures: one clear message, a distinct exit code, no result.json, no tag -------------
 
-def _python_model(tmp: Path) -> Path:
-    model = tmp / "model"
-    shutil.copytree(EXAMPLES / "python" / "data", model)
-    return model
-
-
-def test_unreachable_daemon(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_unreachable_daemon(tmp_path: Path, monkeypatch, capsys, python_model: Path) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-such-docker.sock")
     out = tmp_path / "out"
-    assert main(["package", str(_python_model(tmp_path)), "-o", str(out), "--tag",
+    assert main(["package", str(python_model), "-o", str(out), "--tag",
                  "never-built:1"]) == 3
     err = capsys.readouterr().err
     assert "cannot reach the Docker engine" in err and "fix: start dockerd" in err
     assert not (out / "result.json").exists()
 
 
-def test_missing_base_image(tmp_path: Path, client, capsys) -> None:
+def test_missing_base_image(tmp_path: Path, client, capsys, python_model: Path) -> None:
     out = tmp_path / "out"
-    code = main(["package", str(_python_model(tmp_path)), "-o", str(out),
+    code = main(["package", str(python_model), "-o", str(out),
                  "--base-image", "127.0.0.1:1/no-such-base:1", "--tag", "never-built:2"])
     assert code == 3
     err = capsys.readouterr().err
@@ -240,9 +230,9 @@ def test_dockerfile_error_is_reported(tmp_path: Path, client) -> None:
 
 
 def test_push_records_the_digest_and_fails_cleanly_when_registry_is_down(
-    tmp_path: Path, client, images, capsys
+    tmp_path: Path, client, images, capsys, python_model: Path
 ) -> None:
-    model = _python_model(tmp_path)
+    model = python_model
     out = tmp_path / "out"
     outcome, _ = package(model, out)
     assert outcome.result is not None

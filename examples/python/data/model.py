@@ -1,4 +1,4 @@
-"""A tiny Python-backend model: OUTPUT0 = INPUT0 + INPUT1, OUTPUT1 = INPUT0 - INPUT1, scaled.
+"""A tiny Python-backend model: OUTPUT0 = (INPUT0 + INPUT1) * s, OUTPUT1 = (INPUT0 - INPUT1) * s.
 
 The scale comes from `scale.json`, which `train.py` fits; the server reads it next to this file.
 """

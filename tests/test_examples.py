@@ -1,0 +1,175 @@
+"""Every example MLproject repo: trained here where its framework runs on a CPU, packaged by the
+generators and pinned by snapshot; the model file checked with its own framework against the
+config; the Python example also built, served and queried."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+from conftest import EXAMPLES
+from e2e import package, remove_image
+
+from packager.cli import main
+from packager.executor.container import serve
+from packager.executor.reader import read_input
+from packager.executor.report import Reporter
+from packager.executor.trainer import TrainRequest, train
+from packager.pipeline import Options, analyze, dockerfile_for
+
+ALL = sorted(p.name for p in EXAMPLES.iterdir() if (p / "MLproject").is_file())
+NEEDS_GPU_OR_LEGACY = {"tensorrt": "cannot build model.plan here", "caffe2": "caffe2.python"}
+BACKEND = {"onnx": "onnx", "openvino": "openvino", "torchscript": "pytorch",
+           "tensorflow-savedmodel": "tf_savedmodel", "tensorflow-graphdef": "tf_graphdef",
+           "python": "python"}
+FRAMEWORK = {"onnx": "onnx", "openvino": "openvino", "torchscript": "torch",
+             "tensorflow-savedmodel": "tensorflow", "tensorflow-graphdef": "tensorflow",
+             "python": "numpy"}
+
+
+def require(module: str) -> ModuleType:
+    """The framework an example trains with. CI installs every one (nox -s tests), so there a
+    missing framework fails; a developer's bare environment skips with the reason."""
+    if os.environ.get("CI"):
+        return importlib.import_module(module)
+    return pytest.importorskip(module, reason=f"{module} is installed by `nox -s tests`")
+
+
+def test_every_backend_has_an_example() -> None:
+    assert set(ALL) == {"python", "onnx", "torchscript", "openvino", "tensorflow-savedmodel",
+                        "tensorflow-graphdef", "tensorrt", "caffe2"}
+    for name in ALL:
+        assert (EXAMPLES / name / "README.md").is_file(), name
+    index = (EXAMPLES / "README.md").read_text()
+    assert all(f"({name}/)" in index for name in ALL)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    cache: dict[str, Path] = {}
+    root = tmp_path_factory.mktemp("trained")
+
+    def get(name: str) -> Path:
+        if name not in cache:
+            require(FRAMEWORK[name])
+            cache[name] = train(TrainRequest(EXAMPLES / name, root / name), Reporter("quiet"))
+        return cache[name]
+
+    return get  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("name", sorted(FRAMEWORK))
+def test_example_trains_and_packages(name: str, trained, snapshot) -> None:
+    out = trained(name)
+    tree = read_input(out)
+    analysis = analyze(tree)
+    spec = dockerfile_for(analysis, Options())
+    assert analysis.plan.listing() == snapshot(name="tree")
+    assert spec.text == snapshot(name="Dockerfile")
+    assert analysis.backend.key == BACKEND[name]
+    assert analysis.meta.source == "odahuflow.model.yaml"  # written by the trainer
+
+
+@pytest.mark.parametrize("name", sorted(NEEDS_GPU_OR_LEGACY))
+def test_examples_that_cannot_train_here_stop_clearly(name: str, tmp_path: Path, capsys) -> None:
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "previous.txt").write_text("kept\n")
+    code = main(["train", str(EXAMPLES / name), "--target", str(target)])
+    err = capsys.readouterr().err
+    assert code == 6
+    assert "exited with code 3" in err and NEEDS_GPU_OR_LEGACY[name] in err
+    assert [p.name for p in target.iterdir()] == ["previous.txt"]
+
+
+# --- the model files, checked with their own frameworks against config.pbtxt ---------------
+
+def test_onnx_model_computes_the_fitted_map(trained) -> None:
+    onnx = require("onnx")
+    from onnx.reference import ReferenceEvaluator
+
+    out = trained("onnx")
+    model = onnx.load(str(out / "model.onnx"))
+    x = np.eye(4, dtype=np.float32)
+    (y,) = ReferenceEvaluator(model).run(None, {"INPUT0": x})
+    assert y.shape == (4, 2)  # config: batch x dims [2]
+    true_w = np.array([[1.0, -2.0], [0.5, 0.0], [0.0, 3.0], [2.0, 1.0]]) + np.array([0.25, -1.0])
+    np.testing.assert_allclose(y, true_w, atol=0.01)
+
+
+def test_torchscript_model_matches_its_config(trained) -> None:
+    torch = require("torch")
+    out = trained("torchscript")
+    model = torch.jit.load(str(out / "model.pt"))
+    probs = model(torch.tensor([[3.0, 3.0, 0.0, 0.0], [-3.0, -3.0, 0.0, 0.0]])).detach().numpy()
+    assert probs.shape == (2, 3)  # config: dims [3]
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    assert probs[0].argmax() == 2 and probs[1].argmax() == 0
+
+
+def test_openvino_model_computes_the_fitted_map(trained) -> None:
+    ov = require("openvino")
+    out = trained("openvino")
+    compiled = ov.Core().compile_model(str(out / "model.xml"), "CPU")
+    y = compiled(np.zeros((1, 4), dtype=np.float32))[compiled.output("OUTPUT0")]
+    np.testing.assert_allclose(y, [[0.5, 0.5]], atol=0.01)
+
+
+def test_tensorflow_models_compute_their_lines(trained) -> None:
+    tf = require("tensorflow")
+    saved = tf.saved_model.load(str(trained("tensorflow-savedmodel") / "model.savedmodel"))
+    y = saved.signatures["serving_default"](INPUT0=tf.constant([[0.0], [1.0]]))["OUTPUT0"]
+    np.testing.assert_allclose(y.numpy(), [[-1.0], [2.0]], atol=0.05)
+    graph_def = tf.compat.v1.GraphDef()
+    graph_def.ParseFromString((trained("tensorflow-graphdef") / "model.graphdef").read_bytes())
+    fn = tf.compat.v1.wrap_function(lambda: tf.compat.v1.import_graph_def(graph_def, name=""), [])
+    run = fn.prune(fn.graph.get_tensor_by_name("INPUT0:0"), fn.graph.get_tensor_by_name("OUTPUT0:0"))
+    np.testing.assert_allclose(run(tf.constant([[0.0], [1.0]])).numpy(), [[0.5], [-1.5]], atol=0.05)
+
+
+# --- images ----------------------------------------------------------------------------------
+
+@pytest.mark.docker
+def test_onnx_example_image_builds(trained, tmp_path: Path) -> None:
+    import docker
+
+    outcome, _ = package(trained("onnx"), tmp_path / "out")
+    assert outcome.result is not None
+    try:
+        labels = docker.from_env().images.get(outcome.result.image).labels
+        assert labels["io.triton-packager.model.name"] == "linear-onnx"
+        assert labels["io.triton-packager.model.backend"] == "onnx"
+    finally:
+        remove_image(docker.from_env(), outcome.result.image)
+
+
+@pytest.mark.docker
+@pytest.mark.serving
+def test_python_example_from_training_to_answer(trained, tmp_path: Path) -> None:
+    import docker
+    import tritonclient.http as httpclient
+
+    out = trained("python")
+    scale = json.loads((out / "scale.json").read_text())["scale"]
+    assert abs(scale - 2.0) < 0.01
+    outcome, _ = package(out, tmp_path / "out")
+    assert outcome.result is not None
+    try:
+        a = np.array([1, 2, 3, 4], dtype=np.float32)
+        b = np.array([4, 3, 2, 1], dtype=np.float32)
+        with serve(outcome.result.image) as running:
+            c = httpclient.InferenceServerClient(running.http_url)
+            ins = [httpclient.InferInput("INPUT0", [4], "FP32"),
+                   httpclient.InferInput("INPUT1", [4], "FP32")]
+            ins[0].set_data_from_numpy(a)
+            ins[1].set_data_from_numpy(b)
+            r = c.infer("add-sub", ins)
+        np.testing.assert_allclose(r.as_numpy("OUTPUT0"), (a + b) * scale, rtol=1e-6)
+        np.testing.assert_allclose(r.as_numpy("OUTPUT1"), (a - b) * scale, rtol=1e-6)
+    finally:
+        remove_image(docker.from_env(), outcome.result.image)
