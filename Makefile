@@ -10,7 +10,7 @@ endif
 export OUT
 export BASE_IMAGE
 
-.PHONY: train setup package detect repository dockerfile base-image verify push demo test lint snapshots
+.PHONY: train setup package detect repository dockerfile base-image verify push demo test lint snapshots bench
 
 train: ; $(NOX) -s train -- $(or $(PROJECT),examples/python)
 setup: ; $(NOX) -s setup -- $(ARTIFACT) --output $(or $(MODEL),$(OUT)/artifact)
@@ -25,3 +25,4 @@ demo: ; $(NOX) -s demo
 test: ; $(NOX) -s tests
 lint: ; $(NOX) -s lint
 snapshots: ; $(NOX) -s snapshots
+bench: ; $(NOX) -s bench

@@ -149,6 +149,15 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+def bench(session: nox.Session) -> None:
+    """Speed and memory against naive baselines in the same run (ratios; not part of tests)."""
+    _install(session)
+    _docker(session)
+    _base_image(session)
+    session.run("python", "benchmarks/bench_package.py", *session.posargs)
+
+
+@nox.session
 def snapshots(session: nox.Session) -> None:
     """The only way snapshots change: regenerate, then review `git diff tests/__snapshots__`."""
     _install(session, "[test]")
@@ -160,5 +169,5 @@ def snapshots(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff and mypy."""
     _install(session, "[dev]")
-    session.run("ruff", "check", "packager", "tests", "noxfile.py", "examples")
+    session.run("ruff", "check", "packager", "tests", "noxfile.py", "examples", "benchmarks")
     session.run("mypy")

@@ -7,16 +7,29 @@ class PackagerError(Exception):
     """Base of every error the tool reports to a user (never a traceback)."""
 
     exit_code = 1
+    log_label = "last lines of the log"
 
-    def __init__(self, message: str, *, file: str | None = None, fix: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        fix: str | None = None,
+        log_tail: tuple[str, ...] = (),
+    ) -> None:
         self.message = message
         self.file = file
         self.fix = fix
+        self.log_tail = log_tail
         super().__init__(self.render())
 
     def render(self) -> str:
-        head = f"{self.file}: {self.message}" if self.file else self.message
-        return f"{head}\n  fix: {self.fix}" if self.fix else head
+        text = f"{self.file}: {self.message}" if self.file else self.message
+        if self.fix:
+            text += f"\n  fix: {self.fix}"
+        if self.log_tail:
+            text += f"\n  {self.log_label}:\n" + "\n".join(f"    {ln}" for ln in self.log_tail)
+        return text
 
 
 class InputError(PackagerError):
@@ -29,20 +42,7 @@ class BuildError(PackagerError):
     """Docker could not build the image (daemon down, base image missing, failing step)."""
 
     exit_code = 3
-
-    def __init__(
-        self, message: str, *, log_tail: tuple[str, ...] = (), fix: str | None = None
-    ) -> None:
-        self.log_tail = log_tail
-        super().__init__(message, fix=fix)
-
-    def render(self) -> str:
-        text = super().render()
-        if self.log_tail:
-            text += "\n  last lines of the build log:\n" + "\n".join(
-                f"    {line}" for line in self.log_tail
-            )
-        return text
+    log_label = "last lines of the build log"
 
 
 class VerifyError(PackagerError):
@@ -61,15 +61,4 @@ class TrainError(PackagerError):
     """The training command failed or produced no model."""
 
     exit_code = 6
-
-    def __init__(
-        self, message: str, *, log_tail: tuple[str, ...] = (), fix: str | None = None
-    ) -> None:
-        self.log_tail = log_tail
-        super().__init__(message, fix=fix)
-
-    def render(self) -> str:
-        text = super().render()
-        if self.log_tail:
-            text += "\n  last lines of its output:\n" + "\n".join(f"    {ln}" for ln in self.log_tail)
-        return text
+    log_label = "last lines of its output"

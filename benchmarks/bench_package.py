@@ -1,0 +1,102 @@
+"""Packaging cost against naive baselines measured in the same run; prints ratios, asserts nothing.
+
+    python benchmarks/bench_package.py [--size-mib 512]
+
+- stage: the repository + dockerfile phases (hardlinks) vs copying the input tree (copytree).
+- build: the package phase vs a hand-written one-COPY Dockerfile, cold.
+- rebuild after editing config.pbtxt: ours (weights layer cached) vs the one-COPY Dockerfile.
+- memory: the packager's peak RSS growth over the run vs the model size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import resource
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import docker
+
+from packager.baseimage import LOCAL_CPU_IMAGE
+from packager.executor.phases import Workspace
+from packager.pipeline import Options
+
+CONFIG = 'platform: "onnxruntime_onnx"\nmax_batch_size: 0\n'
+
+
+def timed(fn) -> float:  # type: ignore[no-untyped-def]
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size-mib", type=int, default=512)
+    args = parser.parse_args()
+    client = docker.from_env()
+    created: list[str] = []
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp_s:
+        tmp = Path(tmp_s)
+        model = tmp / "model"
+        model.mkdir()
+        with (model / "model.onnx").open("wb") as fh:
+            for _ in range(args.size_mib):
+                fh.write(os.urandom(1 << 20))
+        (model / "config.pbtxt").write_text(CONFIG)
+        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+        naive_stage = timed(lambda: shutil.copytree(model, tmp / "copy"))
+        ours_stage = timed(lambda: Workspace(model, tmp / "out", Options(
+            base_image=LOCAL_CPU_IMAGE)).run("dockerfile"))
+
+        naive_ctx = tmp / "naive"
+        (naive_ctx / "model_repository/model/1").mkdir(parents=True)
+        os.link(model / "model.onnx", naive_ctx / "model_repository/model/1/model.onnx")
+        shutil.copy(model / "config.pbtxt", naive_ctx / "model_repository/model/config.pbtxt")
+        (naive_ctx / "Dockerfile").write_text(
+            f"FROM {LOCAL_CPU_IMAGE}\nCOPY model_repository /models\n"
+            'CMD ["tritonserver", "--model-repository=/models"]\n')
+
+        def naive_build() -> None:
+            tag = f"bench-naive:{uuid.uuid4().hex[:8]}"
+            created.append(tag)
+            client.images.build(path=str(naive_ctx), tag=tag, rm=True)
+
+        def ours_build() -> None:
+            tag = f"bench-ours:{uuid.uuid4().hex[:8]}"
+            created.append(tag)
+            Workspace(model, tmp / "out", Options(base_image=LOCAL_CPU_IMAGE, tag=tag),
+                      force=True).run("package")
+
+        naive_cold, ours_cold = timed(naive_build), timed(ours_build)
+        edited = CONFIG + "instance_group [ { kind: KIND_CPU } ]\n"
+        (model / "config.pbtxt").write_text(edited)
+        (naive_ctx / "model_repository/model/config.pbtxt").write_text(edited)
+        naive_re, ours_re = timed(naive_build), timed(ours_build)
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0
+
+        for tag in created:
+            with contextlib.suppress(docker.errors.DockerException):
+                client.images.remove(tag, force=True)
+
+    size = args.size_mib
+    print(f"model: {size} MiB of random bytes")
+    rows = [
+        ("stage (hardlink) / copytree", ours_stage, naive_stage),
+        ("cold build / one-COPY Dockerfile", ours_cold, naive_cold),
+        ("rebuild after config edit / one-COPY", ours_re, naive_re),
+    ]
+    for label, ours, base in rows:
+        print(f"{label:40s} {ours:8.2f}s vs {base:8.2f}s  ratio {ours / base:6.3f}")
+    print(f"{'peak RSS growth / model size':40s} {rss / 1024:8.1f} MiB vs {size:5d} MiB  "
+          f"ratio {rss / 1024 / size:6.3f}")
+
+
+if __name__ == "__main__":
+    main()
