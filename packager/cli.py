@@ -190,5 +190,14 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
                    build_env=build_env)
     outcome = ws.run(args.command)
     if outcome.result is not None and report.mode != "json":
-        print(outcome.result.image)
+        r = outcome.result
+        report.info(
+            "run it:\n"
+            f"  docker run --rm --shm-size=256m -p 8000:8000 -p 8001:8001 -p 8002:8002 {r.image}\n"
+            "query it:\n"
+            f"  curl -s localhost:8000/v2/models/{r.model_name}/versions/{r.model_version}/ready\n"
+            f"  curl -s localhost:8000/v2/models/{r.model_name}   # inputs and outputs\n"
+            f"  triton-packager verify --output {args.output}   # runs it and sends one request"
+        )
+        print(r.image)
     return 0

@@ -143,3 +143,19 @@ def test_mlproject_format_rules() -> None:
         parse_mlproject("name: x\n", default_name="d")
     with pytest.raises(InputError, match="key=value"):
         parse_params(["novalue"])
+
+
+def test_virtualenv_env_manager_runs_in_a_fresh_cached_env(tmp_path: Path, monkeypatch,
+                                                           capsys) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    train = ("import os, sys\nout = os.environ['ODAHUFLOW_OUTPUT_DIR']\n"
+             "open(os.path.join(out, 'model.py'), 'w').write('# ' + sys.prefix)\n")
+    project = _project(tmp_path, train=train,
+                       mlproject="name: demo\npython_env: python_env.yaml\nentry_points:\n"
+                       "  main:\n    command: python train.py\n")
+    (project / "python_env.yaml").write_text("python: '3.11'\ndependencies: []\n")
+    target = tmp_path / "target"
+    assert main(["train", str(project), "--target", str(target),
+                 "--env-manager", "virtualenv"]) == 0, capsys.readouterr().err
+    prefix = (target / "model.py").read_text().removeprefix("# ")
+    assert prefix.startswith(str(tmp_path / "cache" / "triton-packager" / "train-envs"))
