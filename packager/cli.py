@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -47,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
                         "model's backend)")
         sp.add_argument("--healthcheck", choices=HEALTHCHECK_CHOICES, default="auto",
                         help="HEALTHCHECK tool (auto: where the base image is known to have curl)")
+        sp.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra image label (repeatable)")
+        sp.add_argument("--template-dir", default=None,
+                        help="directory of Jinja2 templates that override the built-in ones "
+                        "(Dockerfile.j2, backends/<backend>.j2)")
         env = sp.add_argument_group("Python environments (builder stages only)")
         env.add_argument("--pip-index-url", default=None, help="pip index for requirements.txt")
         env.add_argument("--conda-channel", action="append", default=None,
@@ -66,6 +72,8 @@ def _parser() -> argparse.ArgumentParser:
                             f"(default: {DEFAULT_NAME_TEMPLATE})")
             sp.add_argument("--tag", default=None, help="exact image reference; wins over "
                             "--image-name")
+            sp.add_argument("--no-cache", action="store_true", help="build without the cache")
+            sp.add_argument("--platform", default=None, help="target platform, e.g. linux/amd64")
     ve = sub.add_parser("verify", help="run the packaged image and send it one inference request")
     ve.add_argument("-o", "--output", default=DEFAULT_OUTPUT, help="output directory of package")
     ve.add_argument("--user", default=None, help="run the container as this uid[:gid]")
@@ -178,14 +186,31 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
         for key in ("http_proxy", "https_proxy", "no_proxy")
         if (value := getattr(args, key, None))
     )
+    labels = []
+    for pair in getattr(args, "label", []):
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise InputError(f"--label {pair!r} is not KEY=VALUE", fix="pass --label key=value")
+        labels.append((key, value))
+    template_dir = getattr(args, "template_dir", None)
+    if template_dir is not None and not Path(template_dir).is_dir():
+        raise InputError("is not a directory", file=template_dir,
+                         fix="give a directory holding Dockerfile.j2 or backends/<backend>.j2")
+    platform = getattr(args, "platform", None)
+    if platform is not None and not re.fullmatch(r"[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?", platform):
+        raise InputError(f"--platform {platform!r} is not os/arch[/variant]",
+                         fix="use e.g. linux/amd64 or linux/arm64")
     options = Options(
+        labels=tuple(labels),
+        template_dirs=(str(Path(template_dir).resolve()),) if template_dir else (),
         base_image=getattr(args, "base_image", None),
         healthcheck=getattr(args, "healthcheck", "auto"),
         image_template=getattr(args, "image_name", DEFAULT_NAME_TEMPLATE),
         tag=getattr(args, "tag", None),
         env=env,
     )
-    build_env = BuildEnv(Path(ca_bundle) if ca_bundle else None, proxies, env.pip_index_url)
+    build_env = BuildEnv(Path(ca_bundle) if ca_bundle else None, proxies, env.pip_index_url,
+                         no_cache=getattr(args, "no_cache", False), platform=platform)
     ws = Workspace(args.input, args.output, options, report, force=args.force,
                    build_env=build_env)
     outcome = ws.run(args.command)

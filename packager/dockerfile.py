@@ -48,9 +48,11 @@ def _dq(value: object) -> str:
 
 
 @cache
-def _environment(path: str) -> jinja2.Environment:
+def _environment(paths: tuple[str, ...]) -> jinja2.Environment:
+    # A user's --template-dir comes first, so any template (or one backend's) can be replaced
+    # while `{% extends "Dockerfile.j2" %}` and its blocks keep working.
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(path),
+        loader=jinja2.FileSystemLoader(list(paths)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
@@ -70,13 +72,30 @@ class DockerfileSpec:
     ca_bundle: bool = False
 
 
+_LABEL_KEY_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
+
+
+def check_labels(labels: tuple[tuple[str, str], ...]) -> None:
+    for key, value in labels:
+        if not _LABEL_KEY_RE.fullmatch(key):
+            raise InputError(f"--label key {key!r} is not a lower-case dotted name",
+                             fix="use keys such as org.example.team=ml")
+        _dq(value)
+
+
 def render_dockerfile(
-    plan: RepositoryPlan, base: BaseImage, env_options: EnvOptions | None = None
+    plan: RepositoryPlan,
+    base: BaseImage,
+    env_options: EnvOptions | None = None,
+    labels: tuple[tuple[str, str], ...] = (),
+    template_dirs: tuple[str, ...] = (),
 ) -> DockerfileSpec:
+    """Pure given the templates: the same plan, base, options and templates give the same text."""
     env_options = env_options or EnvOptions()
     env_options.check()
+    check_labels(labels)
     backend = BY_KEY[plan.backend_key]
-    env = _environment(str(templates_dir()))
+    env = _environment((*template_dirs, str(templates_dir())))
     name = f"backends/{backend.key}.j2"
     template = env.get_template(name if name in env.list_templates() else "backends/default.j2")
     requirements = REQUIREMENTS_NAME in plan.env_files and backend.key == "python"
@@ -103,6 +122,7 @@ def render_dockerfile(
         micromamba_url=env_options.micromamba_url,
         conda_pack_version=CONDA_PACK_VERSION,
         env_path=f"{MODEL_REPOSITORY}/{plan.model_name}/{ENV_DIR}",
+        extra_labels=list(labels),
     )
     # A rendered line must never start a second instruction by accident.
     for line in text.splitlines():

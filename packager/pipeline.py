@@ -35,6 +35,8 @@ class Options:
     image_template: str = DEFAULT_NAME_TEMPLATE
     tag: str | None = None
     env: EnvOptions = field(default_factory=EnvOptions)
+    labels: tuple[tuple[str, str], ...] = ()
+    template_dirs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,8 @@ def base_image_for(analysis: Analysis, options: Options) -> BaseImage:
 
 
 def dockerfile_for(analysis: Analysis, options: Options) -> DockerfileSpec:
-    return render_dockerfile(analysis.plan, base_image_for(analysis, options), options.env)
+    return render_dockerfile(analysis.plan, base_image_for(analysis, options), options.env,
+                             options.labels, options.template_dirs)
 
 
 def image_name_for(analysis: Analysis, options: Options, random_uuid: str) -> ImageRef:

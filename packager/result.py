@@ -18,6 +18,8 @@ class ResultDocument:
     dockerfile_sha256: str
     image_id: str | None = None
     pushed_digest: str | None = None
+    base_image_id: str | None = None
+    warnings: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         doc: dict[str, object] = {
@@ -33,8 +35,11 @@ class ResultDocument:
         }
         if self.image_id is not None:
             doc["image_id"] = self.image_id
+        if self.base_image_id is not None:
+            doc["base_image_id"] = self.base_image_id
         if self.pushed_digest is not None:
             doc["pushed_digest"] = self.pushed_digest
+        doc["warnings"] = list(self.warnings)
         return json.dumps(doc, indent=2) + "\n"
 
     @classmethod
@@ -50,4 +55,6 @@ class ResultDocument:
             dockerfile_sha256=doc.get("dockerfile_sha256", ""),
             image_id=doc.get("image_id"),
             pushed_digest=doc.get("pushed_digest"),
+            base_image_id=doc.get("base_image_id"),
+            warnings=tuple(doc.get("warnings", ())),
         )

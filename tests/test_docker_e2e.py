@@ -26,6 +26,8 @@ from packager.cli import main
 from packager.errors import BuildError
 from packager.executor.container import serve
 from packager.executor.docker_build import build_image
+from packager.executor.phases import BuildEnv, Workspace
+from packager.pipeline import Options
 from packager.plan import Layer
 
 pytestmark = pytest.mark.docker
@@ -80,6 +82,7 @@ def test_python_example_serves_over_http_and_grpc(tmp_path: Path, client, images
     assert set(config["ExposedPorts"]) == {"8000/tcp", "8001/tcp", "8002/tcp"}
     assert config["Labels"]["io.triton-packager.model.name"] == "add-sub"
     assert config["Healthcheck"]["Test"][-1].endswith("/v2/health/ready")
+    assert outcome.result.base_image_id == client.images.get(LOCAL_CPU_IMAGE).id
     assert not client.containers.list(all=True, filters={"label": "io.triton-packager.role"})
 
 
@@ -163,6 +166,20 @@ def test_config_change_reuses_the_weight_layer(tmp_path: Path, client, images) -
     assert before["config"] != after["config"]
     log = "\n".join(rec.lines)
     assert "Using cache" in log.split("weights/")[1].split("Step")[0]
+
+
+def test_no_cache_rebuilds_every_step(tmp_path: Path, client, images, python_model: Path) -> None:
+    first, _ = package(python_model, tmp_path / "out")
+    assert first.result is not None
+    images.append(first.result.image)
+    rec = Recorder()
+    options = Options(base_image=LOCAL_CPU_IMAGE)
+    again = Workspace(python_model, tmp_path / "out", options, rec, force=True,
+                      build_env=BuildEnv(no_cache=True)).run("package")
+    assert again.result is not None
+    images.append(again.result.image)
+    log = "\n".join(rec.lines)
+    assert "COPY --chown" in log and "Using cache" not in log
 
 
 def test_rerun_on_unchanged_input_does_nothing(tmp_path: Path, client, images,

@@ -73,8 +73,16 @@ def stream_lines(chunks: Iterable[dict[str, Any]]) -> Iterator[tuple[str, str]]:
             yield "log", str(chunk["status"])
 
 
+def image_id(reference: str) -> str | None:
+    try:
+        return str(client().images.get(reference).id)
+    except docker.errors.DockerException:
+        return None
+
+
 def build_image(context: Path, tag: str, report: Reporter,
-                buildargs: dict[str, str] | None = None) -> str:
+                buildargs: dict[str, str] | None = None, *, nocache: bool = False,
+                platform: str | None = None) -> str:
     dockerfile = (context / "Dockerfile").read_text(encoding="utf-8")
     m = _FROM_RE.search(dockerfile)
     c = client()
@@ -85,7 +93,7 @@ def build_image(context: Path, tag: str, report: Reporter,
     try:
         chunks = c.api.build(
             path=str(context), tag=tag, rm=True, forcerm=True, decode=True, pull=False,
-            buildargs=buildargs or {},
+            buildargs=buildargs or {}, nocache=nocache, platform=platform,
         )
         for kind, text in stream_lines(chunks):
             if kind == "error":

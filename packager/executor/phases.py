@@ -55,6 +55,8 @@ class BuildEnv:
     ca_bundle: Path | None = None
     proxies: tuple[tuple[str, str], ...] = ()  # Docker's predefined proxy build arguments
     pip_index_url: str | None = None
+    no_cache: bool = False
+    platform: str | None = None
 
 
 def chain(target: str) -> list[str]:
@@ -221,7 +223,10 @@ class Workspace:
         buildargs = dict(self.build_env.proxies)
         if self.build_env.pip_index_url:
             buildargs["PIP_INDEX_URL"] = self.build_env.pip_index_url
-        image_id = build_image(self.out / "context", str(image), self.report, buildargs=buildargs)
+        image_id = build_image(self.out / "context", str(image), self.report, buildargs=buildargs,
+                               nocache=self.build_env.no_cache, platform=self.build_env.platform)
+        from packager.executor.docker_build import image_id as lookup_id
+
         doc = ResultDocument(
             image=str(image),
             model_name=analysis.meta.name,
@@ -230,6 +235,8 @@ class Workspace:
             base_image=spec.base.ref,
             dockerfile_sha256=spec.sha256,
             image_id=image_id,
+            base_image_id=lookup_id(spec.base.ref),
+            warnings=(*analysis.warnings, *spec.base.warnings),
         )
         write_atomic(result_path, doc.to_json())
         self.report.info(f"image {image} ({image_id[:19]})", image=str(image), image_id=image_id)

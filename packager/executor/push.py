@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import docker.errors
@@ -47,12 +48,7 @@ def push(out: Path, report: Reporter, *, registry: str | None = None) -> ResultD
                         fix="check the registry address and that it is up") from None
     if not digest:
         raise PushError(f"push of {target} reported no digest", fix="check the registry's log")
-    updated = ResultDocument(
-        image=str(target), model_name=result.model_name, model_version=result.model_version,
-        backend=result.backend, base_image=result.base_image,
-        dockerfile_sha256=result.dockerfile_sha256, image_id=result.image_id,
-        pushed_digest=digest,
-    )
+    updated = dataclasses.replace(result, image=str(target), pushed_digest=digest)
     write_atomic(out / "result.json", updated.to_json())
     report.step(f"push: {target}@{digest}")
     return updated
