@@ -19,6 +19,11 @@ from packager.pyenv import DEFAULT_CHANNELS, DEFAULT_MICROMAMBA_URL, EnvOptions
 DEFAULT_OUTPUT = "out"
 
 
+def _output_flags(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    sp.add_argument("--json", action="store_true", help="JSON lines on stdout")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="triton-packager",
@@ -34,8 +39,7 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"output directory (default: ./{DEFAULT_OUTPUT})")
         sp.add_argument("--force", action="store_true",
                         help="redo phases even when their inputs are unchanged")
-        sp.add_argument("-q", "--quiet", action="store_true", help="print only errors")
-        sp.add_argument("--json", action="store_true", help="JSON lines on stdout")
+        _output_flags(sp)
         return sp
 
     phase("detect", "detect the backend and read the manifest (writes detect.json)")
@@ -82,8 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     pu.add_argument("--registry", default=None,
                     help="registry host[:port][/path] to push to (the image is tagged under it)")
     for sp in (ve, pu):
-        sp.add_argument("-q", "--quiet", action="store_true")
-        sp.add_argument("--json", action="store_true")
+        _output_flags(sp)
     tr = sub.add_parser("train", help="run an MLproject entry point and collect a model directory")
     tr.add_argument("project", metavar="PROJECT", help="MLproject repository")
     tr.add_argument("--target", required=True, help="directory that receives the trained model")
@@ -105,13 +108,11 @@ def _parser() -> argparse.ArgumentParser:
     su.add_argument("--max-size", type=int, default=64 << 30,
                     help="refuse archives that expand past this many bytes")
     for sp in (tr, su):
-        sp.add_argument("-q", "--quiet", action="store_true")
-        sp.add_argument("--json", action="store_true")
+        _output_flags(sp)
     bi = sub.add_parser("base-image", help="build the local CPU Triton base image from PyPI")
     bi.add_argument("--force", action="store_true", help="rebuild even if it exists")
     bi.add_argument("--mirror", default=None, help="Debian mirror for debootstrap")
-    bi.add_argument("-q", "--quiet", action="store_true")
-    bi.add_argument("--json", action="store_true")
+    _output_flags(bi)
     return p
 
 
@@ -178,7 +179,6 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
         conda_channels=tuple(getattr(args, "conda_channel", None) or DEFAULT_CHANNELS),
         micromamba_url=getattr(args, "micromamba_url", DEFAULT_MICROMAMBA_URL),
         python_version=getattr(args, "python_version", None),
-        ca_bundle=ca_bundle is not None,
     )
     env.check()
     proxies = tuple(
@@ -209,7 +209,7 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
         tag=getattr(args, "tag", None),
         env=env,
     )
-    build_env = BuildEnv(Path(ca_bundle) if ca_bundle else None, proxies, env.pip_index_url,
+    build_env = BuildEnv(Path(ca_bundle) if ca_bundle else None, proxies,
                          no_cache=getattr(args, "no_cache", False), platform=platform)
     ws = Workspace(args.input, args.output, options, report, force=args.force,
                    build_env=build_env)

@@ -124,10 +124,6 @@ def render_dockerfile(
         env_path=f"{MODEL_REPOSITORY}/{plan.model_name}/{ENV_DIR}",
         extra_labels=list(labels),
     )
-    # A rendered line must never start a second instruction by accident.
-    for line in text.splitlines():
-        if "\r" in line:
-            raise InputError("rendered Dockerfile contains a carriage return", fix="report a bug")
     texts = (("env/conda.yaml", conda_text),) if conda_text is not None else ()
     inputs = (("env/requirements.txt", REQUIREMENTS_NAME),) if requirements else ()
     return DockerfileSpec(

@@ -280,3 +280,13 @@ def test_base_image_phase_is_idempotent(client, capsys) -> None:
     assert labels["io.triton-packager.base.wheel"] == "nvidia-pytriton==0.7.0"
     user = client.containers.run(LOCAL_CPU_IMAGE, ["id", "-u", "triton-server"], remove=True)
     assert user.strip() == b"1000"
+
+
+def test_verify_refuses_an_image_without_the_backend(tmp_path: Path, images, capsys) -> None:
+    model = write_tree(tmp_path / "model", backend_files("onnx", "model", with_config=True))
+    outcome, _ = package(model, tmp_path / "out")
+    assert outcome.result is not None
+    images.append(outcome.result.image)
+    assert main(["verify", "--output", str(tmp_path / "out")]) == 4
+    err = capsys.readouterr().err
+    assert "has no onnx backend" in err and "fix:" in err

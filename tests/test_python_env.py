@@ -142,8 +142,8 @@ def test_requirements_txt_package_is_installed_served_and_nothing_leaks(
     bundle, marker = _leak_marker_bundle(tmp_path)
     index = "https://pypi.org/simple"
     proxy = "http://user:s3cret-proxy-pass@127.0.0.1:9/"  # never used: no_proxy covers all hosts
-    options = Options(base_image=LOCAL_CPU_IMAGE, env=EnvOptions(pip_index_url=index, ca_bundle=True))
-    build_env = BuildEnv(bundle, (("HTTP_PROXY", proxy), ("NO_PROXY", "*")), index)
+    options = Options(base_image=LOCAL_CPU_IMAGE, env=EnvOptions(pip_index_url=index))
+    build_env = BuildEnv(bundle, (("HTTP_PROXY", proxy), ("NO_PROXY", "*")))
     rec = Recorder()
     outcome = Workspace(model, tmp_path / "out", options, rec, build_env=build_env).run("package")
     assert outcome.result is not None
@@ -197,7 +197,7 @@ def test_conda_yaml_environment_is_built_and_served(tmp_path: Path, client) -> N
         "model.py": MPMATH_MODEL, "config.pbtxt": PYTHON_CONFIG.format(name="gamma"),
         "conda.yaml": "channels: [conda-forge]\ndependencies:\n  - numpy<2\n  - mpmath\n",
     })
-    options = Options(base_image=LOCAL_CPU_IMAGE, env=EnvOptions(ca_bundle=True))
+    options = Options(base_image=LOCAL_CPU_IMAGE)
     outcome = Workspace(model, tmp_path / "out", options, Recorder(),
                         build_env=BuildEnv(SYSTEM_CA)).run("package")
     assert outcome.result is not None

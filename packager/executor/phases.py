@@ -3,6 +3,7 @@ the outputs, and nothing redone while that digest is unchanged (Bazel-style)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -11,6 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from packager.dockerfile import DockerfileSpec
 from packager.errors import InputError
 from packager.executor.fs import materialize, staged_dir, write_atomic
 from packager.executor.reader import read_input, resolve_inside
@@ -54,7 +56,6 @@ class BuildEnv:
 
     ca_bundle: Path | None = None
     proxies: tuple[tuple[str, str], ...] = ()  # Docker's predefined proxy build arguments
-    pip_index_url: str | None = None
     no_cache: bool = False
     platform: str | None = None
 
@@ -86,16 +87,12 @@ class Workspace:
                  build_env: BuildEnv | None = None) -> None:
         self.input_dir = Path(input_dir)
         self.out = Path(output_dir)
-        self.options = options
+        self.build_env = build_env or BuildEnv()
+        # Whether the Dockerfile copies a CA bundle follows from whether there is one.
+        self.options = dataclasses.replace(options, env=dataclasses.replace(
+            options.env, ca_bundle=self.build_env.ca_bundle is not None))
         self.report = reporter or Reporter("quiet")
         self.force = force
-        self.build_env = build_env or BuildEnv()
-        if self.build_env.ca_bundle and not options.env.ca_bundle:
-            raise InputError("internal: ca_bundle path given without EnvOptions.ca_bundle")
-
-    @property
-    def ca_bundle(self) -> Path | None:
-        return self.build_env.ca_bundle
 
     # -- state -------------------------------------------------------------------------------
     @property
@@ -169,21 +166,19 @@ class Workspace:
             outcome.result = ResultDocument.from_json((self.out / "result.json").read_text())
         return outcome
 
-    def _phase_inputs(self, name: str, spec: object) -> tuple[str, ...]:
+    def _phase_inputs(self, name: str, spec: DockerfileSpec | None) -> tuple[str, ...]:
         if name in ("detect", "repository"):
             return ()
-        from packager.dockerfile import DockerfileSpec
-
-        assert isinstance(spec, DockerfileSpec)
+        assert spec is not None
         if name == "dockerfile":
-            ca = self.ca_bundle.read_bytes() if self.ca_bundle else b""
+            ca_path = self.build_env.ca_bundle
+            ca = ca_path.read_bytes() if ca_path else b""
             return (spec.sha256, hashlib.sha256(ca).hexdigest())
         return (spec.sha256, self.options.tag or "", self.options.image_template,
                 repr(self.build_env))
 
-    def _do(self, name: str, analysis: Analysis, input_root: Path, spec: object) -> dict[str, str]:
-        from packager.dockerfile import DockerfileSpec
-
+    def _do(self, name: str, analysis: Analysis, input_root: Path,
+            spec: DockerfileSpec | None) -> dict[str, str]:
         if name == "detect":
             write_atomic(self.out / "detect.json", detection_document(analysis))
             self.report.info(
@@ -196,7 +191,7 @@ class Workspace:
                 counts = materialize(analysis.plan, input_root, stage)
             self.report.info(f"model repository: {self.out / 'model_repository'} ({counts})")
             return {}
-        assert isinstance(spec, DockerfileSpec)
+        assert spec is not None
         if name == "dockerfile":
             with staged_dir(self.out / "context") as stage:
                 materialize(analysis.plan, input_root, stage, by_layer=True)
@@ -206,10 +201,9 @@ class Workspace:
                 for rel, src in spec.context_inputs:
                     (stage / rel).parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(resolve_inside(input_root, src), stage / rel)
-                if spec.ca_bundle:
-                    assert self.ca_bundle is not None
+                if spec.ca_bundle and self.build_env.ca_bundle is not None:
                     (stage / "build-secrets").mkdir()
-                    shutil.copyfile(self.ca_bundle, stage / "build-secrets" / "ca.crt")
+                    shutil.copyfile(self.build_env.ca_bundle, stage / "build-secrets" / "ca.crt")
                 (stage / "Dockerfile").write_text(spec.text, encoding="utf-8")
             self.report.info(f"Dockerfile: {self.out / 'context' / 'Dockerfile'}")
             return {}
@@ -221,8 +215,8 @@ class Workspace:
         if result_path.exists():
             result_path.unlink()  # a failed build must not leave the previous image's name
         buildargs = dict(self.build_env.proxies)
-        if self.build_env.pip_index_url:
-            buildargs["PIP_INDEX_URL"] = self.build_env.pip_index_url
+        if self.options.env.pip_index_url:
+            buildargs["PIP_INDEX_URL"] = self.options.env.pip_index_url
         image_id = build_image(self.out / "context", str(image), self.report, buildargs=buildargs,
                                nocache=self.build_env.no_cache, platform=self.build_env.platform)
         from packager.executor.docker_build import image_id as lookup_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from packager.backends import BY_KEY
-from packager.baseimage import LOCAL_CPU_REPOSITORY
+from packager.baseimage import choose_base_image
 from packager.errors import InputError, VerifyError
 from packager.executor.container import logs_tail, serve
 from packager.executor.report import Reporter
@@ -33,10 +33,8 @@ def verify(out: Path, report: Reporter, *, user: str | None = None) -> None:
     backend = BY_KEY.get(result.backend)
     config_path = out / "model_repository" / result.model_name / "config.pbtxt"
     config = parse_config(config_path.read_text(encoding="utf-8"), file=str(config_path))
-    can_infer = backend is not None and (
-        not result.base_image.startswith(LOCAL_CPU_REPOSITORY) or backend.backend == "python"
-    )
-    if not can_infer:
+    held = choose_base_image(backend, result.base_image).backends if backend else frozenset()
+    if backend is None or (held is not None and backend.backend not in held):
         raise VerifyError(
             f"{result.base_image} has no {result.backend} backend, so the model cannot load",
             fix="package with an NGC base image that has the backend (the default)",
