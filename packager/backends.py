@@ -38,10 +38,6 @@ class Backend:
     last_ngc_release: str | None = None
     accepted_platforms: frozenset[str] = frozenset()
 
-    @property
-    def primary(self) -> str:
-        return self.files[0].name
-
     def platform_ok(self, platform: str) -> bool:
         return platform in ({self.platform} | self.accepted_platforms)
 

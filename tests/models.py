@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 PYTHON_MODEL = '''\
@@ -112,6 +111,3 @@ def backend_files(key: str, name: str, with_config: bool) -> dict[str, bytes | s
 def manifest(name: str, version: int | str) -> str:
     return f"name: {name}\nversion: {version}\n"
 
-
-def make_fifo(path: Path) -> None:
-    os.mkfifo(path)

@@ -7,6 +7,7 @@ size limit (checked on the bytes actually written, not only on the sizes the arc
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 import tarfile
@@ -14,7 +15,9 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 from packager.errors import InputError
 from packager.executor.fs import staged_dir
@@ -64,7 +67,7 @@ class _Budget:
     def __init__(self, limit: int, label: str) -> None:
         self.left, self.limit, self.label = limit, limit, label
 
-    def copy(self, src, dest: Path) -> None:  # type: ignore[no-untyped-def]
+    def copy(self, src: IO[bytes], dest: Path) -> None:
         with dest.open("wb") as out:
             while chunk := src.read(_CHUNK):
                 self.left -= len(chunk)
@@ -73,6 +76,19 @@ class _Budget:
                                      file=self.label,
                                      fix="raise --max-size if the artifact really is that large")
                 out.write(chunk)
+
+
+def _place(stage: Path, rel: PurePosixPath, *, is_dir: bool, executable: bool,
+           open_src: Callable[[], IO[bytes]], budget: _Budget) -> None:
+    """Write one checked entry under stage: a directory, or a file within the size budget."""
+    target = stage / rel
+    if is_dir:
+        target.mkdir(parents=True, exist_ok=True)
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open_src() as src:
+        budget.copy(src, target)
+    os.chmod(target, 0o755 if executable else 0o644)
 
 
 def _unpack_zip(path: Path, stage: Path, budget: _Budget, label: str) -> None:
@@ -88,13 +104,14 @@ def _unpack_zip(path: Path, stage: Path, budget: _Budget, label: str) -> None:
             if stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
                 raise InputError(f"entry {info.filename!r} is a link or special file", file=label,
                                  fix="archive regular files only")
-            target = stage / rel
-            if info.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src:
-                budget.copy(src, target)
+            _place(stage, rel, is_dir=info.is_dir(), executable=bool(mode & 0o111),
+                   open_src=functools.partial(zf.open, info), budget=budget)
+
+
+def _member(tf: tarfile.TarFile, m: tarfile.TarInfo) -> IO[bytes]:
+    src = tf.extractfile(m)
+    assert src is not None  # only regular files reach here
+    return src
 
 
 def _unpack_tar(path: Path, stage: Path, budget: _Budget, label: str) -> None:
@@ -104,15 +121,8 @@ def _unpack_tar(path: Path, stage: Path, budget: _Budget, label: str) -> None:
             if not (m.isfile() or m.isdir()):
                 raise InputError(f"entry {m.name!r} is a link or special file", file=label,
                                  fix="archive regular files only")
-            target = stage / rel
-            if m.isdir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            src = tf.extractfile(m)
-            assert src is not None
-            budget.copy(src, target)
-            os.chmod(target, 0o755 if m.mode & 0o111 else 0o644)
+            _place(stage, rel, is_dir=m.isdir(), executable=bool(m.mode & 0o111),
+                   open_src=functools.partial(_member, tf, m), budget=budget)
 
 
 def _download(url: str, dest: Path, limit: int) -> None:

@@ -22,7 +22,7 @@ from packager.executor.fs import staged_dir
 from packager.executor.reader import read_input
 from packager.executor.report import Reporter
 from packager.manifest import check_name, check_version
-from packager.mlproject import MLPROJECT, parse_mlproject, render_command
+from packager.mlproject import MLPROJECT, MLProject, parse_mlproject, render_command
 
 OUTPUT_ENV = "ODAHUFLOW_OUTPUT_DIR"  # the original trainer's name; training code writes here
 ENV_MANAGERS = ("local", "virtualenv", "conda")
@@ -86,9 +86,10 @@ def _virtualenv(project: Path, python_env: str | None, report: Reporter) -> Path
     return env
 
 
-def _command_prefix(req: TrainRequest, conda_env: str | None) -> tuple[list[str], str]:
+def _command_prefix(req: TrainRequest, spec: MLProject, report: Reporter) -> tuple[list[str], str]:
     """(argv prefix, PATH) for the chosen environment manager."""
     path = os.environ.get("PATH", "")
+    conda_env = spec.conda_env
     if req.env_manager == "conda":
         exe = next((shutil.which(n) for n in ("conda", "mamba", "micromamba") if shutil.which(n)),
                    None)
@@ -110,7 +111,8 @@ def _command_prefix(req: TrainRequest, conda_env: str | None) -> tuple[list[str]
                              fix="check the conda file and that a conda channel is reachable")
         return [exe, "run", "-n", env_name], path
     if req.env_manager == "virtualenv":
-        return [], ""  # filled in by the caller once the env exists
+        env_dir = _virtualenv(req.project.resolve(), spec.python_env, report)
+        return [], f"{env_dir / 'bin'}{os.pathsep}{path}"
     return [], f"{Path(sys.executable).parent}{os.pathsep}{path}"
 
 
@@ -147,13 +149,10 @@ def train(req: TrainRequest, report: Reporter) -> Path:
         raise InputError("--target is inside the project", file=str(target),
                          fix="choose a --target outside the MLproject repository")
 
-    prefix, path = _command_prefix(req, spec.conda_env)
-    if req.env_manager == "virtualenv":
-        env_dir = _virtualenv(project, spec.python_env, report)
-        path = f"{env_dir / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+    prefix, path = _command_prefix(req, spec, report)
 
     with staged_dir(target) as out:
-        env = dict(os.environ, PATH=path or os.environ.get("PATH", ""), **{OUTPUT_ENV: str(out)})
+        env = dict(os.environ, PATH=path, **{OUTPUT_ENV: str(out)})
         env["MLFLOW_ENTRY_POINT"] = ep.name
         report.step(f"train: {spec.name}:{ep.name}: {command}")
         started = time.monotonic()
