@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import re
+import signal
 import sys
+import threading
+import traceback
 from collections.abc import Sequence
+from typing import NoReturn
 from pathlib import Path
 
 from packager import __version__
-from packager.errors import InputError, PackagerError
+from packager.errors import EnvironmentFault, InputError, Interrupted, PackagerError, bounded
 from packager.executor.report import Reporter
 from packager.imageref import DEFAULT_NAME_TEMPLATE
 from packager.manifest import check_version
@@ -17,15 +21,29 @@ from packager.pipeline import HEALTHCHECK_CHOICES, Options
 from packager.pyenv import DEFAULT_CHANNELS, DEFAULT_MICROMAMBA_URL, EnvOptions
 
 DEFAULT_OUTPUT = "out"
+DEFAULT_TRAIN_TIMEOUT = 24 * 3600.0
+DEFAULT_SETUP_TIMEOUT = 3600.0
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{bounded(text)} is not a number of seconds") from None
+    if not (0 < value <= 30 * 24 * 3600):
+        raise argparse.ArgumentTypeError(f"{bounded(text)} must be between 0 and 30 days")
+    return value
 
 
 def _output_flags(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     sp.add_argument("--json", action="store_true", help="JSON lines on stdout")
+    sp.add_argument("--debug", action="store_true",
+                    help="print a traceback with errors (for bug reports)")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _ArgumentParser(
         prog="triton-packager",
         description="Package a trained model directory into a Triton Inference Server image.",
     )
@@ -102,11 +120,21 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--overwrite-data", action="store_true",
                     help="let data/ files replace files the training produced")
     tr.add_argument("--archive", default=None, help="also write the result as .zip/.tar.gz")
+    tr.add_argument("--timeout", type=_seconds, default=DEFAULT_TRAIN_TIMEOUT, metavar="SECONDS",
+                    help="stop the training (and every process it started) after this long "
+                    f"(default: {DEFAULT_TRAIN_TIMEOUT:.0f})")
+    tr.add_argument("--force", action="store_true",
+                    help="replace a non-empty --target that triton-packager did not create")
     su = sub.add_parser("setup", help="unpack a training artifact (.zip/.tar[.gz], path or URL)")
     su.add_argument("artifact", metavar="ARTIFACT")
     su.add_argument("-o", "--output", required=True, help="directory to unpack into")
     su.add_argument("--max-size", type=int, default=64 << 30,
                     help="refuse archives that expand past this many bytes")
+    su.add_argument("--timeout", type=_seconds, default=DEFAULT_SETUP_TIMEOUT, metavar="SECONDS",
+                    help="give up on the whole download and unpack after this long "
+                    f"(default: {DEFAULT_SETUP_TIMEOUT:.0f})")
+    su.add_argument("--force", action="store_true",
+                    help="replace a non-empty --output that triton-packager did not create")
     for sp in (tr, su):
         _output_flags(sp)
     bi = sub.add_parser("base-image", help="build the local CPU Triton base image from PyPI")
@@ -116,19 +144,59 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse's own errors, bounded: a 300 kB option value must not flood the terminal."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {bounded(message, 300, quote=False)}\n")
+
+
+def _on_signal(signum: int, _frame: object) -> None:
+    # SIGTERM (Kubernetes, Tekton, `kill`) is handled like Ctrl-C: the exception unwinds every
+    # `finally`, so staging folders are removed and child process groups are killed. Later
+    # signals are ignored while that cleanup runs.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    raise Interrupted(f"interrupted by {signal.Signals(signum).name}; partial outputs removed")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     report = Reporter.create(quiet=args.quiet, json_lines=args.json)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    in_main = threading.current_thread() is threading.main_thread()
+    if in_main:
+        for sig in previous:
+            signal.signal(sig, _on_signal)
     try:
-        return _run(args, report)
+        try:
+            return _run(args, report)
+        except KeyboardInterrupt:
+            raise Interrupted("interrupted; partial outputs removed") from None
+        except OSError as exc:
+            raise EnvironmentFault.from_oserror(exc) from exc
+        except RecursionError as exc:
+            raise InputError("the input nests too deeply to be read",
+                             fix="flatten the input (fewer nested directories or YAML levels)",
+                             ) from exc
     except PackagerError as err:
+        if args.debug:
+            traceback.print_exc()
         report.error(str(err), exit_code=err.exit_code)
         if report.mode == "json":  # a machine reader still gets the message on stderr
             print(f"error: {err}", file=sys.stderr)
         return err.exit_code
-    except KeyboardInterrupt:
-        report.error("interrupted")
-        return 130
+    except Exception as exc:  # a bug: still one line, the traceback only on request
+        if args.debug:
+            traceback.print_exc()
+        report.error(f"internal error: {type(exc).__name__}: {bounded(str(exc), 300, quote=False)}"
+                     "\n  fix: rerun with --debug and report the traceback", exit_code=1)
+        return 1
+    finally:
+        if in_main:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def _run(args: argparse.Namespace, report: Reporter) -> int:
@@ -148,13 +216,15 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
             version=check_version(args.version, file="--version"), env_manager=args.env_manager,
             data_dir=args.data_dir, overwrite_data=args.overwrite_data,
             archive=Path(args.archive) if args.archive else None,
+            timeout=args.timeout, force=args.force,
         ), report)
         print(target)
         return 0
     if args.command == "setup":
         from packager.executor.artifact import unpack
 
-        print(unpack(args.artifact, Path(args.output), report, args.max_size))
+        print(unpack(args.artifact, Path(args.output), report, args.max_size,
+                     timeout=args.timeout, force=args.force))
         return 0
     if args.command == "verify":
         from packager.executor.verify import verify

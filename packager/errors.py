@@ -2,6 +2,20 @@
 
 from __future__ import annotations
 
+import errno as _errno
+import os
+
+VALUE_LIMIT = 80
+
+
+def bounded(value: object, limit: int = VALUE_LIMIT, *, quote: bool = True) -> str:
+    """A user value as messages show it: repr-quoted (control characters escaped), and cut to
+    `limit` characters so a 300 kB name or a 5 000-digit number cannot flood the terminal."""
+    text = repr(value) if quote else str(value).replace("\n", "\\n").replace("\r", "\\r")
+    if len(text) > limit:
+        text = f"{text[: limit - 20]}... ({len(text)} characters)"
+    return text
+
 
 class PackagerError(Exception):
     """Base of every error the tool reports to a user (never a traceback)."""
@@ -62,3 +76,32 @@ class TrainError(PackagerError):
 
     exit_code = 6
     log_label = "last lines of its output"
+
+
+class EnvironmentFault(PackagerError):
+    """The machine, not the input, failed: disk full, read-only filesystem, permission, ..."""
+
+    exit_code = 3
+
+    @classmethod
+    def from_oserror(cls, exc: OSError, doing: str = "") -> EnvironmentFault:
+        path = exc.filename if exc.filename is not None else ""
+        words = os.strerror(exc.errno) if exc.errno else str(exc)
+        code = _errno.errorcode.get(exc.errno or 0, "")
+        what = f"{doing}: " if doing else ""
+        fixes = {
+            _errno.ENOSPC: "free space on that filesystem, or choose another --output",
+            _errno.EDQUOT: "free space within your quota, or choose another --output",
+            _errno.EROFS: "choose an --output on a writable filesystem",
+            _errno.EACCES: "check the permissions of that path, or choose another --output",
+            _errno.EPERM: "check the permissions of that path, or choose another --output",
+        }
+        return cls(f"{what}{words} ({code})" if code else f"{what}{words}",
+                   file=os.fsdecode(path) if path else None,
+                   fix=fixes.get(exc.errno or 0, "check the path and the machine, then retry"))
+
+
+class Interrupted(PackagerError):
+    """SIGINT or SIGTERM: the run stopped, its partial outputs were removed."""
+
+    exit_code = 130

@@ -19,6 +19,9 @@ REQUIREMENTS_NAME = "requirements.txt"
 # Files whose text the generators need; the executor reads exactly these (when present).
 TEXT_FILES = (*MANIFEST_NAMES, CONFIG_NAME, *CONDA_NAMES, REQUIREMENTS_NAME, "model.py")
 
+# The mark of a directory triton-packager created (executor/ownership.py): never an input file.
+OWNED_MARKER = ".triton-packager-owned"
+
 # Produced by tools, never part of a model: skipped (and reported) rather than copied.
 IGNORED_NAMES = frozenset({".git", "__pycache__", ".ipynb_checkpoints", ".DS_Store", "result.json"})
 

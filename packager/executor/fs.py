@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from packager.backends import EntryKind
+from packager.executor.ownership import check_replaceable, claim, clean_leftovers
 from packager.executor.reader import resolve_inside
 from packager.plan import RepositoryPlan
 
@@ -18,14 +19,27 @@ FILE_MODE, EXEC_MODE, DIR_MODE = 0o644, 0o755, 0o755
 
 
 @contextlib.contextmanager
-def staged_dir(final: Path) -> Iterator[Path]:
-    """Yield an empty staging dir next to `final`; on success it replaces `final` atomically."""
+def staged_dir(final: Path, kind: str | None = None, *, force: bool = False) -> Iterator[Path]:
+    """Yield an empty staging dir next to `final`; on success it replaces `final` atomically.
+
+    The staging and trash names carry this process's pid, so the next run can tell the
+    leftovers of an interrupted run (dead pid) from a run in progress. With `kind`, the new
+    directory is marked as the packager's (see ownership.py), and an existing `final` is only
+    replaced when it carries that mark or is empty: callers check this before their first
+    write; this is the last line of defence.
+    """
     final.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.staging-", dir=final.parent))
+    clean_leftovers(final)
+    if kind is not None:
+        check_replaceable(final, option=kind, force=force)
+    stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.staging-{os.getpid()}-", dir=final.parent))
     try:
+        if kind is not None:
+            claim(stage, kind)
         yield stage
-        if final.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+        if final.exists() or final.is_symlink():
+            trash = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-{os.getpid()}-",
+                                          dir=final.parent))
             os.rename(final, trash / "old")
             os.rename(stage, final)
             shutil.rmtree(trash, ignore_errors=True)
