@@ -8,12 +8,15 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+import shlex
+
 import jinja2
+import jinja2.sandbox
 
 from packager import __version__
 from packager.backends import BY_KEY
 from packager.baseimage import BaseImage
-from packager.errors import InputError
+from packager.errors import InputError, bounded
 from packager.inputs import CONDA_NAMES, REQUIREMENTS_NAME
 from packager.plan import RepositoryPlan
 from packager.pyenv import ENV_DIR, EnvOptions, conda_for_server, server_python
@@ -37,27 +40,40 @@ def templates_dir() -> Path:
 
 
 def _dq(value: object) -> str:
+    """A double-quoted Dockerfile value (LABEL, ARG): refuses what could end or expand it."""
     text = str(value)
     if _UNSAFE.search(text):
         raise InputError(
-            f"value {text!r} contains a character that is not allowed in a Dockerfile "
+            f"value {bounded(text)} contains a character that is not allowed in a Dockerfile "
             "(newline, quote, backslash, backtick or '$')",
             fix="remove the character from the model name, version or option",
         )
     return f'"{text}"'
 
 
+def _sh(value: object) -> str:
+    """One shell word in a RUN line: control characters refused (a newline would end the
+    instruction), everything else single-quoted by shlex."""
+    text = str(value)
+    if re.search(r"[\x00-\x1f\x7f]", text):
+        raise InputError(f"value {bounded(text)} contains a control character",
+                         fix="remove newlines and other control characters from the option")
+    return shlex.quote(text)
+
+
 @cache
 def _environment(paths: tuple[str, ...]) -> jinja2.Environment:
     # A user's --template-dir comes first, so any template (or one backend's) can be replaced
     # while `{% extends "Dockerfile.j2" %}` and its blocks keep working.
-    env = jinja2.Environment(
+    # Sandboxed: a --template-dir template cannot reach Python internals or loop forever.
+    env = jinja2.sandbox.SandboxedEnvironment(
         loader=jinja2.FileSystemLoader(list(paths)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
     )
     env.filters["dq"] = _dq
+    env.filters["sh"] = _sh
     return env
 
 
@@ -83,6 +99,19 @@ def check_labels(labels: tuple[tuple[str, str], ...]) -> None:
         _dq(value)
 
 
+def _template_error(exc: jinja2.TemplateError, template_dirs: tuple[str, ...]) -> InputError:
+    where = getattr(exc, "filename", None) or getattr(exc, "name", None) or "a template"
+    line = getattr(exc, "lineno", None)
+    origin = "--template-dir" if template_dirs else "the built-in templates"
+    return InputError(
+        f"template {where}{f':{line}' if line else ''} ({origin}) cannot be rendered: "
+        f"{bounded(exc.message or str(exc), 200, quote=False)}",
+        file=template_dirs[0] if template_dirs else None,
+        fix="fix the template; it may use the variables of the built-in Dockerfile.j2 and "
+        "extend it with {% extends \"Dockerfile.j2\" %}",
+    )
+
+
 def render_dockerfile(
     plan: RepositoryPlan,
     base: BaseImage,
@@ -97,7 +126,11 @@ def render_dockerfile(
     backend = BY_KEY[plan.backend_key]
     env = _environment((*template_dirs, str(templates_dir())))
     name = f"backends/{backend.key}.j2"
-    template = env.get_template(name if name in env.list_templates() else "backends/default.j2")
+    try:
+        template = env.get_template(name if name in env.list_templates()
+                                    else "backends/default.j2")
+    except jinja2.TemplateError as exc:
+        raise _template_error(exc, template_dirs) from None
     requirements = REQUIREMENTS_NAME in plan.env_files and backend.key == "python"
     conda_file = next((n for n in CONDA_NAMES if n in plan.env_files), None)
     conda_text = None
@@ -106,24 +139,27 @@ def render_dockerfile(
             plan.env_text(conda_file), server_python(base, env_options.python_version),
             file=conda_file,
         )
-    text = template.render(
-        packager_version=__version__,
-        name=plan.model_name,
-        version=plan.version,
-        backend=backend,
-        base=base,
-        layers=[layer.value for layer in plan.layers()],
-        model_repository=MODEL_REPOSITORY,
-        health_tool=base.health_tool,
-        requirements=requirements,
-        conda=conda_text is not None,
-        ca_bundle=env_options.ca_bundle and (requirements or conda_text is not None),
-        channels=list(env_options.conda_channels),
-        micromamba_url=env_options.micromamba_url,
-        conda_pack_version=CONDA_PACK_VERSION,
-        env_path=f"{MODEL_REPOSITORY}/{plan.model_name}/{ENV_DIR}",
-        extra_labels=list(labels),
-    )
+    try:
+        text = template.render(dict(
+            packager_version=__version__,
+            name=plan.model_name,
+            version=plan.version,
+            backend=backend,
+            base=base,
+            layers=[layer.value for layer in plan.layers()],
+            model_repository=MODEL_REPOSITORY,
+            health_tool=base.health_tool,
+            requirements=requirements,
+            conda=conda_text is not None,
+            ca_bundle=env_options.ca_bundle and (requirements or conda_text is not None),
+            channels=list(env_options.conda_channels),
+            micromamba_url=env_options.micromamba_url,
+            conda_pack_version=CONDA_PACK_VERSION,
+            env_path=f"{MODEL_REPOSITORY}/{plan.model_name}/{ENV_DIR}",
+            extra_labels=list(labels),
+        ))
+    except jinja2.TemplateError as exc:
+        raise _template_error(exc, template_dirs) from None
     texts = (("env/conda.yaml", conda_text),) if conda_text is not None else ()
     inputs = (("env/requirements.txt", REQUIREMENTS_NAME),) if requirements else ()
     return DockerfileSpec(

@@ -9,10 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import jinja2
-import jinja2.sandbox
-
-from packager.errors import InputError
+from packager.errors import InputError, bounded
 
 _DOMAIN_COMP = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = rf"(?:{_DOMAIN_COMP}(?:\.{_DOMAIN_COMP})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
@@ -42,27 +39,51 @@ class ImageRef:
         return text
 
 
-def parse_reference(text: str, *, what: str = "image reference") -> ImageRef:
-    m = REFERENCE_RE.fullmatch(text)
+def parse_reference(text: str, *, what: str = "image reference",
+                    allow_digest: bool = True) -> ImageRef:
+    m = REFERENCE_RE.fullmatch(text) if len(text) <= 2 * NAME_TOTAL_MAX else None
     if not m or len(m.group("name")) > NAME_TOTAL_MAX:
         raise InputError(
-            f"{what} {text!r} is not a valid Docker image reference",
-            fix="use [registry/]repository[:tag] with a lower-case repository, for example "
+            f"{what} {bounded(text)} is not a valid Docker image reference",
+            fix="use [registry/]repository[:tag] with a lower-case repository of at most "
+            f"{NAME_TOTAL_MAX} characters and a tag of at most 128, for example "
             "registry.example.com/team/model:1",
+        )
+    if m.group("digest") and not allow_digest:
+        raise InputError(
+            f"{what} {bounded(text)} names a digest (@{m.group('digest').split(':')[0]}:...); a "
+            "built image gets its digest from its content, it cannot be given one",
+            fix="drop the @sha256:... part; push records the digest in result.json",
         )
     return ImageRef(m.group("name"), m.group("tag"), m.group("digest"))
 
 
+TEMPLATE_MAX = 512
+_PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+TEMPLATE_NAMES = ("Name", "Version", "RandomUUID")
+
+
 def render_image_name(template: str, *, name: str, version: int, random_uuid: str) -> ImageRef:
-    """The original packager's naming: a Jinja template over Name/Version/RandomUUID, lower-cased."""
-    env = jinja2.sandbox.SandboxedEnvironment(undefined=jinja2.StrictUndefined)
-    try:
-        text = env.from_string(template).render(
-            Name=name, Version=str(version), RandomUUID=random_uuid
-        )
-    except jinja2.TemplateError as exc:
-        raise InputError(
-            f"image name template {template!r} cannot be rendered: {exc}",
-            fix=f"use only Name, Version and RandomUUID, e.g. {DEFAULT_NAME_TEMPLATE!r}",
-        ) from None
-    return parse_reference(text.lower(), what=f"image name rendered from {template!r}:")
+    """The original packager's naming: `{{ Name }}`, `{{ Version }}` and `{{ RandomUUID }}`
+    substituted into the template, lower-cased. Only these placeholders: a general template
+    language would let a name template loop, multiply strings or read attributes."""
+    fix = f"use only {{{{ Name }}}}, {{{{ Version }}}} and {{{{ RandomUUID }}}}, e.g. " \
+          f"{DEFAULT_NAME_TEMPLATE!r}"
+    if len(template) > TEMPLATE_MAX:
+        raise InputError(f"--image-name is {len(template)} characters long; at most "
+                         f"{TEMPLATE_MAX} are accepted", fix=fix)
+    values = {"Name": name, "Version": str(version), "RandomUUID": random_uuid}
+
+    def substitute(m: re.Match[str]) -> str:
+        key = m.group(1)
+        if key not in values:
+            raise InputError(f"--image-name {bounded(template)} uses {{{{ {key} }}}}, which is "
+                             "not a known name", fix=fix)
+        return values[key]
+
+    text = _PLACEHOLDER_RE.sub(substitute, template)
+    if any(mark in text for mark in ("{{", "}}", "{%", "%}", "{#")):
+        raise InputError(f"--image-name {bounded(template)} has template syntax other than "
+                         "plain placeholders", fix=fix)
+    return parse_reference(text.lower(), what=f"image name rendered from {bounded(template)}:",
+                           allow_digest=False)

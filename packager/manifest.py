@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import yaml
-
-from packager.errors import InputError
+from packager import safeyaml
+from packager.errors import InputError, bounded
 from packager.inputs import MANIFEST_NAMES, InputTree
 
 DEFAULT_NAME = "model"
@@ -19,6 +18,7 @@ KNOWN_KEYS = frozenset({"name", "version", "output"})  # `output` is written by 
 # metacharacter can reach a Dockerfile or the Python backend's stub name.
 NAME_RE = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
 NAME_MAX = 128
+VERSION_MAX = (1 << 63) - 1  # Triton stores model versions as int64
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class ModelMeta:
 def check_name(name: object, *, file: str, field: str = "name") -> str:
     if not isinstance(name, str) or not name:
         raise InputError(
-            f"field '{field}' must be a non-empty string, got {name!r}",
+            f"field '{field}' must be a non-empty string, got {bounded(name)}",
             file=file,
             fix=f"set {field}: to a name such as 'my-model'",
         )
@@ -43,9 +43,9 @@ def check_name(name: object, *, file: str, field: str = "name") -> str:
             fix="choose a shorter model name",
         )
     if not NAME_RE.fullmatch(name):
-        suggestion = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "model"
+        suggestion = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:NAME_MAX] or "model"
         raise InputError(
-            f"field '{field}' has value {name!r}, which is not a valid Triton model and Docker "
+            f"field '{field}' has value {bounded(name)}, which is not a valid Triton model and Docker "
             "image name: use lower-case letters, digits, and '.', '_' or '-' between them",
             file=file,
             fix=f"set {field}: {suggestion}",
@@ -59,23 +59,32 @@ def check_version(version: object, *, file: str, field: str = "version") -> int:
         if isinstance(version, float) and version.is_integer() and version > 0:
             hint = f"set {field}: {int(version)} (Triton versions are whole numbers)"
         raise InputError(
-            f"field '{field}' has value {version!r}; a Triton model version is a positive integer",
+            f"field '{field}' has value {bounded(version)}; a Triton model version is a positive "
+            "integer",
             file=file,
             fix=hint or f"set {field}: 1",
         )
     if isinstance(version, str):
-        if not re.fullmatch(r"[1-9][0-9]*", version):
-            digits = re.sub(r"\D", "", version).lstrip("0")
+        if not re.fullmatch(r"[1-9][0-9]{0,18}", version):
+            digits = re.sub(r"\D", "", version[:40]).lstrip("0")[:19]
             raise InputError(
-                f"field '{field}' has value {version!r}; a Triton model version is a positive "
-                "integer without prefix, suffix or leading zeros",
+                f"field '{field}' has value {bounded(version)}; a Triton model version is a "
+                "positive integer without prefix, suffix or leading zeros, at most "
+                f"{VERSION_MAX}",
                 file=file,
-                fix=f"set {field}: {digits or 1}",
+                fix=f"set {field}: {digits if digits and int(digits) <= VERSION_MAX else 1}",
             )
         version = int(version)
+    if version > VERSION_MAX:
+        raise InputError(
+            f"field '{field}' has value {bounded(version)}; Triton model versions are 64-bit, "
+            f"at most {VERSION_MAX}",
+            file=file,
+            fix=f"set {field}: 1",
+        )
     if version < 1:
         raise InputError(
-            f"field '{field}' has value {version}; Triton model versions start at 1",
+            f"field '{field}' has value {bounded(version)}; Triton model versions start at 1",
             file=file,
             fix=f"set {field}: 1",
         )
@@ -94,17 +103,9 @@ def parse_manifest(tree: InputTree) -> ModelMeta:
         )
     fname = present[0]
     text = tree.text(fname) or ""
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InputError(
-            f"is not valid YAML{where}: {problem}",
-            file=f"{fname}",
-            fix="write it as 'name: <model-name>' and 'version: <positive integer>' lines",
-        ) from None
+    doc = safeyaml.load(
+        text, file=fname,
+        fix="write it as 'name: <model-name>' and 'version: <positive integer>' lines")
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
@@ -114,7 +115,7 @@ def parse_manifest(tree: InputTree) -> ModelMeta:
             fix="write it as 'name: <model-name>' and 'version: <positive integer>' lines",
         )
     warnings = tuple(
-        f"{fname}: unknown key {key!r} is ignored (known: name, version)"
+        f"{fname}: unknown key {bounded(key)} is ignored (known: name, version)"
         for key in doc
         if key not in KNOWN_KEYS
     )

@@ -12,7 +12,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from packager.backends import Backend
-from packager.errors import InputError
+from packager.errors import InputError, bounded
 from packager.inputs import CONFIG_NAME
 
 _ERR_RE = re.compile(r"^(\d+):(\d+) : (.*)$", re.S)
@@ -28,6 +28,9 @@ class ParsedConfig:
     inputs: tuple[tuple[str, str, tuple[int, ...]], ...]  # (name, datatype, dims)
     outputs: tuple[tuple[str, str, tuple[int, ...]], ...]
     parameters: tuple[str, ...]
+    specific_versions: tuple[int, ...] = ()  # version_policy { specific { versions: [...] } }
+    default_model_filename: str = ""
+    cc_model_filenames: tuple[str, ...] = ()
 
 
 def parse_config(text: str, *, file: str = CONFIG_NAME) -> ParsedConfig:
@@ -64,6 +67,10 @@ def parse_config(text: str, *, file: str = CONFIG_NAME) -> ParsedConfig:
         inputs=tensors(msg.input),
         outputs=tensors(msg.output),
         parameters=tuple(sorted(msg.parameters.keys())),
+        specific_versions=tuple(msg.version_policy.specific.versions)
+        if msg.version_policy.WhichOneof("policy_choice") == "specific" else (),
+        default_model_filename=msg.default_model_filename,
+        cc_model_filenames=tuple(msg.cc_model_filenames.values()),
     )
 
 
@@ -90,6 +97,35 @@ def check_against(config: ParsedConfig, backend: Backend, model_name: str) -> No
             f"{backend.backend!r}",
             fix=f'use backend: "{backend.backend}", or rename the model file to match',
         )
+
+
+def check_servable(config: ParsedConfig, version: int, version_files: frozenset[str]) -> None:
+    """Refuse configs Triton would accept and then fail to load from the packaged tree."""
+    missing = [v for v in config.specific_versions if v != version]
+    if missing:
+        raise InputError(
+            f"{CONFIG_NAME}: field 'version_policy' serves version(s) "
+            f"{', '.join(str(v) for v in missing[:5])}, but only version {version} is packaged",
+            fix=f"set version_policy: {{ specific: {{ versions: [{version}] }} }}, or remove "
+            "version_policy",
+        )
+    names = [("default_model_filename", config.default_model_filename)] + [
+        ("cc_model_filenames", n) for n in config.cc_model_filenames]
+    for field, name in names:
+        if not name:
+            continue
+        if "/" in name or "\\" in name or name in (".", "..") or "\x00" in name:
+            raise InputError(
+                f"{CONFIG_NAME}: field '{field}' is {bounded(name)}; Triton reads it as a file "
+                "name inside the version directory, not a path",
+                fix=f"put the file next to the model file and give its bare name in {field}",
+            )
+        if name not in version_files:
+            raise InputError(
+                f"{CONFIG_NAME}: field '{field}' names {bounded(name)}, which is not in the "
+                f"packaged version directory ({', '.join(sorted(version_files)[:6])})",
+                fix=f"add {bounded(name)} to the model directory, or correct {field}",
+            )
 
 
 def minimal_config(backend: Backend, model_name: str) -> str:

@@ -13,17 +13,18 @@ from packager.detect import Detection, detect
 from packager.dockerfile import DockerfileSpec, render_dockerfile
 from packager.errors import InputError
 from packager.imageref import DEFAULT_NAME_TEMPLATE, ImageRef, parse_reference, render_image_name
-from packager.inputs import CONDA_NAMES, CONFIG_NAME, InputTree
+from packager.inputs import CONDA_NAMES, CONFIG_NAME, REQUIREMENTS_NAME, InputTree
 from packager.manifest import ModelMeta, parse_manifest
 from packager.modelconfig import (
     ParsedConfig,
     check_against,
+    check_servable,
     minimal_config,
     parse_config,
     python_autocompletes,
 )
 from packager.plan import RepositoryPlan, build_plan
-from packager.pyenv import ENV_DIR, EXECUTION_ENV_PATH, EnvOptions, with_env_path
+from packager.pyenv import ENV_DIR, EXECUTION_ENV_PATH, EnvOptions, check_requirements, with_env_path
 
 HEALTHCHECK_CHOICES = ("auto", "curl", "none")
 
@@ -81,6 +82,10 @@ def analyze(tree: InputTree) -> Analysis:
     else:
         config = given
     check_against(config, backend, meta.name)
+    check_servable(config, meta.version,
+                   frozenset((*detection.model_files, *detection.extra_files)))
+    if backend.key == "python" and REQUIREMENTS_NAME in detection.env_files:
+        check_requirements(tree.text(REQUIREMENTS_NAME) or "")
     config_text, changed = config.text, False
     if backend.key == "python" and any(n in detection.env_files for n in CONDA_NAMES):
         config_text, changed = with_env_path(config.text)
@@ -120,7 +125,7 @@ def dockerfile_for(analysis: Analysis, options: Options) -> DockerfileSpec:
 
 def image_name_for(analysis: Analysis, options: Options, random_uuid: str) -> ImageRef:
     if options.tag:
-        return parse_reference(options.tag, what="--tag")
+        return parse_reference(options.tag, what="--tag", allow_digest=False)
     return render_image_name(
         options.image_template,
         name=analysis.meta.name,

@@ -44,17 +44,40 @@ class ResultDocument:
 
     @classmethod
     def from_json(cls, text: str) -> ResultDocument:
+        """Parse result.json; anything that is not the document this tool writes is a
+        ValueError (the caller names the file)."""
         doc = json.loads(text)
+        if not isinstance(doc, dict):
+            raise ValueError(f"expected a JSON object, got {type(doc).__name__}")
         model = doc.get("model", {})
+        if not isinstance(model, dict):
+            raise ValueError("field 'model' is not an object")
+
+        def text_field(d: dict[str, object], key: str, default: str | None = "") -> str | None:
+            value = d.get(key, default)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"field {key!r} is not a string")
+            return value
+
+        image = text_field(doc, "image", None)
+        if not image:
+            raise ValueError("field 'image' is missing")
+        version = model.get("version", 0)
+        if isinstance(version, bool) or not isinstance(version, (int, str)) or \
+                not str(version).isdigit() or len(str(version)) > 19:
+            raise ValueError("field 'model.version' is not a version number")
+        warnings = doc.get("warnings", [])
+        if not isinstance(warnings, list) or not all(isinstance(w, str) for w in warnings):
+            raise ValueError("field 'warnings' is not a list of strings")
         return cls(
-            image=doc["image"],
-            model_name=model.get("name", ""),
-            model_version=int(model.get("version", 0)),
-            backend=model.get("backend", ""),
-            base_image=doc.get("base_image", ""),
-            dockerfile_sha256=doc.get("dockerfile_sha256", ""),
-            image_id=doc.get("image_id"),
-            pushed_digest=doc.get("pushed_digest"),
-            base_image_id=doc.get("base_image_id"),
-            warnings=tuple(doc.get("warnings", ())),
+            image=image,
+            model_name=text_field(model, "name") or "",
+            model_version=int(version),
+            backend=text_field(model, "backend") or "",
+            base_image=text_field(doc, "base_image") or "",
+            dockerfile_sha256=text_field(doc, "dockerfile_sha256") or "",
+            image_id=text_field(doc, "image_id", None),
+            pushed_digest=text_field(doc, "pushed_digest", None),
+            base_image_id=text_field(doc, "base_image_id", None),
+            warnings=tuple(warnings),
         )

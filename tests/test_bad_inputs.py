@@ -108,7 +108,7 @@ CASES: dict[str, Case] = {
     ),
     "symlink-outside": (_py(), _outside_link, ["stolen.txt", "outside the input directory"]),
     "symlink-to-directory": (_py(), _dir_link, ["loop", "symlink to a directory"]),
-    "fifo": (_py(), _fifo, ["pipe", "FIFO", "remove pipe"]),
+    "fifo": (_py(), _fifo, ["pipe", "FIFO", "remove 'pipe'"]),
     "config-not-utf8": ({"model.onnx": placeholder("onnx"), "config.pbtxt": b"\xff\xfe"},
                         None, ["config.pbtxt", "UTF-8"]),
 }

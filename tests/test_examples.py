@@ -80,7 +80,8 @@ def test_examples_that_cannot_train_here_stop_clearly(name: str, tmp_path: Path,
     target = tmp_path / "target"
     target.mkdir()
     (target / "previous.txt").write_text("kept\n")
-    code = main(["train", str(EXAMPLES / name), "--target", str(target)])
+    # --force: the target is not the packager's, and even so a failed training leaves it alone.
+    code = main(["train", str(EXAMPLES / name), "--target", str(target), "--force"])
     err = capsys.readouterr().err
     assert code == 6
     assert "exited with code 3" in err and NEEDS_GPU_OR_LEGACY[name] in err

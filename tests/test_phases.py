@@ -62,8 +62,10 @@ def test_repository_is_the_triton_layout_with_hardlinks(tmp_path: Path) -> None:
     Workspace(model, out, Options()).run("repository")
     repo = out / "model_repository"
     got = sorted(str(p.relative_to(repo)) for p in repo.rglob("*"))
-    assert got == ["model", "model/1", "model/1/data", "model/1/data/table.csv",
-                   "model/1/model.py", "model/config.pbtxt"]
+    # The mark says the packager made this folder (and may replace it); Triton reads only
+    # the model directories of a repository.
+    assert got == [".triton-packager-owned", "model", "model/1", "model/1/data",
+                   "model/1/data/table.csv", "model/1/model.py", "model/config.pbtxt"]
     assert (repo / "model/config.pbtxt").read_bytes() == (model / "config.pbtxt").read_bytes()
     assert os.stat(repo / "model/1/model.py").st_ino == os.stat(model / "model.py").st_ino
 

@@ -79,7 +79,7 @@ def check_disjoint(inp: Path, inp_label: str, out: Path, out_label: str) -> None
         where = ("is the same directory as" if a == b else
                  "is inside" if a in b.parents else "contains")
         raise InputError(
-            f"{out_label} {out} {where} {inp_label} {inp}; writing it would destroy the input",
+            f"{out_label} {out} {where} the {inp_label} {inp}; writing it would destroy the input",
             file=str(out), fix=f"choose an {out_label} outside {inp} that does not contain it")
 
 

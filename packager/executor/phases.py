@@ -15,6 +15,8 @@ from pathlib import Path
 from packager.dockerfile import DockerfileSpec
 from packager.errors import InputError
 from packager.executor.fs import materialize, staged_dir, write_atomic
+from packager.executor.lock import DEFAULT_WAIT, exclusive
+from packager.executor.ownership import STATE_DIR, check_disjoint, check_replaceable, is_owned
 from packager.executor.reader import read_input, resolve_inside
 from packager.executor.report import Reporter
 from packager.inputs import InputTree
@@ -47,7 +49,8 @@ PHASES: dict[str, Phase] = {
         Phase("package", ("dockerfile",), ("result.json",), "build the image, write result.json"),
     )
 }
-STATE_DIR = ".triton-packager"
+# A placeholder for validating the image name before anything is written.
+_PROBE_UUID = "00000000-0000-4000-8000-000000000000"
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ class Outcome:
 class Workspace:
     def __init__(self, input_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str],
                  options: Options, reporter: Reporter | None = None, force: bool = False,
-                 build_env: BuildEnv | None = None) -> None:
+                 build_env: BuildEnv | None = None, lock_wait: float = DEFAULT_WAIT) -> None:
         self.input_dir = Path(input_dir)
         self.out = Path(output_dir)
         self.build_env = build_env or BuildEnv()
@@ -93,6 +96,7 @@ class Workspace:
             options.env, ca_bundle=self.build_env.ca_bundle is not None))
         self.report = reporter or Reporter("quiet")
         self.force = force
+        self.lock_wait = lock_wait
 
     # -- state -------------------------------------------------------------------------------
     @property
@@ -119,25 +123,38 @@ class Workspace:
             (self.out / o).exists() for o in PHASES[phase].outputs))
 
     # -- running -----------------------------------------------------------------------------
-    def _check_output_location(self, tree: InputTree) -> None:
-        inp = self.input_dir.resolve()
-        out = self.out.resolve()
-        if out == inp or inp in out.parents:
-            raise InputError(
-                f"the output directory {self.out} is inside the input directory",
-                file=tree.label,
-                fix="choose an --output outside the model directory",
-            )
+    def _check_output_location(self, tree: InputTree, phases: list[str]) -> None:
+        """The output must not overlap the input, and may only replace the packager's own."""
+        check_disjoint(self.input_dir, "input directory", self.out, "--output")
+        check_replaceable(self.out, option="--output", force=self.force)
+        if self.force or not self.out.exists():
+            return
+        recorded = self._state()
+        for name in phases:
+            for rel in PHASES[name].outputs:
+                path = self.out / rel
+                if rel.endswith(".json"):
+                    if path.is_symlink() or (path.exists() and not path.is_file()):
+                        raise InputError(f"{rel} in --output is not a regular file",
+                                         file=str(path), fix="remove it, or choose another --output")
+                    continue
+                # A phase folder from an older release has no mark, but its phase is recorded.
+                check_replaceable(path, option=f"--output's {rel}",
+                                  force=name in recorded and is_owned(self.out))
 
     def run(self, target: str) -> Outcome:
         if target not in PHASES:
             raise InputError(f"unknown phase {target!r}", fix=f"use one of {', '.join(PHASES)}")
-        # Every check runs before anything is written: bad input leaves no output at all.
+        # Every check runs before anything is written: bad input -- options included -- leaves
+        # no output at all. Only then is the output locked and written.
         tree = read_input(self.input_dir)
-        self._check_output_location(tree)
-        analysis = analyze(tree)
         phases = chain(target)
+        self._check_output_location(tree, phases)
+        analysis = analyze(tree)
         spec = dockerfile_for(analysis, self.options) if "dockerfile" in phases else None
+        if "package" in phases:
+            image_name_for(analysis, self.options, _PROBE_UUID)
+        ca = self.build_env.ca_bundle.read_bytes() if self.build_env.ca_bundle else b""
         for w in analysis.warnings:
             self.report.warn(w)
         if spec is not None:
@@ -145,10 +162,18 @@ class Workspace:
                 self.report.warn(w)
         for n in analysis.notes:
             self.report.info(n)
+        with exclusive(self.out / STATE_DIR / "lock", what=str(self.out), report=self.report,
+                       wait=self.lock_wait):
+            # Another run may have changed the output while this one waited for the lock.
+            self._check_output_location(tree, phases)
+            return self._run_locked(tree, analysis, phases, spec, ca)
+
+    def _run_locked(self, tree: InputTree, analysis: Analysis, phases: list[str],
+                    spec: DockerfileSpec | None, ca: bytes) -> Outcome:
         outcome = Outcome(analysis=analysis)
         tree_root = self.input_dir.resolve()
         for name in phases:
-            extra = self._phase_inputs(name, spec)
+            extra = self._phase_inputs(name, spec, ca)
             digest = phase_digest(name, tree, *extra)
             if name == "package":
                 done = self._fresh(name, digest) and self._image_still_there()
@@ -166,16 +191,19 @@ class Workspace:
             outcome.result = ResultDocument.from_json((self.out / "result.json").read_text())
         return outcome
 
-    def _phase_inputs(self, name: str, spec: DockerfileSpec | None) -> tuple[str, ...]:
+    def _phase_inputs(self, name: str, spec: DockerfileSpec | None,
+                      ca: bytes) -> tuple[str, ...]:
         if name in ("detect", "repository"):
             return ()
         assert spec is not None
         if name == "dockerfile":
-            ca_path = self.build_env.ca_bundle
-            ca = ca_path.read_bytes() if ca_path else b""
             return (spec.sha256, hashlib.sha256(ca).hexdigest())
+        from packager.executor.docker_build import image_id as lookup_id
+
+        # The base image's ID, not only its name: a re-pulled or rebuilt base under the same
+        # tag must rebuild the model image.
         return (spec.sha256, self.options.tag or "", self.options.image_template,
-                repr(self.build_env))
+                repr(self.build_env), lookup_id(spec.base.ref) or "base image absent")
 
     def _do(self, name: str, analysis: Analysis, input_root: Path,
             spec: DockerfileSpec | None) -> dict[str, str]:
@@ -187,13 +215,14 @@ class Workspace:
             )
             return {}
         if name == "repository":
-            with staged_dir(self.out / "model_repository") as stage:
+            with staged_dir(self.out / "model_repository", "model repository",
+                            force=True) as stage:
                 counts = materialize(analysis.plan, input_root, stage)
             self.report.info(f"model repository: {self.out / 'model_repository'} ({counts})")
             return {}
         assert spec is not None
         if name == "dockerfile":
-            with staged_dir(self.out / "context") as stage:
+            with staged_dir(self.out / "context", "build context", force=True) as stage:
                 materialize(analysis.plan, input_root, stage, by_layer=True)
                 for rel, text in spec.context_texts:
                     (stage / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 from pathlib import Path
 
 from packager.backends import EntryKind
-from packager.errors import InputError
-from packager.inputs import IGNORED_NAMES, TEXT_FILES, Entry, InputTree
+from packager.errors import InputError, bounded
+from packager.inputs import IGNORED_NAMES, OWNED_MARKER, TEXT_FILES, Entry, InputTree
 
 TEXT_LIMIT = 1 << 20  # manifests and configs are small; a huge one is a mistake
+MAX_DEPTH = 32  # Triton trees are shallow; 1 100 nested folders are a mistake or an attack
+MAX_ENTRIES = 100_000
 _CHUNK = 1 << 20
+# Names become paths in the image and lines of the input digest: no control characters.
+_BAD_NAME_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def sha256_file(path: Path) -> str:
@@ -25,14 +30,93 @@ def sha256_file(path: Path) -> str:
 
 def resolve_inside(root: Path, rel: str) -> Path:
     """The real path of `rel`, which must stay inside `root` (symlinks resolved)."""
-    real = (root / rel).resolve()
+    try:
+        real = (root / rel).resolve(strict=True)
+    except (RuntimeError, OSError) as exc:  # a loop: RuntimeError before 3.13, OSError after
+        if isinstance(exc, FileNotFoundError):
+            raise InputError(f"{bounded(rel)} is a broken symlink", file=str(root),
+                             fix="remove it or point it at a file in the directory") from None
+        raise InputError(f"{bounded(rel)} is a symlink loop ({bounded(str(exc), quote=False)})",
+                         file=str(root), fix="replace the link with the file itself") from None
     if real != root and root not in real.parents:
+        try:
+            target = os.readlink(root / rel)
+        except OSError:
+            target = str(real)
         raise InputError(
-            f"{rel} is a symlink to {os.readlink(root / rel)!r}, outside the input directory",
+            f"{bounded(rel)} is a symlink to {bounded(target)}, outside the input directory",
             file=str(root),
             fix="copy the file into the input directory instead of linking to it",
         )
     return real
+
+
+def _check_name(name: str, rel_dir: str, root: Path) -> str:
+    rel = f"{rel_dir}/{name}" if rel_dir else name
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = os.fsencode(rel)
+        raise InputError(f"file name {bounded(raw)} is not valid UTF-8", file=str(root),
+                         fix="rename it with UTF-8 characters only") from None
+    if _BAD_NAME_RE.search(name):
+        raise InputError(f"file name {bounded(rel)} contains a control character", file=str(root),
+                         fix="rename it without newlines, tabs or other control characters")
+    return rel
+
+
+def _walk(root: Path) -> tuple[list[Entry], list[str]]:
+    """Every entry under root, sorted, iteratively (no recursion limit to hit)."""
+    entries: list[Entry] = []
+    ignored: list[str] = []
+    stack: list[tuple[str, int]] = [("", 0)]
+    while stack:
+        rel_dir, depth = stack.pop()
+        with os.scandir(root / rel_dir if rel_dir else root) as it:
+            items = sorted(it, key=lambda d: d.name)
+        subdirs: list[str] = []
+        for d in items:
+            if not rel_dir and d.name == OWNED_MARKER:
+                continue  # the packager's own mark (setup/train output), not a model file
+            rel = _check_name(d.name, rel_dir, root)
+            if d.name in IGNORED_NAMES:
+                ignored.append(rel)
+                continue
+            st = os.lstat(d.path)
+            if stat.S_ISLNK(st.st_mode):
+                real = resolve_inside(root, rel)
+                if real.is_dir():
+                    raise InputError(
+                        f"{bounded(rel)} is a symlink to a directory", file=str(root),
+                        fix="replace it with a real directory (symlinked directories can loop)",
+                    )
+                st = os.stat(real)
+            if stat.S_ISDIR(st.st_mode):
+                if depth + 1 >= MAX_DEPTH:
+                    raise InputError(
+                        f"{bounded(rel, 120)} is nested more than {MAX_DEPTH} directories deep",
+                        file=str(root), fix="flatten the directory tree")
+                entries.append(Entry(rel, EntryKind.DIR, mode=stat.S_IMODE(st.st_mode)))
+                subdirs.append(rel)
+            elif stat.S_ISREG(st.st_mode):
+                real_file = resolve_inside(root, rel)
+                entries.append(Entry(rel, EntryKind.FILE, st.st_size, sha256_file(real_file),
+                                     stat.S_IMODE(st.st_mode)))
+            else:
+                kind = ("FIFO" if stat.S_ISFIFO(st.st_mode) else
+                        "socket" if stat.S_ISSOCK(st.st_mode) else "device file")
+                raise InputError(
+                    f"{bounded(rel)} is a {kind}; only regular files and directories can be "
+                    "packaged",
+                    file=str(root),
+                    fix=f"remove {bounded(rel)} from the input directory",
+                )
+            if len(entries) > MAX_ENTRIES:
+                raise InputError(f"holds more than {MAX_ENTRIES} files and directories",
+                                 file=str(root), fix="package only the model's own files")
+        stack.extend((s, depth + 1) for s in reversed(subdirs))
+    entries.sort(key=lambda e: e.path.split("/"))  # depth-first order, as a recursive walk gives
+    return entries, ignored
 
 
 def read_input(path: str | os.PathLike[str]) -> InputTree:
@@ -44,46 +128,7 @@ def read_input(path: str | os.PathLike[str]) -> InputTree:
         raise InputError("is not a directory", file=str(root_arg),
                          fix="give the directory holding the model files, not a file in it")
     root = root_arg.resolve()
-    entries: list[Entry] = []
-    ignored: list[str] = []
-
-    def walk(rel_dir: str) -> None:
-        with os.scandir(root / rel_dir if rel_dir else root) as it:
-            items = sorted(it, key=lambda d: d.name)
-        for d in items:
-            rel = f"{rel_dir}/{d.name}" if rel_dir else d.name
-            if d.name in IGNORED_NAMES:
-                ignored.append(rel)
-                continue
-            st = os.lstat(d.path)
-            if stat.S_ISLNK(st.st_mode):
-                real = resolve_inside(root, rel)
-                if not real.exists():
-                    raise InputError(f"{rel} is a broken symlink", file=str(root),
-                                     fix="remove it or point it at a file in the directory")
-                if real.is_dir():
-                    raise InputError(
-                        f"{rel} is a symlink to a directory", file=str(root),
-                        fix="replace it with a real directory (symlinked directories can loop)",
-                    )
-                st = os.stat(real)
-            if stat.S_ISDIR(st.st_mode):
-                entries.append(Entry(rel, EntryKind.DIR, mode=stat.S_IMODE(st.st_mode)))
-                walk(rel)
-            elif stat.S_ISREG(st.st_mode):
-                real_file = resolve_inside(root, rel)
-                entries.append(Entry(rel, EntryKind.FILE, st.st_size, sha256_file(real_file),
-                                     stat.S_IMODE(st.st_mode)))
-            else:
-                kind = ("FIFO" if stat.S_ISFIFO(st.st_mode) else
-                        "socket" if stat.S_ISSOCK(st.st_mode) else "device file")
-                raise InputError(
-                    f"{rel} is a {kind}; only regular files and directories can be packaged",
-                    file=str(root),
-                    fix=f"remove {rel} from the input directory",
-                )
-
-    walk("")
+    entries, ignored = _walk(root)
     texts: list[tuple[str, str]] = []
     top = {e.path: e for e in entries if "/" not in e.path}
     for name in TEXT_FILES:

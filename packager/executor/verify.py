@@ -6,10 +6,12 @@ from pathlib import Path
 
 from packager.backends import BY_KEY
 from packager.baseimage import choose_base_image
-from packager.errors import InputError, VerifyError
+from packager.errors import InputError, VerifyError, bounded
 from packager.executor.container import logs_tail, serve
 from packager.executor.report import Reporter
+from packager.imageref import parse_reference
 from packager.inference import request_specs, sample, shape_matches
+from packager.manifest import check_name
 from packager.modelconfig import parse_config
 from packager.result import ResultDocument
 
@@ -17,13 +19,17 @@ from packager.result import ResultDocument
 def load_result(out: Path) -> ResultDocument:
     path = out / "result.json"
     try:
-        return ResultDocument.from_json(path.read_text())
+        result = ResultDocument.from_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError("does not exist", file=str(path),
                          fix="run `triton-packager package MODEL_DIR` first") from None
-    except (ValueError, KeyError) as exc:
-        raise InputError(f"is not a result document: {exc}", file=str(path),
-                         fix="package the model again") from None
+    except (ValueError, KeyError, UnicodeDecodeError) as exc:
+        raise InputError(f"is not a result document: {bounded(str(exc), quote=False)}",
+                         file=str(path), fix="package the model again") from None
+    # Its values become a path below --output and a docker reference: checked like user input.
+    check_name(result.model_name, file=str(path), field="model.name")
+    parse_reference(result.image, what=f"{path}: field 'image'")
+    return result
 
 
 def verify(out: Path, report: Reporter, *, user: str | None = None) -> None:
