@@ -1,28 +1,39 @@
 # One-line aliases for the nox sessions (see noxfile.py). PROJECT, MODEL, OUT and BASE_IMAGE
 # can be set (with no MODEL, package trains and packages examples/python):
 #   make package MODEL=path/to/model OUT=out BASE_IMAGE=nvcr.io/nvidia/tritonserver:26.07-py3
-NOX := python3 -m nox
+# nox itself is installed on first use into .tools/ (a virtualenv of the project's own), so a
+# fresh machine needs only python3, pip and make -- no pip install into the system Python.
+TOOLS := .tools
+NOX := $(TOOLS)/venv/bin/nox
 OUT ?= out
 # `make train package PROJECT=examples/onnx`: package what train produced.
 ifdef PROJECT
-MODEL ?= $(OUT)/trained/$(notdir $(patsubst %/,%,$(PROJECT)))
+MODEL ?= trained/$(notdir $(patsubst %/,%,$(PROJECT)))
 endif
 export OUT
 export BASE_IMAGE
 
-.PHONY: train setup package detect repository dockerfile base-image verify push demo test lint snapshots bench
+.PHONY: train setup package detect repository dockerfile base-image verify push demo unit test lint snapshots bench
 
-train: ; $(NOX) -s train -- $(or $(PROJECT),examples/python)
-setup: ; $(NOX) -s setup -- $(ARTIFACT) --output $(or $(MODEL),$(OUT)/artifact)
-package: ; $(NOX) -s package -- $(MODEL)
-detect: ; $(NOX) -s detect -- $(MODEL)
-repository: ; $(NOX) -s repository -- $(MODEL)
-dockerfile: ; $(NOX) -s dockerfile -- $(MODEL)
-base-image: ; $(NOX) -s base_image
-verify: ; $(NOX) -s verify
-push: ; $(NOX) -s push -- $(if $(REGISTRY),--registry $(REGISTRY))
-demo: ; $(NOX) -s demo
-test: ; $(NOX) -s tests
-lint: ; $(NOX) -s lint
-snapshots: ; $(NOX) -s snapshots
-bench: ; $(NOX) -s bench
+# pip's --target skips the externally-managed check (PEP 668) of Debian's Python, and the
+# virtualenv package needs no python3-venv: together they bootstrap nox without root or apt.
+$(NOX):
+	python3 -m pip install -q --disable-pip-version-check --target $(TOOLS)/bootstrap 'virtualenv>=20.26'
+	PYTHONPATH=$(TOOLS)/bootstrap python3 -m virtualenv -q $(TOOLS)/venv
+	$(TOOLS)/venv/bin/python -m pip install -q --disable-pip-version-check 'nox>=2024.4'
+
+train: $(NOX) ; $(NOX) -s train -- $(or $(PROJECT),examples/python)
+setup: $(NOX) ; $(NOX) -s setup -- $(ARTIFACT) --output $(or $(MODEL),$(OUT)/artifact)
+package: $(NOX) ; $(NOX) -s package -- $(MODEL)
+detect: $(NOX) ; $(NOX) -s detect -- $(MODEL)
+repository: $(NOX) ; $(NOX) -s repository -- $(MODEL)
+dockerfile: $(NOX) ; $(NOX) -s dockerfile -- $(MODEL)
+base-image: $(NOX) ; $(NOX) -s base_image
+verify: $(NOX) ; $(NOX) -s verify
+push: $(NOX) ; $(NOX) -s push -- $(if $(REGISTRY),--registry $(REGISTRY))
+demo: $(NOX) ; $(NOX) -s demo
+unit: $(NOX) ; $(NOX) -s unit
+test: $(NOX) ; $(NOX) -s lint tests
+lint: $(NOX) ; $(NOX) -s lint
+snapshots: $(NOX) ; $(NOX) -s snapshots
+bench: $(NOX) ; $(NOX) -s bench

@@ -2,7 +2,7 @@
 
     nox -s detect|repository|dockerfile|package -- MODEL_DIR [options]
     nox -s base_image | verify | push | demo
-    nox -s tests | lint | snapshots
+    nox -s unit | tests | lint | snapshots   (`nox` alone: lint + unit, no Docker needed)
 """
 
 from __future__ import annotations
@@ -12,11 +12,13 @@ import os
 import nox
 
 nox.options.reuse_existing_virtualenvs = True
-nox.options.sessions = ["lint", "tests"]
+nox.options.sessions = ["lint", "unit"]
 
 LOCAL_BASE = "triton-packager/tritonserver-cpu:2.51.0-py3.11"
 EXAMPLE_PROJECT = "examples/python"
 OUT = os.environ.get("OUT") or "out"
+# Trained models live outside OUT: an input inside the package output is refused.
+TRAINED = os.environ.get("TRAINED") or "trained"
 BASE_IMAGE = os.environ.get("BASE_IMAGE") or LOCAL_BASE
 
 
@@ -34,7 +36,7 @@ def _base_image(session: nox.Session) -> None:
 
 
 def _trained(project: str) -> str:
-    return f"{OUT}/trained/{os.path.basename(os.path.normpath(project))}"
+    return f"{TRAINED}/{os.path.basename(os.path.normpath(project))}"
 
 
 def _train(session: nox.Session, project: str, *extra: str) -> str:
@@ -90,7 +92,7 @@ def package(session: nox.Session) -> None:
 
 @nox.session
 def train(session: nox.Session) -> None:
-    """Train an MLproject repo: nox -s train -- PROJECT [--target DIR] (default: OUT/trained/NAME)."""
+    """Train an MLproject repo: nox -s train -- PROJECT [--target DIR] (default: trained/NAME)."""
     _install(session)
     args = list(session.posargs) or [EXAMPLE_PROJECT]
     _train(session, args[0], *args[1:])
@@ -136,6 +138,13 @@ def demo(session: nox.Session) -> None:
     session.run("triton-packager", "package", _train(session, EXAMPLE_PROJECT), "--output", OUT,
                 "--base-image", BASE_IMAGE)
     session.run("python", "examples/python/demo.py", "--output", OUT)
+
+
+@nox.session
+def unit(session: nox.Session) -> None:
+    """The fast tier: every test that needs no Docker engine (seconds, runs anywhere)."""
+    _install(session, "[test]")
+    session.run("pytest", "-m", "not docker and not serving", *(session.posargs or ["-q"]))
 
 
 @nox.session

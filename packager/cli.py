@@ -9,8 +9,8 @@ import sys
 import threading
 import traceback
 from collections.abc import Sequence
-from typing import NoReturn
 from pathlib import Path
+from typing import NoReturn
 
 from packager import __version__
 from packager.errors import EnvironmentFault, InputError, Interrupted, PackagerError, bounded

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shlex
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-
-import shlex
 
 import jinja2
 import jinja2.sandbox
@@ -99,13 +98,13 @@ def check_labels(labels: tuple[tuple[str, str], ...]) -> None:
         _dq(value)
 
 
-def _template_error(exc: jinja2.TemplateError, template_dirs: tuple[str, ...]) -> InputError:
+def _template_error(exc: Exception, template_dirs: tuple[str, ...]) -> InputError:
     where = getattr(exc, "filename", None) or getattr(exc, "name", None) or "a template"
     line = getattr(exc, "lineno", None)
     origin = "--template-dir" if template_dirs else "the built-in templates"
     return InputError(
         f"template {where}{f':{line}' if line else ''} ({origin}) cannot be rendered: "
-        f"{bounded(exc.message or str(exc), 200, quote=False)}",
+        f"{bounded(getattr(exc, 'message', None) or f'{type(exc).__name__}: {exc}', 200, quote=False)}",
         file=template_dirs[0] if template_dirs else None,
         fix="fix the template; it may use the variables of the built-in Dockerfile.j2 and "
         "extend it with {% extends \"Dockerfile.j2\" %}",
@@ -158,7 +157,9 @@ def render_dockerfile(
             env_path=f"{MODEL_REPOSITORY}/{plan.model_name}/{ENV_DIR}",
             extra_labels=list(labels),
         ))
-    except jinja2.TemplateError as exc:
+    except InputError:
+        raise  # a value refused by the dq/sh filters
+    except Exception as exc:  # a user template can fail in any way: 1/0, range(10**9), ...
         raise _template_error(exc, template_dirs) from None
     texts = (("env/conda.yaml", conda_text),) if conda_text is not None else ()
     inputs = (("env/requirements.txt", REQUIREMENTS_NAME),) if requirements else ()

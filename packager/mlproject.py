@@ -3,23 +3,35 @@
 Implemented here rather than through `mlflow.projects`: MLflow (even mlflow-skinny) pulls in a
 tracking client and dozens of dependencies to run one shell command, and its runner insists on
 its own environment managers. The format is small; this follows MLflow's rules for it
-(parameter substitution with shell quoting, extra parameters appended as `--key value`).
+(parameter substitution with shell quoting, extra parameters appended as `--key value`, one
+environment field per project) and refuses, with one message, everything MLflow would crash on.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import re
 import shlex
+import stat
+import string
+import sys
 from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import NoReturn
 
-import yaml
-
-from packager.errors import InputError
+from packager import safeyaml
+from packager.errors import InputError, bounded
 
 MLPROJECT = "MLproject"
 PARAM_TYPES = ("string", "float", "int", "path", "uri")
-_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+ENV_FIELDS = ("conda_env", "python_env", "docker_env")
+MAX_VALUE_CHARS = 4096
+_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")  # -P keys; undeclared ones become `--key`
+_IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # declared names: plain `{name}` fields only
+_VERSION_RE = re.compile(r"(\d{1,3})\.(\d{1,3})(?:\.\d{1,4})?")
+_FORMAT_FIX = "see MLflow's MLproject format: https://mlflow.org/docs/latest/projects.html"
+_TEMPLATE_FIX = "use {name} for a declared parameter, and {{ or }} for a literal brace"
 
 
 @dataclass(frozen=True)
@@ -34,6 +46,7 @@ class EntryPoint:
     name: str
     command: str
     parameters: tuple[Parameter, ...]
+    file: str = MLPROJECT  # where it was declared, for messages
 
 
 @dataclass(frozen=True)
@@ -42,67 +55,225 @@ class MLProject:
     entry_points: tuple[EntryPoint, ...]
     conda_env: str | None  # file name, relative to the project
     python_env: str | None
+    file: str = MLPROJECT
 
     def entry_point(self, name: str) -> EntryPoint:
         for ep in self.entry_points:
             if ep.name == name:
                 return ep
-        known = ", ".join(ep.name for ep in self.entry_points) or "none"
-        raise InputError(f"has no entry point {name!r} (it has: {known})", file=MLPROJECT,
+        known = bounded(", ".join(ep.name for ep in self.entry_points) or "none", 300, quote=False)
+        raise InputError(f"has no entry point {bounded(name)} (it has: {known})", file=self.file,
                          fix=f"use --entry-point with one of: {known}")
 
 
-def parse_mlproject(text: str, *, default_name: str) -> MLProject:
+@dataclass(frozen=True)
+class PythonEnv:
+    """MLflow's python_env.yaml: the interpreter version and pip requirement lines."""
+
+    python: str | None
+    build_dependencies: tuple[str, ...]
+    dependencies: tuple[str, ...]
+
+
+def _kind(value: object) -> str:
+    """How a message names a value of the wrong type: its YAML kind and the value, bounded."""
+    if isinstance(value, str):
+        return bounded(value)
+    names = {dict: "a mapping", list: "a list", bool: "the boolean", int: "the integer",
+             float: "the number", type(None): "nothing (null)"}
+    word = names.get(type(value), type(value).__name__)
+    return word if value is None else f"{word} {bounded(value)}"
+
+
+def _refuse(file: str, message: str, fix: str) -> NoReturn:
+    raise InputError(message, file=file, fix=fix)
+
+
+# --- reading files --------------------------------------------------------------------------
+
+def read_text(path: Path, *, fix: str, limit: int = safeyaml.MAX_BYTES) -> str:
+    """A small UTF-8 text file. O_NONBLOCK so a FIFO planted under the expected name cannot
+    hang the run; the size cap is checked before decoding so a huge file is never read whole."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            _refuse(str(path), "is not a regular file", "replace it with a plain text file")
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        _refuse(str(path), f"is larger than {limit} bytes", "this file holds settings, not data; "
+                "shrink it")
+    return decode_text(data, file=str(path), fix=fix)
+
+
+def decode_text(data: bytes, *, file: str, fix: str) -> str:
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InputError(f"is not valid YAML: {str(exc).splitlines()[0]}", file=MLPROJECT,
-                         fix="see MLflow's MLproject format") from None
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError(f"is not UTF-8 text: byte {exc.start} (line {line}) is "
+                         f"{data[exc.start]:#04x}", file=file,
+                         fix=f"save it as UTF-8; {fix}") from None
+
+
+def find_mlproject(project: Path) -> Path:
+    if not project.is_dir():
+        _refuse(str(project), "is not a directory", "give the path of an MLproject repository")
+    found = sorted(c for c in project.iterdir() if c.name.lower() == MLPROJECT.lower())
+    if len(found) > 1:
+        _refuse(str(project), f"has {len(found)} MLproject files ({', '.join(c.name for c in found)})"
+                "; which one applies depends on the filesystem", f"keep only {MLPROJECT}")
+    if not found:
+        _refuse(str(project), f"has no {MLPROJECT} file",
+                f"add an {MLPROJECT} file (MLflow's format) with a main entry point")
+    return found[0]
+
+
+def load_project(project: Path) -> tuple[Path, MLProject]:
+    """Find, read, parse and check the MLproject of `project` (an absolute, resolved path)."""
+    path = find_mlproject(project)
+    spec = parse_mlproject(read_text(path, fix=_FORMAT_FIX), default_name=project.name,
+                           file=str(path))
+    for field, value in (("conda_env", spec.conda_env), ("python_env", spec.python_env)):
+        if value is not None:
+            check_env_file(project, field, value, file=str(path))
+    return path, spec
+
+
+def check_env_file(project: Path, field: str, value: str, *, file: str) -> Path:
+    """The declared environment file exists inside the project, symlinks resolved."""
+    fix = f"set {field}: to the name of a file in the project, e.g. {field}: {field}.yaml"
+    try:
+        real = (project / value).resolve()
+    except (RuntimeError, OSError):  # a symlink loop (RuntimeError before Python 3.13)
+        _refuse(file, f"field '{field}' names {bounded(value)}, which is a symlink loop", fix)
+    if project not in real.parents:
+        _refuse(file, f"field '{field}' names {bounded(value)}, which points outside the project "
+                f"(to {bounded(str(real))})", fix)
+    if not real.is_file():
+        what = "a directory or special file" if real.exists() else "missing"
+        _refuse(file, f"field '{field}' names {bounded(value)}, which is {what}", fix)
+    return real
+
+
+# --- MLproject --------------------------------------------------------------------------------
+
+def parse_mlproject(text: str, *, default_name: str, file: str = MLPROJECT) -> MLProject:
+    doc = safeyaml.load(text, file=file, fix=_FORMAT_FIX)
     if not isinstance(doc, dict):
-        raise InputError("must be a YAML mapping", file=MLPROJECT,
-                         fix="give it name:, entry_points: and an environment")
-    eps = doc.get("entry_points")
-    if not isinstance(eps, dict) or not eps:
-        raise InputError("field 'entry_points' is missing or empty", file=MLPROJECT,
-                         fix="declare at least `entry_points: {main: {command: ...}}`")
-    entry_points = []
-    for ep_name, spec in eps.items():
-        if isinstance(spec, str):
-            spec = {"command": spec}
-        if not isinstance(spec, dict) or not isinstance(spec.get("command"), str):
-            raise InputError(f"entry point {ep_name!r} has no 'command' string", file=MLPROJECT,
-                             fix=f"add `command: python train.py` under {ep_name}")
-        params = []
-        for p_name, p_spec in (spec.get("parameters") or {}).items():
-            if not isinstance(p_spec, dict):  # `alpha: float` is shorthand for the type
-                p_spec = {"type": p_spec}
-            p_type = str(p_spec.get("type", "string"))
-            if p_type not in PARAM_TYPES:
-                raise InputError(
-                    f"parameter {p_name!r} of entry point {ep_name!r} has type {p_type!r}",
-                    file=MLPROJECT, fix=f"use one of {', '.join(PARAM_TYPES)}")
-            default = p_spec.get("default")
-            params.append(Parameter(str(p_name), p_type,
-                                    None if default is None else str(default)))
-        entry_points.append(EntryPoint(str(ep_name), spec["command"], tuple(params)))
+        _refuse(file, f"must be a YAML mapping, got {_kind(doc)}",
+                "give it name:, entry_points: and an environment")
+    envs = [f for f in ENV_FIELDS if f in doc]
+    if len(envs) > 1:  # MLflow refuses these too: which environment would run is ambiguous
+        _refuse(file, f"declares {' and '.join(envs)}; a project has one environment",
+                f"keep one of {', '.join(envs)} (MLflow refuses such a project as well)")
     return MLProject(
-        name=str(doc.get("name") or default_name),
-        entry_points=tuple(entry_points),
-        conda_env=doc.get("conda_env"),
-        python_env=doc.get("python_env"),
+        name=_project_name(doc.get("name"), default_name, file),
+        entry_points=_entry_points(doc.get("entry_points"), file),
+        conda_env=_env_field(doc, "conda_env", file),
+        python_env=_env_field(doc, "python_env", file),
+        file=file,
     )
 
 
-def _check_value(p: Parameter, value: str) -> str:
+def _project_name(value: object, default_name: str, file: str) -> str:
+    if value is None or value == "":
+        return default_name
+    if not isinstance(value, str):
+        _refuse(file, f"field 'name' must be a string, got {_kind(value)}",
+                "set name: to a model name such as my-model")
+    return value
+
+
+def _env_field(doc: dict[object, object], field: str, file: str) -> str | None:
+    value = doc.get(field)
+    if value is None:
+        return None
+    fix = f"set {field}: to a file name relative to the project, e.g. {field}: {field}.yaml"
+    if not isinstance(value, str) or not value.strip():
+        _refuse(file, f"field '{field}' must be a file name, got {_kind(value)}", fix)
+    path = PurePosixPath(value)
+    if "\0" in value or path.is_absolute() or value.startswith("~") or ".." in path.parts:
+        _refuse(file, f"field '{field}' is {bounded(value)}; it must stay inside the project "
+                "(relative, without '..')", fix)
+    return value
+
+
+def _entry_points(value: object, file: str) -> tuple[EntryPoint, ...]:
+    if not isinstance(value, dict) or not value:
+        _refuse(file, f"field 'entry_points' must be a non-empty mapping, got {_kind(value)}",
+                "declare at least `entry_points: {main: {command: python train.py}}`")
+    return tuple(_entry_point(name, spec, file) for name, spec in value.items())
+
+
+def _entry_point(name: object, spec: object, file: str) -> EntryPoint:
+    if not isinstance(name, str) or not name or "\0" in name:
+        _refuse(file, f"entry point names must be non-empty strings, got {_kind(name)}",
+                "name entry points like main: or train:")
+    where = f"entry_points.{name}"
+    if isinstance(spec, str):  # `main: python train.py` is shorthand for the command
+        spec = {"command": spec}
+    if not isinstance(spec, dict):
+        _refuse(file, f"field '{bounded(where, quote=False)}' must be a mapping with a command, "
+                f"got {_kind(spec)}", f"write `{name}: {{command: python train.py}}`")
+    command = spec.get("command")
+    if not isinstance(command, str) or not command.strip() or "\0" in command:
+        _refuse(file, f"field '{bounded(where, quote=False)}.command' must be a non-empty shell "
+                f"command without NUL characters, got {_kind(command)}",
+                f"add `command: python train.py` under {bounded(name)}")
+    return EntryPoint(name, command, _parameters(where, spec.get("parameters"), file), file)
+
+
+def _parameters(where: str, value: object, file: str) -> tuple[Parameter, ...]:
+    field = bounded(f"{where}.parameters", quote=False)
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        _refuse(file, f"field '{field}' must be a mapping of parameter names, got {_kind(value)}",
+                "write parameters as `alpha: {type: float, default: 0.5}`, one per line")
+    return tuple(_parameter(field, name, spec, file) for name, spec in value.items())
+
+
+def _parameter(field: str, name: object, spec: object, file: str) -> Parameter:
+    if not isinstance(name, str) or not _IDENT_RE.fullmatch(name):
+        _refuse(file, f"field '{field}' has parameter name {_kind(name)}; names are identifiers "
+                "(letters, digits, _)", "rename it, e.g. learning_rate")
+    if isinstance(spec, str):  # `alpha: float` is shorthand for the type
+        spec = {"type": spec}
+    if not isinstance(spec, dict):
+        _refuse(file, f"parameter {name!r} in '{field}' must be a type or a mapping, got "
+                f"{_kind(spec)}", f"write `{name}: {{type: string, default: x}}`")
+    p_type = spec.get("type", "string")
+    if not isinstance(p_type, str) or p_type not in PARAM_TYPES:
+        _refuse(file, f"parameter {name!r} in '{field}' has type {_kind(p_type)}",
+                f"use one of {', '.join(PARAM_TYPES)}")
+    default = spec.get("default")
+    if isinstance(default, (list, dict)):
+        _refuse(file, f"parameter {name!r} in '{field}' has default {_kind(default)}; defaults "
+                "are single values", f"write `default: 1` (or remove it to require -P {name}=...)")
+    return Parameter(name, p_type, None if default is None else str(default))
+
+
+# --- parameters and commands ------------------------------------------------------------------
+
+def _check_text(label: str, value: str, fix: str, file: str | None = None) -> None:
+    if "\0" in value:
+        raise InputError(f"{label} contains a NUL character: {bounded(value)}", file=file, fix=fix)
+    if len(value) > MAX_VALUE_CHARS:
+        raise InputError(f"{label} is {len(value)} characters long; at most {MAX_VALUE_CHARS} are "
+                         f"accepted: {bounded(value)}", file=file, fix=fix)
+
+
+def _check_value(p: Parameter, value: str, file: str | None = None) -> str:
+    _check_text(f"parameter {p.name!r}", value, f"pass a shorter -P {p.name}=<{p.type}>", file)
     if p.type == "float":
         try:
             if not math.isfinite(float(value)):
                 raise ValueError
         except ValueError:
-            raise InputError(f"parameter {p.name!r} is a float, got {value!r}",
+            raise InputError(f"parameter {p.name!r} is a float, got {bounded(value)}", file=file,
                              fix=f"pass -P {p.name}=<number>") from None
-    elif p.type == "int" and not re.fullmatch(r"[+-]?\d+", value):
-        raise InputError(f"parameter {p.name!r} is an int, got {value!r}",
+    elif p.type == "int" and not re.fullmatch(r"[+-]?[0-9]+", value):
+        raise InputError(f"parameter {p.name!r} is an int, got {bounded(value)}", file=file,
                          fix=f"pass -P {p.name}=<whole number>")
     return value
 
@@ -111,10 +282,41 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not _KEY_RE.fullmatch(key):
-            raise InputError(f"-P {pair!r} is not key=value", fix="pass parameters as -P name=value")
+        if not sep or not _KEY_RE.fullmatch(key) or len(key) > 200:
+            raise InputError(f"-P {bounded(pair)} is not key=value",
+                             fix="pass parameters as -P name=value (name: letters, digits, _ . -)")
+        if key in out:
+            raise InputError(f"-P {key} is given twice", fix=f"pass -P {key}=... once")
+        _check_text(f"-P {key}", value, f"pass a value of at most {MAX_VALUE_CHARS} characters, "
+                    "without NUL (put long values in a file and pass its path)")
         out[key] = value
     return out
+
+
+def _substitute(ep: EntryPoint, values: dict[str, str]) -> str:
+    """`{name}` -> values[name]. Parsed rather than `str.format`-ed: format() also does
+    positional fields, attribute and index lookups (`{a.__class__}`), conversions and padding,
+    none of which belongs in a shell command."""
+    label = f"the command of entry point {bounded(ep.name)}"
+    try:
+        parts = list(string.Formatter().parse(ep.command))
+    except ValueError as exc:  # a lone { or }
+        raise InputError(f"{label} is not a valid template ({exc}): {bounded(ep.command)}",
+                         file=ep.file, fix=_TEMPLATE_FIX) from None
+    out: list[str] = []
+    for literal, field, spec, conversion in parts:
+        out.append(literal)
+        if field is None:
+            continue
+        shown = "{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+        if not _IDENT_RE.fullmatch(field) or spec or conversion:
+            raise InputError(f"{label} uses {bounded(shown)}; only plain {{name}} fields are "
+                             "substituted", file=ep.file, fix=_TEMPLATE_FIX)
+        if field not in values:
+            raise InputError(f"{label} uses {bounded(shown)} which is not a declared parameter",
+                             file=ep.file, fix=f"declare {field} under parameters:")
+        out.append(values[field])
+    return "".join(out)
 
 
 def render_command(ep: EntryPoint, given: dict[str, str]) -> str:
@@ -125,16 +327,68 @@ def render_command(ep: EntryPoint, given: dict[str, str]) -> str:
         if p.name in given:
             values[p.name] = _check_value(p, given[p.name])
         elif p.default is not None:
-            values[p.name] = _check_value(p, p.default)
+            values[p.name] = _check_value(p, p.default, ep.file)
         else:
-            raise InputError(f"entry point {ep.name!r} needs parameter {p.name!r}",
+            raise InputError(f"entry point {bounded(ep.name)} needs parameter {p.name!r}",
                              fix=f"pass -P {p.name}=<{p.type}>")
-    try:
-        command = ep.command.format(**{k: shlex.quote(v) for k, v in values.items()})
-    except (KeyError, IndexError) as exc:
-        raise InputError(f"the command of entry point {ep.name!r} uses {exc} which is not a "
-                         "declared parameter", file=MLPROJECT,
-                         fix="declare it under parameters:") from None
+    command = _substitute(ep, {k: shlex.quote(v) for k, v in values.items()})
     declared = {p.name for p in ep.parameters}
-    extra = [f"--{k} {shlex.quote(v)}" for k, v in given.items() if k not in declared]
+    extra = []
+    for key, value in given.items():
+        if key not in declared:
+            _check_text(f"-P {key}", value, f"pass a value of at most {MAX_VALUE_CHARS} characters")
+            extra.append(f"--{key} {shlex.quote(value)}")
     return " ".join([command, *extra])
+
+
+# --- python_env.yaml --------------------------------------------------------------------------
+
+def parse_python_env(text: str, *, file: str) -> PythonEnv:
+    fix = "see MLflow's python_env.yaml: `python: \"3.11\"` and `dependencies: [numpy]`"
+    doc = safeyaml.load(text, file=file, fix=fix)
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        _refuse(file, f"must be a YAML mapping, got {_kind(doc)}", fix)
+    python = doc.get("python")
+    if python is not None and not isinstance(python, str):
+        # `python: 3.10` is the number 3.1 in YAML: guessing would pick the wrong interpreter
+        _refuse(file, f"field 'python' must be a quoted version string, got {_kind(python)}",
+                'quote it: python: "3.11"')
+    return PythonEnv(python, _requirement_list(doc, "build_dependencies", file),
+                     _requirement_list(doc, "dependencies", file))
+
+
+def _requirement_list(doc: dict[object, object], field: str, file: str) -> tuple[str, ...]:
+    value = doc.get(field)
+    fix = f"write {field}: as a list of pip requirements, e.g. {field}: [numpy, pandas==2.2]"
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        _refuse(file, f"field '{field}' must be a list of strings, got {_kind(value)}", fix)
+    for item in value:
+        # They become pip arguments: a leading '-' would be an option (-r /etc/..., --index-url)
+        if (not isinstance(item, str) or not item.strip() or item.lstrip().startswith("-")
+                or any(c in item for c in "\0\r\n") or len(item) > MAX_VALUE_CHARS):
+            _refuse(file, f"field '{field}' has entry {_kind(item)}; entries are requirement "
+                    "strings (no options, no line breaks)", fix)
+    return tuple(value)
+
+
+def check_python_pin(env: PythonEnv, *, file: str,
+                     running: tuple[int, int] | None = None) -> None:
+    """The virtualenv manager builds from this interpreter and cannot install another Python,
+    so a pin for a different major.minor is refused rather than silently ignored."""
+    if env.python is None:
+        return
+    have = running or (sys.version_info.major, sys.version_info.minor)
+    match = _VERSION_RE.fullmatch(env.python.strip())
+    if match is None:
+        _refuse(file, f"field 'python' is {bounded(env.python)}, not a version such as '3.11'",
+                f'write python: "{have[0]}.{have[1]}"')
+    want = (int(match.group(1)), int(match.group(2)))
+    if want != have:
+        _refuse(file, f"field 'python' asks for Python {want[0]}.{want[1]}, but "
+                f"--env-manager virtualenv can only use this interpreter, Python {have[0]}.{have[1]}",
+                f'set python: "{have[0]}.{have[1]}", or run triton-packager under Python '
+                f"{want[0]}.{want[1]}, or use --env-manager conda")

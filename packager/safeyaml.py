@@ -31,9 +31,9 @@ class _Loader(yaml.SafeLoader):
         super().__init__(stream)
         self._depth = 0
 
-    def compose_node(self, parent: Node | None, index: object) -> Node | None:
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
         if self.check_event(AliasEvent):
-            event = self.peek_event()
+            event = self.peek_event()  # type: ignore[no-untyped-call]
             raise yaml.composer.ComposerError(
                 None, None, "aliases (*name) are not accepted", event.start_mark)
         self._depth += 1
@@ -41,8 +41,8 @@ class _Loader(yaml.SafeLoader):
             if self._depth > MAX_DEPTH:
                 raise yaml.composer.ComposerError(
                     None, None, f"nesting deeper than {MAX_DEPTH} levels",
-                    self.peek_event().start_mark)
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+                    self.peek_event().start_mark)  # type: ignore[no-untyped-call]
+            return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 
@@ -55,7 +55,7 @@ class _Loader(yaml.SafeLoader):
                     raise yaml.constructor.ConstructorError(
                         None, None, f"key {bounded(key)} appears twice", key_node.start_mark)
                 seen.add(key)
-        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+        return super().construct_mapping(node, deep=deep)
 
 
 def _resolver(tag: str, pattern: str, first: str) -> None:

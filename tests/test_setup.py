@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from packager.cli import main
+from packager.inputs import OWNED_MARKER
 
 FILES = {"model.onnx": b"\x08\x07graph", "config.pbtxt": b'platform: "onnxruntime_onnx"\n',
          "sub/labels.txt": b"a\nb\n"}
@@ -49,7 +50,10 @@ def _tar(path: Path, entries: dict[str, bytes], *, symlink: str | None = None,
 
 
 def _tree(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    """The unpacked files, without the mark that says the packager made the directory."""
+    assert (root / OWNED_MARKER).is_file()
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*")
+            if p.is_file() and p.name != OWNED_MARKER}
 
 
 def test_zip_and_tar_unpack_identically(tmp_path: Path) -> None:
@@ -111,7 +115,8 @@ def test_unreachable_url_fails_cleanly(tmp_path: Path, capsys) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed once the block ends: nothing listens there
     out = tmp_path / "out"
-    assert main(["setup", f"http://127.0.0.1:{port}/a.zip", "-o", str(out)]) == 2
+    # exit 3: the network failed, not the input (the URL may well be right)
+    assert main(["setup", f"http://127.0.0.1:{port}/a.zip", "-o", str(out)]) == 3
     err = capsys.readouterr().err
     assert "cannot be downloaded" in err and "fix:" in err
     assert not out.exists()

@@ -10,6 +10,7 @@ from models import write_tree
 
 from packager.cli import main
 from packager.errors import InputError
+from packager.executor.ownership import MARKER, claim
 from packager.mlproject import parse_mlproject, parse_params, render_command
 
 GOOD_TRAIN = (
@@ -37,14 +38,16 @@ def _project(tmp: Path, *, mlproject: str | None = None, train: str = GOOD_TRAIN
 
 
 def _target(tmp: Path) -> Path:
+    """A --target an earlier run made (marked as the packager's, so a new run may replace it)."""
     target = tmp / "target"
     target.mkdir()
     (target / "old-model.txt").write_text("previous good artifact\n")
+    claim(target, "train")
     return target
 
 
 def _untouched(target: Path) -> bool:
-    return [p.name for p in target.iterdir()] == ["old-model.txt"]
+    return sorted(p.name for p in target.iterdir()) == sorted([MARKER, "old-model.txt"])
 
 
 def test_train_collects_output_data_and_manifest(tmp_path: Path, capsys) -> None:

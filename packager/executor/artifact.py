@@ -1,30 +1,62 @@
 """Training artifacts: packing a directory as .tar.gz/.zip, and unpacking one safely.
 
-Unpacking refuses anything that could write outside the destination or fill the disk:
-absolute paths, `..`, links of any kind, devices and FIFOs, and archives that expand past a
-size limit (checked on the bytes actually written, not only on the sizes the archive claims).
+`setup` treats the artifact as hostile. Before its first write it checks the arguments (the
+output is replaceable, the artifact is not inside it, the URL is http(s)), downloads into a
+temporary directory, and reads the whole archive once without writing: every entry name, every
+entry type, every byte (so a bad CRC, a truncated stream or a zip bomb is found here) and the
+layout (a file and a directory with the same name, a file given twice). Only then does it take
+the output's lock and unpack again into a staging directory beside the output, which is
+renamed into place on success and removed on any failure or signal.
+
+Reading twice costs a second decompression; in exchange a bad archive never leaves anything
+behind, not even a lock file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import http.client
+import lzma
 import os
+import re
+import socket
 import stat
 import tarfile
 import tempfile
+import time
+import unicodedata
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path, PurePosixPath
-from typing import IO
+from typing import IO, NoReturn
 
-from packager.errors import InputError
+from packager.errors import EnvironmentFault, InputError, bounded
+from packager.executor import lock
 from packager.executor.fs import staged_dir
+from packager.executor.ownership import check_replaceable
 from packager.executor.report import Reporter
+from packager.inputs import OWNED_MARKER
 
 DEFAULT_MAX_BYTES = 64 << 30
+DEFAULT_TIMEOUT = 3600.0
 _CHUNK = 1 << 20
+_NET_CHUNK = 64 << 10
+# A server that sends nothing for this long is treated as gone, even when the deadline is far.
+_MAX_STALL = 30.0
+_MAX_DEPTH, _MAX_NAME_BYTES, _MAX_PART_BYTES = 64, 4096, 255
+_SCHEMES = ("http", "https")
+_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+_ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
+_COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
+_REBUILD = "download or copy the artifact again, or rebuild it"
+_REGULAR_ONLY = "archive regular files and directories only"
 
 
 def pack(src: Path, dest: Path) -> Path:
@@ -54,58 +86,156 @@ def pack(src: Path, dest: Path) -> Path:
     return dest
 
 
-def _safe_name(name: str, label: str) -> PurePosixPath:
-    path = PurePosixPath(name)
-    if path.is_absolute() or name.startswith(("/", "\\")) or ".." in path.parts or \
-            "\\" in name or (path.parts and ":" in path.parts[0]):
-        raise InputError(f"entry {name!r} would be written outside the output directory",
-                         file=label, fix="rebuild the archive with relative paths only")
-    return path
-
+# --- limits: bytes and time -------------------------------------------------------------------
 
 class _Budget:
+    """Bytes actually produced, not the sizes the archive claims (those can lie)."""
+
     def __init__(self, limit: int, label: str) -> None:
         self.left, self.limit, self.label = limit, limit, label
 
-    def copy(self, src: IO[bytes], dest: Path) -> None:
-        with dest.open("wb") as out:
-            while chunk := src.read(_CHUNK):
-                self.left -= len(chunk)
-                if self.left < 0:
-                    raise InputError(f"expands past the limit of {self.limit} bytes",
-                                     file=self.label,
-                                     fix="raise --max-size if the artifact really is that large")
-                out.write(chunk)
+    def take(self, n: int, what: str = "expands past") -> None:
+        self.left -= n
+        if self.left < 0:
+            raise InputError(f"{what} the limit of {self.limit} bytes", file=self.label,
+                             fix="raise --max-size if the artifact really is that large")
 
 
-def _place(stage: Path, rel: PurePosixPath, *, is_dir: bool, executable: bool,
-           open_src: Callable[[], IO[bytes]], budget: _Budget) -> None:
-    """Write one checked entry under stage: a directory, or a file within the size budget."""
-    target = stage / rel
-    if is_dir:
-        target.mkdir(parents=True, exist_ok=True)
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open_src() as src:
-        budget.copy(src, target)
-    os.chmod(target, 0o755 if executable else 0o644)
+class _Deadline:
+    """One deadline for the whole run (download, check, unpack): --timeout."""
+
+    def __init__(self, seconds: float, label: str) -> None:
+        self.seconds, self.label = seconds, label
+        self.end = time.monotonic() + seconds
+
+    def left(self) -> float:
+        return self.end - time.monotonic()
+
+    def fault(self, doing: str) -> EnvironmentFault:
+        return EnvironmentFault(
+            f"{doing} did not finish within --timeout {self.seconds:g} seconds", file=self.label,
+            fix="raise --timeout, or check the network and the load of this machine")
+
+    def check(self, doing: str) -> None:
+        if self.left() <= 0:
+            raise self.fault(doing)
 
 
-def _unpack_zip(path: Path, stage: Path, budget: _Budget, label: str) -> None:
+# --- entry names and layout -------------------------------------------------------------------
+
+def _refuse(name: str, problem: str, label: str, fix: str) -> NoReturn:
+    raise InputError(f"entry {bounded(name)} {problem}", file=label, fix=fix)
+
+
+def _check_name(name: str, label: str, *, is_dir: bool) -> PurePosixPath | None:
+    """The entry's path below the output, or None for the output itself (a `./` directory).
+
+    Names are normalised the way tar writers produce them (`./a`, `a//b`, `a/`), and anything
+    that could leave the output, hide from a reader or fail later on write is refused here.
+    """
+    relative = "rebuild the archive with relative paths only"
+    if not name:
+        _refuse(name, "has an empty name", label, "rebuild the archive; every entry needs a name")
+    try:
+        raw = name.encode("utf-8")  # tar and zip names that were not UTF-8 arrive as surrogates
+    except UnicodeEncodeError:
+        _refuse(name, "has a name that is not valid UTF-8", label, "rename it to UTF-8 and rebuild")
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        _refuse(name, "has control characters in its name", label, "rename it and rebuild")
+    if len(raw) > _MAX_NAME_BYTES:
+        _refuse(name, f"has a name longer than {_MAX_NAME_BYTES} bytes", label, "use shorter names")
+    if "\\" in name:
+        _refuse(name, "has a backslash in its name, and would be written outside the output "
+                "directory on Windows", label, relative + ", separated by /")
+    if name.startswith("/") or re.match(r"[A-Za-z]:", name):
+        _refuse(name, "is absolute: it would be written outside the output directory", label,
+                relative)
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        _refuse(name, "would be written outside the output directory", label, relative)
+    if len(parts) > _MAX_DEPTH:
+        _refuse(name, f"is nested deeper than {_MAX_DEPTH} directories", label, "flatten the tree")
+    if any(len(p.encode("utf-8")) > _MAX_PART_BYTES for p in parts):
+        _refuse(name, f"has a path component longer than {_MAX_PART_BYTES} bytes", label,
+                "use shorter names")
+    if not parts:
+        if is_dir:
+            return None
+        _refuse(name, "is a file named like the output directory itself", label,
+                "rebuild the archive from the directory's contents")
+    if not is_dir and name.endswith("/"):
+        _refuse(name, "is a file whose name ends with /", label, "rebuild the archive")
+    return PurePosixPath(*parts)
+
+
+_MARKER = PurePosixPath(OWNED_MARKER)
+
+
+class _Layout:
+    """What the archive has placed so far, to refuse a file and a directory with the same name
+    (in either order) and a file given twice: unpacking those would silently keep one of them.
+    """
+
+    def __init__(self, label: str) -> None:
+        # The output's ownership marker is the packager's; nothing may go below it.
+        self.is_dir: dict[PurePosixPath, bool] = {_MARKER: False}
+        self.label = label
+
+    def add(self, name: str, rel: PurePosixPath, *, is_dir: bool) -> None:
+        fix = "rebuild the archive so every path is given once"
+        for parent in reversed(rel.parents[:-1]):  # outermost first, without "."
+            if not self.is_dir.setdefault(parent, True):
+                _refuse(name, f"needs {bounded(str(parent))} to be a directory, but the archive "
+                        "has a file of that name", self.label, fix)
+        before = self.is_dir.get(rel)
+        if before is None:
+            self.is_dir[rel] = is_dir
+        elif not (before and is_dir):  # the same directory twice is harmless
+            clash = "is given twice" if before == is_dir else \
+                "is both a file and a directory in the archive"
+            _refuse(name, clash, self.label, fix)
+
+    def directories(self) -> list[PurePosixPath]:
+        return [rel for rel, is_dir in self.is_dir.items() if is_dir]
+
+
+# --- reading archives -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Entry:
+    name: str
+    is_dir: bool
+    executable: bool
+    open: Callable[[], IO[bytes]]
+
+
+def _zip_name(info: zipfile.ZipInfo) -> str:
+    """The name as the archive spells it (NUL included: zipfile cuts the name there)."""
+    if info.flag_bits & 0x800:
+        return info.orig_filename
+    # No UTF-8 flag: zipfile decoded the bytes as cp437. Info-ZIP on Unix writes UTF-8 without
+    # the flag, so take the bytes as UTF-8; bytes that are not UTF-8 become surrogates, refused.
+    return info.orig_filename.encode("cp437").decode("utf-8", "surrogateescape")
+
+
+def _zip_entries(path: Path, label: str, limit: int) -> Generator[_Entry, None, None]:
     with zipfile.ZipFile(path) as zf:
         infos = zf.infolist()
-        if sum(i.file_size for i in infos) > budget.limit:
-            raise InputError(f"declares more than {budget.limit} bytes of content", file=label,
+        if sum(i.file_size for i in infos) > limit:
+            raise InputError(f"declares more than {limit} bytes of content", file=label,
                              fix="raise --max-size if the artifact really is that large")
         for info in infos:
-            rel = _safe_name(info.filename, label)
-            mode = info.external_attr >> 16
+            name, mode = _zip_name(info), info.external_attr >> 16
             # Zip writers that set no file type leave S_IFMT empty: that is a regular file.
             if stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-                raise InputError(f"entry {info.filename!r} is a link or special file", file=label,
-                                 fix="archive regular files only")
-            _place(stage, rel, is_dir=info.is_dir(), executable=bool(mode & 0o111),
-                   open_src=functools.partial(zf.open, info), budget=budget)
+                _refuse(name, "is a link or special file", label, _REGULAR_ONLY)
+            if info.flag_bits & 0x1:
+                _refuse(name, "is encrypted", label, "rebuild the archive without a password")
+            if info.compress_type not in _ZIP_METHODS:
+                _refuse(name, f"uses compression method {info.compress_type}, which Python cannot "
+                        "read", label, "rebuild the archive with deflate (the default)")
+            yield _Entry(name, info.is_dir() or stat.S_ISDIR(mode), bool(mode & 0o111),
+                         functools.partial(zf.open, info))
 
 
 def _member(tf: tarfile.TarFile, m: tarfile.TarInfo) -> IO[bytes]:
@@ -114,58 +244,274 @@ def _member(tf: tarfile.TarFile, m: tarfile.TarInfo) -> IO[bytes]:
     return src
 
 
-def _unpack_tar(path: Path, stage: Path, budget: _Budget, label: str) -> None:
-    with tarfile.open(path) as tf:
+def _tar_entries(path: Path, label: str, budget: _Budget, deadline: _Deadline,
+                 ) -> Generator[_Entry, None, None]:
+    # Explicit encoding: names must not depend on the locale; non-UTF-8 bytes become surrogates.
+    with tarfile.open(path, encoding="utf-8", errors="surrogateescape") as tf:
         for m in tf:
-            rel = _safe_name(m.name, label)
             if not (m.isfile() or m.isdir()):
-                raise InputError(f"entry {m.name!r} is a link or special file", file=label,
-                                 fix="archive regular files only")
-            _place(stage, rel, is_dir=m.isdir(), executable=bool(m.mode & 0o111),
-                   open_src=functools.partial(_member, tf, m), budget=budget)
+                _refuse(m.name, "is a link or special file", label, _REGULAR_ONLY)
+            yield _Entry(m.name, m.isdir(), bool(m.mode & 0o111), functools.partial(_member, tf, m))
+        _check_tar_end(tf, label, budget, deadline)
 
 
-def _download(url: str, dest: Path, limit: int) -> None:
+def _check_tar_end(tf: tarfile.TarFile, label: str, budget: _Budget, deadline: _Deadline) -> None:
+    """tarfile ends the member list quietly at a truncated or garbled header; tar archives end
+    with a zero block, so its absence means the archive was cut or damaged. Reading on to the
+    end also makes gzip check its CRC."""
+    tf.fileobj.seek(tf.offset)
+    if tf.fileobj.read(tarfile.BLOCKSIZE) != tarfile.NUL * tarfile.BLOCKSIZE:
+        raise InputError("is truncated or damaged: no end-of-archive block after the last entry",
+                         file=label, fix=_REBUILD)
+    while chunk := tf.fileobj.read(_CHUNK):
+        budget.take(len(chunk))
+        deadline.check("unpacking")
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return bounded(text, 200, quote=not text.isprintable())  # it may quote an entry's name
+
+
+@contextlib.contextmanager
+def _archive_errors(label: str) -> Iterator[None]:
+    """Map whatever a damaged archive makes the readers raise to one InputError.
+
+    zipfile, tarfile, gzip, bz2, lzma and zlib each have their own exceptions for a bad CRC,
+    a truncated stream or a garbled header; catching them at the root covers the cases nobody
+    listed. An OSError with an errno is the machine (disk full, I/O error) and passes through;
+    the decompressors' own OSErrors (BadGzipFile, bz2's "Invalid data stream") carry none.
+    """
     try:
-        with urllib.request.urlopen(url, timeout=60) as resp, dest.open("wb") as out:
-            budget = _Budget(limit, url)
-            while chunk := resp.read(_CHUNK):
-                budget.left -= len(chunk)
-                if budget.left < 0:
-                    raise InputError(f"is larger than {limit} bytes", file=url,
-                                     fix="raise --max-size if the artifact really is that large")
-                out.write(chunk)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise InputError(f"cannot be downloaded: {reason}", file=url,
-                         fix="check the URL and that the server is reachable") from None
+        yield
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError,
+            UnicodeDecodeError) as exc:
+        raise InputError(f"is damaged or truncated: {_reason(exc)}", file=label,
+                         fix=_REBUILD) from None
+    except OSError as exc:
+        if exc.errno is not None:
+            raise
+        raise InputError(f"is damaged or truncated: {_reason(exc)}", file=label,
+                         fix=_REBUILD) from None
+
+
+def _format(path: Path, label: str) -> str:
+    """'zip' or 'tar', or an InputError that says what the file looks like instead."""
+    if zipfile.is_zipfile(path):
+        return "zip"
+    if tarfile.is_tarfile(path):
+        return "tar"
+    with path.open("rb") as fh:
+        head = fh.read(8)
+    if head.startswith(b"PK\x03\x04"):
+        raise InputError("looks like a zip archive, but its central directory is missing "
+                         "(truncated or damaged)", file=label, fix=_REBUILD)
+    for magic, kind in _COMPRESSED.items():
+        if head.startswith(magic):
+            raise InputError(f"is {kind}-compressed but holds no readable tar archive "
+                             "(truncated or damaged)", file=label, fix=_REBUILD)
+    raise InputError("is neither a zip nor a tar archive", file=label,
+                     fix="give a .zip, .tar or .tar.gz file")
+
+
+def _drain(src: IO[bytes], out: IO[bytes] | None, budget: _Budget, deadline: _Deadline) -> None:
+    while chunk := src.read(_CHUNK):
+        budget.take(len(chunk))
+        deadline.check("unpacking")
+        if out is not None:
+            out.write(chunk)
+
+
+def _walk(path: Path, fmt: str, label: str, limit: int, deadline: _Deadline,
+          stage: Path | None) -> _Layout:
+    """Read every entry; with `stage`, also write it there. The same code checks and writes, so
+    the check pass cannot accept what the write pass would refuse."""
+    budget, layout = _Budget(limit, label), _Layout(label)
+    entries = (_zip_entries(path, label, limit) if fmt == "zip"
+               else _tar_entries(path, label, budget, deadline))
+    with _archive_errors(label), contextlib.closing(entries):
+        for e in entries:
+            deadline.check("unpacking")
+            rel = _check_name(e.name, label, is_dir=e.is_dir)
+            if rel is None or (rel == _MARKER and not e.is_dir):
+                continue  # "./", or the marker of a packager-made directory (replaced by ours)
+            layout.add(e.name, rel, is_dir=e.is_dir)
+            if stage is not None:
+                _write(stage / rel, e, budget, deadline)
+            elif not e.is_dir:
+                with e.open() as src:
+                    _drain(src, None, budget, deadline)
+    return layout
+
+
+def _write(target: Path, e: _Entry, budget: _Budget, deadline: _Deadline) -> None:
+    if e.is_dir:
+        target.mkdir(parents=True, exist_ok=True)
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # "xb": the layout check makes a clash impossible; never write through an existing name.
+    with e.open() as src, target.open("xb") as out:
+        _drain(src, out, budget, deadline)
+    os.chmod(target, 0o755 if e.executable else 0o644)
+
+
+# --- downloading ------------------------------------------------------------------------------
+
+def _label(artifact: str) -> str:
+    """The artifact as messages show it: bounded, control characters escaped, no password."""
+    with contextlib.suppress(ValueError):  # a malformed URL is refused later, shown as given
+        parts = urllib.parse.urlsplit(artifact)
+        if _URL_RE.match(artifact) and parts.password is not None:
+            artifact = parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
+    return bounded(artifact, 300, quote=not artifact.isprintable())
+
+
+def _check_url(url: str, label: str) -> None:
+    fix = "give a local .zip/.tar[.gz] file or an http(s):// URL"
+    if any(c.isspace() or unicodedata.category(c) == "Cc" for c in url):
+        raise InputError(f"URL {bounded(url)} contains spaces or control characters",
+                         file=label, fix="percent-encode them (%20 for a space)")
+    scheme = url.partition(":")[0].lower()
+    if scheme not in _SCHEMES:
+        raise InputError(f"is not a local file, and {bounded(scheme + ':')} URLs are not "
+                         "supported", file=label, fix=fix)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        _ = parts.port  # raises ValueError for a port that is not a number in range
+    except ValueError as exc:
+        raise InputError(f"is not a valid URL: {_reason(exc)}", file=label,
+                         fix="check the URL") from None
+    if not parts.hostname:
+        raise InputError("has no host name", file=label, fix="check the URL")
+
+
+class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """urllib follows redirects to ftp:// too; an artifact comes over http(s) or not at all."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str,
+                         headers: Message, newurl: str) -> urllib.request.Request | None:
+        if urllib.parse.urlsplit(newurl).scheme.lower() not in _SCHEMES:
+            raise InputError(f"redirects to {bounded(newurl)}, which is not http(s)",
+                             file=_label(req.full_url), fix="give the final http(s) URL")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)  # type: ignore[arg-type]
+
+
+def _set_read_timeout(resp: object, seconds: float) -> None:
+    """http.client has no public way to change a response's socket timeout; reach the socket
+    through the file the response reads from. If that path ever changes, the connect-time
+    timeout still bounds each read and the deadline is checked between reads."""
+    sock = getattr(getattr(getattr(resp, "fp", None), "raw", None), "_sock", None)
+    if isinstance(sock, socket.socket):
+        sock.settimeout(max(seconds, 0.001))
+
+
+def _network_fault(exc: BaseException, label: str, deadline: _Deadline) -> NoReturn:
+    reason = getattr(exc, "reason", exc)
+    if isinstance(reason, TimeoutError):
+        if deadline.left() <= 0:
+            raise deadline.fault("downloading") from None
+        raise EnvironmentFault(f"cannot be downloaded: the server sent nothing for "
+                               f"{_MAX_STALL:g} seconds", file=label,
+                               fix="check that the server is up, then retry") from None
+    raise EnvironmentFault(f"cannot be downloaded: {_reason(reason)}", file=label,
+                           fix="check the URL, the network and that the server is reachable") from None
+
+
+def _open_url(url: str, label: str, deadline: _Deadline) -> http.client.HTTPResponse:
+    opener = urllib.request.build_opener(_HttpOnlyRedirects)
+    try:
+        resp = opener.open(url, timeout=max(min(deadline.left(), _MAX_STALL), 0.001))
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        status = f"the server answered {exc.code} {bounded(exc.reason, quote=False)}"
+        if exc.code < 500:  # the URL is wrong, or not allowed: the user must fix it
+            raise InputError(f"cannot be downloaded: {status}", file=label,
+                             fix="check the URL (and any credentials it needs)") from None
+        raise EnvironmentFault(f"cannot be downloaded: {status}", file=label,
+                               fix="the server failed; retry later") from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        _network_fault(exc, label, deadline)
+    assert isinstance(resp, http.client.HTTPResponse)  # only http(s) handlers get this far
+    return resp
+
+
+def _download(url: str, dest: Path, limit: int, deadline: _Deadline, label: str) -> None:
+    """Download to dest within the deadline: a server that drips a byte at a time is stopped."""
+    budget = _Budget(limit, label)
+    with _open_url(url, label, deadline) as resp, dest.open("wb") as out:
+        declared = resp.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            budget.take(int(declared), "is larger than")
+        got = 0
+        while True:
+            deadline.check("downloading")
+            _set_read_timeout(resp, min(deadline.left(), _MAX_STALL))
+            try:
+                chunk = resp.read1(_NET_CHUNK)
+            except (OSError, http.client.HTTPException) as exc:
+                _network_fault(exc, label, deadline)
+            if not chunk:
+                break
+            got += len(chunk)
+            budget.take(len(chunk), "is larger than")
+            out.write(chunk)
+    if declared.isdigit() and got != int(declared):
+        raise EnvironmentFault(f"cannot be downloaded: the connection closed after {got} of "
+                               f"{declared} bytes", file=label, fix="retry")
+
+
+# --- the setup command ------------------------------------------------------------------------
+
+def _check_args(artifact: str, out: Path, label: str, max_bytes: int, force: bool) -> bool:
+    """Everything about the arguments, before anything is written. True for a URL."""
+    if max_bytes < 0:
+        raise InputError(f"--max-size {max_bytes} is negative", fix="give a size in bytes")
+    if out == out.parent:
+        raise InputError("--output is the filesystem root", file=str(out),
+                         fix="choose a directory to unpack into")
+    is_url = bool(_URL_RE.match(artifact)) and (
+        artifact.lower().startswith(("http:", "https:")) or not os.path.lexists(artifact))
+    if is_url:
+        _check_url(artifact, label)
+    else:
+        local = Path(artifact)
+        if not local.is_file():
+            raise InputError("does not exist or is not a file", file=label,
+                             fix="give a .zip or .tar[.gz] file or an http(s) URL")
+        where = local.resolve()
+        if where == out.resolve() or out.resolve() in where.parents:
+            raise InputError(f"is inside --output {out}, which setup replaces", file=label,
+                             fix="move the artifact out of the output directory, or choose "
+                             "another --output")
+    check_replaceable(out, option="--output", force=force)
+    return is_url
 
 
 def unpack(artifact: str, output: Path, report: Reporter, max_bytes: int = DEFAULT_MAX_BYTES,
-           ) -> Path:
-    """Unpack a local or http(s) archive into `output`, all or nothing."""
-    with tempfile.TemporaryDirectory(prefix="triton-setup-") as tmp:
-        if artifact.startswith(("http://", "https://")):
-            report.step(f"setup: downloading {artifact}")
+           *, timeout: float = DEFAULT_TIMEOUT, force: bool = False) -> Path:
+    """Unpack a local or http(s) archive into `output`, all or nothing, within `timeout`."""
+    label = _label(artifact)
+    deadline = _Deadline(timeout, label)
+    out = Path(os.path.abspath(output))
+    is_url = _check_args(artifact, out, label, max_bytes, force)
+    with contextlib.ExitStack() as stack:
+        local = Path(artifact)
+        if is_url:
+            # TMPDIR decides where; the directory goes away on any exit, signals included.
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="triton-setup-"))
             local = Path(tmp) / "artifact"
-            _download(artifact, local, max_bytes)
-        else:
-            local = Path(artifact)
-            if not local.is_file():
-                raise InputError("does not exist or is not a file", file=artifact,
-                                 fix="give a .zip or .tar[.gz] file or an http(s) URL")
-        with staged_dir(output) as stage:
-            budget = _Budget(max_bytes, artifact)
-            if zipfile.is_zipfile(local):
-                _unpack_zip(local, stage, budget, artifact)
-            elif tarfile.is_tarfile(local):
-                _unpack_tar(local, stage, budget, artifact)
-            else:
-                raise InputError("is neither a zip nor a tar archive", file=artifact,
-                                 fix="give a .zip, .tar or .tar.gz file")
-            for d in [stage, *(p for p in stage.rglob("*") if p.is_dir())]:
-                os.chmod(d, 0o755)
+            report.step(f"setup: downloading {label}")
+            _download(artifact, local, max_bytes, deadline, label)
+        with _archive_errors(label):
+            fmt = _format(local, label)
+        report.step(f"setup: checking {label}")
+        _walk(local, fmt, label, max_bytes, deadline, stage=None)
+        lock_path = out.parent / f".{out.name}.lock"
+        with lock.exclusive(lock_path, what=str(out), report=report,
+                            wait=max(min(lock.DEFAULT_WAIT, deadline.left()), 0.0)), \
+                staged_dir(out, kind="setup", force=force) as stage:
+            layout = _walk(local, fmt, label, max_bytes, deadline, stage=stage)
+            for rel in [PurePosixPath("."), *layout.directories()]:
+                os.chmod(stage / rel, 0o755)  # mkdtemp made the stage 0700; the umask the rest
     report.step(f"setup: unpacked into {output}")
     return output
-
-

@@ -1,33 +1,64 @@
 """The MLproject trainer: run an entry point, collect its output with the project's data/,
-write the manifest, and move the result into --target all at once."""
+write the manifest, and move the result into --target all at once.
+
+Order of work: every check on the request, the project and the environment files runs first
+(`_plan`), so bad input exits 2 before anything is written; then the --target lock is taken,
+the environment prepared, and the command run in its own process group with a deadline.
+"""
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
+import math
 import os
+import re
+import select
 import shutil
+import signal
+import stat
 import subprocess
 import sys
 import time
-import venv
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 import yaml
 
-from packager.errors import InputError, TrainError
+from packager.errors import EnvironmentFault, InputError, TrainError, bounded
+from packager.executor import lock, process
 from packager.executor.artifact import pack
 from packager.executor.fs import staged_dir
+from packager.executor.ownership import check_disjoint, check_replaceable, claim
 from packager.executor.reader import read_input
 from packager.executor.report import Reporter
 from packager.manifest import check_name, check_version
-from packager.mlproject import MLPROJECT, MLProject, parse_mlproject, render_command
+from packager.mlproject import (
+    EntryPoint,
+    MLProject,
+    check_python_pin,
+    load_project,
+    parse_python_env,
+    read_text,
+    render_command,
+)
 
 OUTPUT_ENV = "ODAHUFLOW_OUTPUT_DIR"  # the original trainer's name; training code writes here
 ENV_MANAGERS = ("local", "virtualenv", "conda")
 MANIFEST = "odahuflow.model.yaml"
 LOG_TAIL = 20
+DEFAULT_TIMEOUT = 24 * 3600.0
+CREATE_TIMEOUT = 600.0  # `python -m venv` (ensurepip) and nothing else
+INSTALL_TIMEOUT = 3600.0  # pip install / conda env update: a stalled index must not hang forever
+COMPLETE = ".complete"
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
+_TICK = 0.2  # how often the output pump re-checks the deadline
+_DRAIN = 2.0  # after the command exits, how long to keep reading what it printed last
+_MAX_LINE = 4096  # longer output lines are cut: a script printing megabytes without "\n"
+_TAIL_LINE = 300  # characters of each line kept for the error message
 
 
 @dataclass(frozen=True)
@@ -42,85 +73,381 @@ class TrainRequest:
     data_dir: str = "data"
     overwrite_data: bool = False
     archive: Path | None = None
+    timeout: float = DEFAULT_TIMEOUT  # seconds for the training command itself
+    force: bool = False  # replace a non-empty --target the packager did not create
 
 
-def _find_mlproject(project: Path) -> Path:
-    if not project.is_dir():
-        raise InputError("is not a directory", file=str(project),
-                         fix="give the path of an MLproject repository")
-    for child in project.iterdir():
-        if child.name.lower() == MLPROJECT.lower() and child.is_file():
-            return child
-    raise InputError(f"has no {MLPROJECT} file", file=str(project),
-                     fix=f"add an {MLPROJECT} file (MLflow's format) with a main entry point")
+@dataclass(frozen=True)
+class VenvSpec:
+    """What a cached virtualenv holds: its key is the hash of this content, not of file paths,
+    so an edited requirements.txt gets a new environment."""
 
+    groups: tuple[tuple[str, ...], ...]  # pip install argument lists, installed in order
+    requirements: bytes | None  # requirements.txt as read when the run started
+
+    def key(self) -> str:
+        h = hashlib.sha256()
+        parts = [sys.implementation.name, sys.version, sys.base_prefix, *(
+            "\0".join(g) for g in self.groups)]
+        for part in parts:
+            data = part.encode("utf-8", "surrogateescape")
+            h.update(b"%d:" % len(data) + data)  # length-prefixed: no two lists hash alike
+        h.update(b"requirements.txt:" + (self.requirements if self.requirements is not None
+                                          else b"<none>"))
+        return h.hexdigest()[:32]
+
+    def line_count(self) -> int:
+        return sum(len(g) for g in self.groups) + (self.requirements or b"").count(b"\n")
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The checked request: nothing here has touched the disk yet."""
+
+    project: Path
+    spec: MLProject
+    ep: EntryPoint
+    command: str
+    name: str
+    version: int
+    target: Path
+    archive: Path | None
+    data: Path | None
+    venv: VenvSpec | None
+    conda: tuple[str, Path] | None  # (executable, environment file)
+
+
+# --- checks (no writes) -----------------------------------------------------------------------
+
+def _resolved(path: Path, label: str) -> Path:
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):  # a symlink loop (RuntimeError before Python 3.13)
+        raise InputError(f"{label} {bounded(str(path))} runs into a symlink loop", file=str(path),
+                         fix=f"give a {label} without looping symlinks") from None
+
+
+def _output_path(given: Path, label: str) -> Path:
+    """The real location of an output: parent symlinks resolved, the last component kept as
+    written (a symlink there is refused by check_replaceable rather than followed)."""
+    absolute = given.absolute()
+    if absolute.name in ("", ".."):
+        absolute = _resolved(absolute, label)
+    if not absolute.name:
+        raise InputError(f"{label} is the root directory", file=str(given),
+                         fix=f"choose a new directory as {label}")
+    return _resolved(absolute.parent, label) / absolute.name
+
+
+def _inside(path: Path, base: Path) -> bool:
+    return path == base or base in path.parents
+
+
+def _check_target(given: Path, project: Path, force: bool) -> Path:
+    target = _output_path(given, "--target")
+    check_disjoint(project, "the project", target, "--target")
+    check_replaceable(target, option="--target", force=force)
+    return target
+
+
+def _check_archive(given: Path | None, target: Path, project: Path) -> Path | None:
+    if given is None:
+        return None
+    archive = _output_path(given, "--archive")
+    fix = "choose an --archive path outside --target and the project, e.g. ./model.tar.gz"
+    if not archive.name.endswith(ARCHIVE_SUFFIXES):
+        raise InputError(f"--archive name {bounded(archive.name)} has an unknown suffix",
+                         file=str(given), fix=f"end it with one of {', '.join(ARCHIVE_SUFFIXES)}")
+    for base, label in ((target, "--target"), (project, "the project")):
+        if _inside(archive, base):
+            raise InputError(f"--archive {bounded(str(given))} is inside {label} {base}",
+                             file=str(given), fix=fix)
+    if archive.is_dir() or archive.is_symlink():
+        raise InputError("--archive is a directory or a symlink", file=str(given), fix=fix)
+    return archive
+
+
+def _check_data(project: Path, data_dir: str) -> Path | None:
+    """--data-dir stays inside the project and holds only regular files and directories; found
+    out now, before training, so a bad data/ never costs a training run."""
+    rel = PurePosixPath(data_dir)
+    fix = "give --data-dir as a directory inside the project, e.g. --data-dir data"
+    if not data_dir or "\0" in data_dir or rel.is_absolute() or ".." in rel.parts:
+        raise InputError(f"--data-dir {bounded(data_dir)} must be relative and stay inside the "
+                         "project", file=str(project), fix=fix)
+    data = project / data_dir
+    if not data.exists() and not data.is_symlink():
+        return None
+    real = _resolved(data, "--data-dir")
+    if not real.is_dir() or not _inside(real, project):
+        raise InputError(f"--data-dir {bounded(data_dir)} is not a directory inside the project",
+                         file=str(data), fix=fix)
+    for item in sorted(real.rglob("*")):
+        mode = item.lstat().st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            kind = "a symlink" if stat.S_ISLNK(mode) else "a special file"
+            raise InputError(f"{bounded(str(item.relative_to(real)))} in the data directory is "
+                             f"{kind}", file=str(real), fix="replace it with a regular file")
+    return real
+
+
+def _check_venv(project: Path, spec: MLProject) -> VenvSpec:
+    if spec.python_env is not None:
+        path = project / spec.python_env
+        env = parse_python_env(read_text(path, fix="see MLflow's python_env.yaml"), file=str(path))
+        check_python_pin(env, file=str(path))
+        return VenvSpec(tuple(g for g in (env.build_dependencies, env.dependencies) if g), None)
+    req = project / "requirements.txt"
+    if not req.is_file():
+        return VenvSpec((), None)
+    read_text(req, fix="pip reads requirements.txt as UTF-8")  # a regular, small, UTF-8 file
+    return VenvSpec((("-r", str(req)),), req.read_bytes())
+
+
+def _check_conda(project: Path, spec: MLProject) -> tuple[str, Path]:
+    exe = next((found for n in ("conda", "mamba", "micromamba") if (found := shutil.which(n))),
+               None)
+    if exe is None:
+        raise InputError(
+            "--env-manager conda needs a conda, mamba or micromamba executable, and none is "
+            "on PATH", fix="install one, or use --env-manager virtualenv or local")
+    if not spec.conda_env:
+        raise InputError("declares no conda_env", file=spec.file,
+                         fix="add conda_env: train_conda.yaml, or use another env manager")
+    return exe, project / spec.conda_env
+
+
+def _plan(req: TrainRequest) -> _Plan:
+    if req.env_manager not in ENV_MANAGERS:
+        raise InputError(f"--env-manager {bounded(req.env_manager)} is unknown",
+                         fix=f"use one of {', '.join(ENV_MANAGERS)}")
+    if not (isinstance(req.timeout, (int, float)) and math.isfinite(req.timeout)
+            and req.timeout > 0):
+        raise InputError(f"--timeout {bounded(req.timeout)} is not a positive number of seconds",
+                         fix="pass e.g. --timeout 3600")
+    project = _resolved(req.project, "the project")
+    mlproject_file, spec = load_project(project)
+    ep = spec.entry_point(req.entry_point)
+    command = render_command(ep, dict(req.params))
+    name = check_name(req.name or spec.name, file="--name" if req.name else str(mlproject_file))
+    version = check_version(req.version, file="--version")
+    target = _check_target(req.target, project, req.force)
+    return _Plan(
+        project=project, spec=spec, ep=ep, command=command, name=name, version=version,
+        target=target, archive=_check_archive(req.archive, target, project),
+        data=_check_data(project, req.data_dir),
+        venv=_check_venv(project, spec) if req.env_manager == "virtualenv" else None,
+        conda=_check_conda(project, spec) if req.env_manager == "conda" else None,
+    )
+
+
+# --- environments -----------------------------------------------------------------------------
 
 def _cache() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):  # the XDG spec: a relative value is invalid and ignored
+        try:
+            base = str(Path.home() / ".cache")
+        except RuntimeError:
+            raise EnvironmentFault("cannot find a cache directory: HOME is not set",
+                                   fix="set HOME or XDG_CACHE_HOME") from None
     return Path(base) / "triton-packager" / "train-envs"
 
 
-def _virtualenv(project: Path, python_env: str | None, report: Reporter) -> Path:
-    """A virtualenv with the project's declared requirements, cached by their content."""
-    deps: list[str] = []
-    if python_env:
-        doc = yaml.safe_load((project / python_env).read_text()) or {}
-        deps = [str(d) for d in doc.get("dependencies") or []]
-    elif (project / "requirements.txt").is_file():
-        deps = ["-r", str(project / "requirements.txt")]
-    key = hashlib.sha256("\n".join([sys.version, *deps]).encode()).hexdigest()[:16]
-    env = _cache() / key
-    if (env / ".complete").exists():
+def _tail(text: str) -> tuple[str, ...]:
+    return tuple(ln[:_TAIL_LINE] for ln in text.strip().splitlines()[-LOG_TAIL:])
+
+
+def _env_step(cmd: Sequence[str], *, what: str, timeout: float, fix: str, **kwargs: Any) -> None:
+    """One environment command with a deadline: too slow is the machine or the network (exit 3),
+    failing is usually the requirements (exit 6)."""
+    env = dict(os.environ, PIP_NO_INPUT="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
+    try:
+        proc = process.run(cmd, timeout=timeout, stdin=subprocess.DEVNULL, env=env, **kwargs)
+    except process.Timeout as exc:
+        raise EnvironmentFault(f"{what} timed out after {exc.seconds:.0f}s", log_tail=_tail(exc.output),
+                               fix="check that the package index is reachable, then retry") from None
+    if proc.returncode != 0:
+        raise TrainError(f"{what} failed (exit code {proc.returncode})",
+                         log_tail=_tail(proc.stdout + proc.stderr), fix=fix)
+
+
+def _build_venv(env: Path, spec: VenvSpec, cwd: Path, report: Reporter) -> None:
+    report.step(f"train: creating a virtualenv ({spec.line_count()} requirement lines) in {env}")
+    _env_step([sys.executable, "-m", "venv", str(env)], what="creating the virtualenv",
+              timeout=CREATE_TIMEOUT, fix="install the venv module (e.g. apt-get install "
+              "python3-venv)")
+    for group in spec.groups:
+        _env_step([str(env / "bin" / "python"), "-m", "pip", "install", "-q", "--timeout", "60",
+                   *group], what="installing the project's requirements", cwd=cwd,
+                  timeout=INSTALL_TIMEOUT, fix="check the requirements and the package index")
+
+
+def virtualenv(spec: VenvSpec, cwd: Path, report: Reporter,
+               build: Callable[[Path, VenvSpec, Path, Reporter], None] = _build_venv) -> Path:
+    """The cached virtualenv for `spec`, built once.
+
+    Built in place (not staged and renamed: pip writes the env's absolute path into every
+    script's shebang) under a lock, so two trainings never build the same env at once; the
+    `.complete` file is written last, and a directory without it is an interrupted build,
+    never trusted and rebuilt from scratch.
+    """
+    env = _cache() / spec.key()
+    if (env / COMPLETE).is_file():
         return env
-    report.step(f"train: creating a virtualenv ({len(deps)} requirement lines)")
-    shutil.rmtree(env, ignore_errors=True)
-    venv.EnvBuilder(with_pip=True, clear=True).create(env)
-    if deps:
-        proc = subprocess.run([str(env / "bin" / "python"), "-m", "pip", "install", "-q", *deps],
-                              capture_output=True, text=True, cwd=project)
-        if proc.returncode != 0:
-            raise TrainError("installing the project's requirements failed",
-                             log_tail=tuple(proc.stderr.strip().splitlines()[-LOG_TAIL:]),
-                             fix="check the requirements and the package index")
-    (env / ".complete").write_text("ok\n")
+    env.parent.mkdir(parents=True, exist_ok=True)
+    with lock.exclusive(env.parent / f".{env.name}.lock", what=f"the training environment {env}",
+                        report=report, wait=CREATE_TIMEOUT + INSTALL_TIMEOUT):
+        if (env / COMPLETE).is_file():  # another run built it while this one waited
+            return env
+        shutil.rmtree(env, ignore_errors=True)
+        try:
+            build(env, spec, cwd, report)
+            (env / COMPLETE).write_text("ok\n")
+        except BaseException:
+            shutil.rmtree(env, ignore_errors=True)
+            raise
     return env
 
 
-def _command_prefix(req: TrainRequest, spec: MLProject, report: Reporter) -> tuple[list[str], str]:
+def _conda(exe: str, conda_file: Path, project: Path, report: Reporter) -> list[str]:
+    """A conda env named by the environment file's content (a changed file, a new env)."""
+    digest = hashlib.sha256(conda_file.read_bytes()).hexdigest()[:12]
+    label = re.sub(r"[^A-Za-z0-9_.-]+", "-", project.name)[:40].strip("-") or "project"
+    env_name = f"triton-train-{label}-{digest}"
+    create = ([exe, "create", "-y", "-n", env_name, "-f", str(conda_file)]
+              if exe.endswith("micromamba") else
+              [exe, "env", "update", "-n", env_name, "-f", str(conda_file)])
+    cache = _cache()
+    cache.mkdir(parents=True, exist_ok=True)
+    with lock.exclusive(cache / f".conda-{env_name}.lock", what=f"conda env {env_name}",
+                        report=report, wait=INSTALL_TIMEOUT):
+        report.step(f"train: conda env {env_name} from {conda_file.name}")
+        _env_step(create, what=f"creating the conda environment from {conda_file.name}",
+                  cwd=project, timeout=INSTALL_TIMEOUT,
+                  fix="check the conda file and that a conda channel is reachable")
+    return [exe, "run", "-n", env_name]
+
+
+def _command_prefix(plan: _Plan, report: Reporter) -> tuple[list[str], str]:
     """(argv prefix, PATH) for the chosen environment manager."""
     path = os.environ.get("PATH", "")
-    conda_env = spec.conda_env
-    if req.env_manager == "conda":
-        exe = next((shutil.which(n) for n in ("conda", "mamba", "micromamba") if shutil.which(n)),
-                   None)
-        if exe is None:
-            raise InputError(
-                "--env-manager conda needs a conda, mamba or micromamba executable, and none is "
-                "on PATH", fix="install one, or use --env-manager virtualenv or local")
-        if not conda_env:
-            raise InputError(f"{MLPROJECT} declares no conda_env", file=str(req.project),
-                             fix="add conda_env: train_conda.yaml, or use another env manager")
-        env_name = f"triton-train-{req.project.resolve().name}"
-        create = ([exe, "create", "-y", "-n", env_name, "-f", conda_env]
-                  if exe.endswith("micromamba") else
-                  [exe, "env", "update", "-n", env_name, "-f", conda_env])
-        proc = subprocess.run(create, cwd=req.project, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise TrainError(f"creating the conda environment from {conda_env} failed",
-                             log_tail=tuple((proc.stdout + proc.stderr).splitlines()[-LOG_TAIL:]),
-                             fix="check the conda file and that a conda channel is reachable")
-        return [exe, "run", "-n", env_name], path
-    if req.env_manager == "virtualenv":
-        env_dir = _virtualenv(req.project.resolve(), spec.python_env, report)
+    if plan.conda is not None:
+        return _conda(*plan.conda, plan.project, report), path
+    if plan.venv is not None:
+        env_dir = virtualenv(plan.venv, plan.project, report)
         return [], f"{env_dir / 'bin'}{os.pathsep}{path}"
     return [], f"{Path(sys.executable).parent}{os.pathsep}{path}"
+
+
+# --- running the command ----------------------------------------------------------------------
+
+class _Lines:
+    """Splits the child's byte stream into bounded, decoded lines."""
+
+    def __init__(self, emit: Callable[[str], None]) -> None:
+        self.emit = emit
+        self.pending = b""
+
+    def feed(self, chunk: bytes) -> None:
+        *complete, self.pending = (self.pending + chunk).split(b"\n")
+        for raw in complete:
+            self._out(raw)
+        while len(self.pending) > _MAX_LINE:
+            self._out(self.pending[:_MAX_LINE])
+            self.pending = self.pending[_MAX_LINE:]
+
+    def flush(self) -> None:
+        if self.pending:
+            self._out(self.pending)
+            self.pending = b""
+
+    def _out(self, raw: bytes) -> None:
+        self.emit(raw[:_MAX_LINE].decode("utf-8", "replace").rstrip("\r"))
+
+
+def _pump(proc: subprocess.Popen[bytes], deadline: float, emit: Callable[[str], None]) -> int | None:
+    """Forward the child's output until it exits; None when the deadline passes first.
+
+    select() with a short tick instead of a blocking readline: the deadline is checked while
+    the child is silent, and a background process that inherited the pipe (keeping it open
+    after the command exited) cannot hold the packager. Signals still interrupt select().
+    """
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    lines = _Lines(emit)
+    is_open, drain_until = True, math.inf
+    try:
+        while True:
+            code, now = proc.poll(), time.monotonic()
+            if code is None and now >= deadline:
+                return None
+            if code is not None:
+                drain_until = min(drain_until, now + _DRAIN)
+                if not is_open or now >= drain_until:
+                    return code
+            wait = 0.0 if code is not None else min(_TICK, deadline - now)
+            if not is_open:  # the command closed its output but runs on
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=wait)
+                continue
+            if not select.select([fd], [], [], wait)[0]:
+                if code is not None:
+                    return code  # exited, and whoever still holds the pipe is silent
+                continue
+            chunk = os.read(fd, 65536)
+            if chunk:
+                lines.feed(chunk)
+            else:
+                is_open = False
+    finally:
+        lines.flush()
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"was killed by {signal.Signals(-code).name}"
+        return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def _run_command(plan: _Plan, prefix: list[str], path: str, out: Path, timeout: float,
+                 report: Reporter) -> float:
+    """Run the entry point with `out` as its output dir; the seconds it took."""
+    env = dict(os.environ, PATH=path, **{OUTPUT_ENV: str(out)}, MLFLOW_ENTRY_POINT=plan.ep.name)
+    report.step(f"train: {plan.spec.name}:{plan.ep.name}: {bounded(plan.command, 500, quote=False)}")
+    started = time.monotonic()
+    tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL)
+
+    def emit(line: str) -> None:
+        tail.append(line[:_TAIL_LINE])
+        report.log(f"[{time.monotonic() - started:7.1f}s] {line}")
+
+    # A new session: the whole group (the script's own children included) is killed when this
+    # block is left for any reason: success, failure, deadline, SIGINT/SIGTERM.
+    with process.child([*prefix, "bash", "-c", plan.command], cwd=plan.project, env=env,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT) as proc:
+        code = _pump(proc, started + timeout, emit)
+    elapsed = time.monotonic() - started
+    if code is None:
+        raise TrainError(f"the training command timed out after {timeout:g} s; it and every "
+                         "process it started were stopped", log_tail=tuple(tail),
+                         fix="raise --timeout, or make the training finish sooner; --target was "
+                         "left as it was")
+    if code != 0:
+        raise TrainError(f"the training command {_describe_exit(code)} after {elapsed:.1f}s",
+                         log_tail=tuple(tail),
+                         fix="fix the training code; --target was left as it was")
+    return elapsed
 
 
 def _copy_data(src: Path, out: Path, overwrite: bool, report: Reporter) -> None:
     for item in sorted(src.rglob("*")):
         rel = item.relative_to(src)
         dest = out / rel
-        if item.is_symlink():
+        if item.is_symlink():  # checked before training too; this catches a swap since
             raise InputError(f"{rel} in the data directory is a symlink", file=str(src),
                              fix="replace it with the file it points to")
         if item.is_dir():
@@ -132,62 +459,34 @@ def _copy_data(src: Path, out: Path, overwrite: bool, report: Reporter) -> None:
             shutil.copy2(item, dest)
 
 
+def _collect(plan: _Plan, out: Path, overwrite: bool, report: Reporter) -> None:
+    if plan.data is not None:
+        _copy_data(plan.data, out, overwrite, report)
+    (out / MANIFEST).write_text(yaml.safe_dump({"name": plan.name, "version": plan.version},
+                                               sort_keys=False))
+    claim(out, "train")  # again: the training code may have removed or overwritten the mark
+    from packager.detect import detect
+
+    try:
+        detect(read_input(out))
+    except InputError as exc:
+        raise TrainError(
+            f"training produced no usable model: {exc.message}",
+            fix=f"save the model file (e.g. model.onnx) into ${OUTPUT_ENV}; "
+            "--target was left as it was",
+        ) from None
+
+
 def train(req: TrainRequest, report: Reporter) -> Path:
-    if req.env_manager not in ENV_MANAGERS:
-        raise InputError(f"--env-manager {req.env_manager!r} is unknown",
-                         fix=f"use one of {', '.join(ENV_MANAGERS)}")
-    project = req.project.resolve()
-    mlproject_file = _find_mlproject(project)
-    spec = parse_mlproject(mlproject_file.read_text(encoding="utf-8"),
-                           default_name=project.name)
-    ep = spec.entry_point(req.entry_point)
-    command = render_command(ep, dict(req.params))
-    name = check_name(req.name or spec.name, file=str(mlproject_file) if not req.name else "--name")
-    version = check_version(req.version, file="--version")
-    target = req.target.resolve()
-    if target == project or project in target.parents:
-        raise InputError("--target is inside the project", file=str(target),
-                         fix="choose a --target outside the MLproject repository")
-
-    prefix, path = _command_prefix(req, spec, report)
-
-    with staged_dir(target) as out:
-        env = dict(os.environ, PATH=path, **{OUTPUT_ENV: str(out)})
-        env["MLFLOW_ENTRY_POINT"] = ep.name
-        report.step(f"train: {spec.name}:{ep.name}: {command}")
-        started = time.monotonic()
-        tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL)
-        proc = subprocess.Popen([*prefix, "bash", "-c", command], cwd=project, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                errors="replace")
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            line = line.rstrip("\n")
-            tail.append(line)
-            report.log(f"[{time.monotonic() - started:7.1f}s] {line}")
-        code = proc.wait()
-        elapsed = time.monotonic() - started
-        if code != 0:
-            raise TrainError(f"the training command exited with code {code} after {elapsed:.1f}s",
-                             log_tail=tuple(tail),
-                             fix="fix the training code; --target was left as it was")
-        data = project / req.data_dir
-        if data.is_dir():
-            _copy_data(data, out, req.overwrite_data, report)
-        (out / MANIFEST).write_text(yaml.safe_dump({"name": name, "version": version},
-                                                   sort_keys=False))
-        from packager.detect import detect
-
-        try:
-            detect(read_input(out))
-        except InputError as exc:
-            raise TrainError(
-                f"training produced no usable model: {exc.message}",
-                fix=f"save the model file (e.g. model.onnx) into ${OUTPUT_ENV}; "
-                "--target was left as it was",
-            ) from None
-        report.step(f"train: done in {elapsed:.1f}s; model {name!r} version {version}")
-    if req.archive is not None:
-        pack(target, req.archive)
-        report.step(f"train: archive {req.archive}")
+    plan = _plan(req)  # every check; nothing is written before this returns
+    target = plan.target
+    with lock.exclusive(target.parent / f".{target.name}.lock", what=str(target), report=report):
+        prefix, path = _command_prefix(plan, report)
+        with staged_dir(target, kind="train", force=req.force) as out:
+            elapsed = _run_command(plan, prefix, path, out, req.timeout, report)
+            _collect(plan, out, req.overwrite_data, report)
+        report.step(f"train: done in {elapsed:.1f}s; model {plan.name!r} version {plan.version}")
+    if plan.archive is not None:
+        pack(target, plan.archive)
+        report.step(f"train: archive {plan.archive}")
     return target
