@@ -192,7 +192,7 @@ def _env_field(doc: dict[object, object], field: str, file: str) -> str | None:
     if not isinstance(value, str) or not value.strip():
         _refuse(file, f"field '{field}' must be a file name, got {_kind(value)}", fix)
     path = PurePosixPath(value)
-    if "\0" in value or path.is_absolute() or value.startswith("~") or ".." in path.parts:
+    if not passable(value) or path.is_absolute() or value.startswith("~") or ".." in path.parts:
         _refuse(file, f"field '{field}' is {bounded(value)}; it must stay inside the project "
                 "(relative, without '..')", fix)
     return value
@@ -206,7 +206,7 @@ def _entry_points(value: object, file: str) -> tuple[EntryPoint, ...]:
 
 
 def _entry_point(name: object, spec: object, file: str) -> EntryPoint:
-    if not isinstance(name, str) or not name or "\0" in name:
+    if not isinstance(name, str) or not name or not passable(name):
         _refuse(file, f"entry point names must be non-empty strings, got {_kind(name)}",
                 "name entry points like main: or train:")
     where = f"entry_points.{name}"
@@ -216,9 +216,9 @@ def _entry_point(name: object, spec: object, file: str) -> EntryPoint:
         _refuse(file, f"field '{bounded(where, quote=False)}' must be a mapping with a command, "
                 f"got {_kind(spec)}", f"write `{name}: {{command: python train.py}}`")
     command = spec.get("command")
-    if not isinstance(command, str) or not command.strip() or "\0" in command:
+    if not isinstance(command, str) or not command.strip() or not passable(command):
         _refuse(file, f"field '{bounded(where, quote=False)}.command' must be a non-empty shell "
-                f"command without NUL characters, got {_kind(command)}",
+                f"command without NUL or lone surrogate characters, got {_kind(command)}",
                 f"add `command: python train.py` under {bounded(name)}")
     return EntryPoint(name, command, _parameters(where, spec.get("parameters"), file), file)
 
@@ -255,26 +255,45 @@ def _parameter(field: str, name: object, spec: object, file: str) -> Parameter:
 
 # --- parameters and commands ------------------------------------------------------------------
 
+def passable(text: str) -> bool:
+    """Can be an argv or environment string: no NUL, and encodable the way the OS encodes them
+    (YAML's "\\ud800" escape yields a lone surrogate that Popen would fail on)."""
+    if "\0" in text:
+        return False
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check_text(label: str, value: str, fix: str, file: str | None = None) -> None:
-    if "\0" in value:
-        raise InputError(f"{label} contains a NUL character: {bounded(value)}", file=file, fix=fix)
+    if not passable(value):
+        raise InputError(f"{label} contains a NUL or a lone surrogate character: {bounded(value)}",
+                         file=file, fix=fix)
     if len(value) > MAX_VALUE_CHARS:
         raise InputError(f"{label} is {len(value)} characters long; at most {MAX_VALUE_CHARS} are "
                          f"accepted: {bounded(value)}", file=file, fix=fix)
 
 
-def _check_value(p: Parameter, value: str, file: str | None = None) -> str:
-    _check_text(f"parameter {p.name!r}", value, f"pass a shorter -P {p.name}=<{p.type}>", file)
+def _check_value(p: Parameter, value: str, default_of: EntryPoint | None = None) -> str:
+    """A -P value, or (with `default_of`) the default the MLproject declares for it."""
+    label = f"parameter {p.name!r}"
+    file, fix = None, f"pass -P {p.name}=<{p.type}>"
+    if default_of is not None:
+        label = f"the default of parameter {p.name!r} (entry point {bounded(default_of.name)})"
+        file, fix = default_of.file, f"fix its default: in the MLproject, or {fix}"
+    _check_text(label, value, fix, file)
     if p.type == "float":
         try:
             if not math.isfinite(float(value)):
                 raise ValueError
         except ValueError:
-            raise InputError(f"parameter {p.name!r} is a float, got {bounded(value)}", file=file,
-                             fix=f"pass -P {p.name}=<number>") from None
+            raise InputError(f"{label} is a float, got {bounded(value)}", file=file,
+                             fix=fix.replace(f"<{p.type}>", "<number>")) from None
     elif p.type == "int" and not re.fullmatch(r"[+-]?[0-9]+", value):
-        raise InputError(f"parameter {p.name!r} is an int, got {bounded(value)}", file=file,
-                         fix=f"pass -P {p.name}=<whole number>")
+        raise InputError(f"{label} is an int, got {bounded(value)}", file=file,
+                         fix=fix.replace(f"<{p.type}>", "<whole number>"))
     return value
 
 
@@ -327,7 +346,7 @@ def render_command(ep: EntryPoint, given: dict[str, str]) -> str:
         if p.name in given:
             values[p.name] = _check_value(p, given[p.name])
         elif p.default is not None:
-            values[p.name] = _check_value(p, p.default, ep.file)
+            values[p.name] = _check_value(p, p.default, default_of=ep)
         else:
             raise InputError(f"entry point {bounded(ep.name)} needs parameter {p.name!r}",
                              fix=f"pass -P {p.name}=<{p.type}>")
@@ -336,6 +355,9 @@ def render_command(ep: EntryPoint, given: dict[str, str]) -> str:
     extra = []
     for key, value in given.items():
         if key not in declared:
+            if not _KEY_RE.fullmatch(key):  # appended unquoted as --key: it must be a plain word
+                raise InputError(f"parameter name {bounded(key)} is not a plain word",
+                                 fix="use letters, digits, _ . - in parameter names")
             _check_text(f"-P {key}", value, f"pass a value of at most {MAX_VALUE_CHARS} characters")
             extra.append(f"--{key} {shlex.quote(value)}")
     return " ".join([command, *extra])
@@ -369,7 +391,7 @@ def _requirement_list(doc: dict[object, object], field: str, file: str) -> tuple
     for item in value:
         # They become pip arguments: a leading '-' would be an option (-r /etc/..., --index-url)
         if (not isinstance(item, str) or not item.strip() or item.lstrip().startswith("-")
-                or any(c in item for c in "\0\r\n") or len(item) > MAX_VALUE_CHARS):
+                or any(c in item for c in "\r\n") or not passable(item) or len(item) > MAX_VALUE_CHARS):
             _refuse(file, f"field '{field}' has entry {_kind(item)}; entries are requirement "
                     "strings (no options, no line breaks)", fix)
     return tuple(value)

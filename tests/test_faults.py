@@ -177,10 +177,10 @@ def test_a_busy_output_is_refused_after_the_wait(tmp_path: Path) -> None:
 
     model, out = _model(tmp_path / "model"), tmp_path / "out"
     assert main(["detect", str(model), "--output", str(out)]) == 0
-    with exclusive(out / ".triton-packager" / "lock", what="out", report=Reporter("quiet")):
-        # flock is per open file description: a second open in this process conflicts too.
-        with pytest.raises(EnvironmentFault) as exc:
-            Workspace(model, out, Options(), lock_wait=0.5).run("repository")
+    # flock is per open file description: a second open in this process conflicts too.
+    with exclusive(out / ".triton-packager" / "lock", what="out", report=Reporter("quiet")), \
+            pytest.raises(EnvironmentFault) as exc:
+        Workspace(model, out, Options(), lock_wait=0.5).run("repository")
     assert "in use by another triton-packager run" in str(exc.value)
     assert exc.value.exit_code == 3
     assert not (out / "model_repository").exists()

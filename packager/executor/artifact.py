@@ -148,8 +148,8 @@ def _check_name(name: str, label: str, *, is_dir: bool) -> PurePosixPath | None:
         _refuse(name, "has a backslash in its name, and would be written outside the output "
                 "directory on Windows", label, relative + ", separated by /")
     if name.startswith("/") or re.match(r"[A-Za-z]:", name):
-        _refuse(name, "is absolute: it would be written outside the output directory", label,
-                relative)
+        _refuse(name, "is absolute (or starts with a drive letter): it would be written outside "
+                "the output directory", label, relative)
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
         _refuse(name, "would be written outside the output directory", label, relative)
@@ -177,8 +177,7 @@ class _Layout:
     """
 
     def __init__(self, label: str) -> None:
-        # The output's ownership marker is the packager's; nothing may go below it.
-        self.is_dir: dict[PurePosixPath, bool] = {_MARKER: False}
+        self.is_dir: dict[PurePosixPath, bool] = {}
         self.label = label
 
     def add(self, name: str, rel: PurePosixPath, *, is_dir: bool) -> None:
@@ -234,7 +233,9 @@ def _zip_entries(path: Path, label: str, limit: int) -> Generator[_Entry, None, 
             if info.compress_type not in _ZIP_METHODS:
                 _refuse(name, f"uses compression method {info.compress_type}, which Python cannot "
                         "read", label, "rebuild the archive with deflate (the default)")
-            yield _Entry(name, info.is_dir() or stat.S_ISDIR(mode), bool(mode & 0o111),
+            # Not info.is_dir(): it indexes filename[-1] and fails on an empty name.
+            is_dir = info.filename.endswith("/") or stat.S_ISDIR(mode)
+            yield _Entry(name, is_dir, bool(mode & 0o111),
                          functools.partial(zf.open, info))
 
 
@@ -335,6 +336,9 @@ def _walk(path: Path, fmt: str, label: str, limit: int, deadline: _Deadline,
             rel = _check_name(e.name, label, is_dir=e.is_dir)
             if rel is None or (rel == _MARKER and not e.is_dir):
                 continue  # "./", or the marker of a packager-made directory (replaced by ours)
+            if rel.parts[0] == OWNED_MARKER:
+                _refuse(e.name, f"uses the name {OWNED_MARKER}, which marks directories "
+                        "triton-packager made", label, "rename it and rebuild the archive")
             layout.add(e.name, rel, is_dir=e.is_dir)
             if stage is not None:
                 _write(stage / rel, e, budget, deadline)

@@ -191,7 +191,8 @@ def _check_data(project: Path, data_dir: str) -> Path | None:
     return real
 
 
-def _check_venv(project: Path, spec: MLProject) -> VenvSpec:
+def venv_spec(project: Path, spec: MLProject) -> VenvSpec:
+    """What --env-manager virtualenv installs: python_env.yaml's lists, or requirements.txt."""
     if spec.python_env is not None:
         path = project / spec.python_env
         env = parse_python_env(read_text(path, fix="see MLflow's python_env.yaml"), file=str(path))
@@ -236,7 +237,7 @@ def _plan(req: TrainRequest) -> _Plan:
         project=project, spec=spec, ep=ep, command=command, name=name, version=version,
         target=target, archive=_check_archive(req.archive, target, project),
         data=_check_data(project, req.data_dir),
-        venv=_check_venv(project, spec) if req.env_manager == "virtualenv" else None,
+        venv=venv_spec(project, spec) if req.env_manager == "virtualenv" else None,
         conda=_check_conda(project, spec) if req.env_manager == "conda" else None,
     )
 
