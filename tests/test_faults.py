@@ -184,3 +184,18 @@ def test_a_busy_output_is_refused_after_the_wait(tmp_path: Path) -> None:
     assert "in use by another triton-packager run" in str(exc.value)
     assert exc.value.exit_code == 3
     assert not (out / "model_repository").exists()
+
+
+def test_a_run_killed_between_its_two_renames_loses_nothing(tmp_path: Path) -> None:
+    """SIGKILL after the old output moved to the trash but before the new one moved in: the
+    next run restores the old output rather than deleting it with the leftovers."""
+    from packager.executor.ownership import clean_leftovers
+
+    final = tmp_path / "model_repository"
+    trash = tmp_path / ".model_repository.old-999999999-abc"
+    write_tree(trash / "old", {"model/config.pbtxt": "kept"})
+    write_tree(tmp_path / ".model_repository.staging-999999999-def", {"half": "written"})
+    removed = clean_leftovers(final)
+    assert len(removed) == 2
+    assert (final / "model/config.pbtxt").read_text() == "kept"
+    assert _leftovers(tmp_path) == []

@@ -37,14 +37,14 @@ from packager.executor.reader import read_input
 from packager.imageref import REFERENCE_RE, parse_reference, render_image_name
 from packager.manifest import NAME_MAX, NAME_RE, VERSION_MAX
 from packager.modelconfig import parse_config
-from packager.pipeline import HEALTHCHECK_CHOICES, Options, analyze, dockerfile_for
+from packager.pipeline import HEALTHCHECK_CHOICES, Options, analyze, dockerfile_for, image_name_for
 from packager.pyenv import EnvOptions, check_requirements
 
 
-# No example database: it would be written into the checkout (.hypothesis/ is not ignored).
-# Failures found so far are pinned below with @example instead.
 def budget(examples: int) -> settings:
-    """Sized so the whole file runs in well under a minute on two cores."""
+    """Sized so the whole file runs in well under a minute on two cores. No example database:
+    it would be written into the checkout (.hypothesis/ is not ignored); the failures found so
+    far are pinned with @example instead."""
     return settings(max_examples=examples, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
@@ -156,6 +156,9 @@ def check_meta(meta: object) -> None:
 @example("!!python/object/apply:os.system ['id']\n")
 @example("version: " + "9" * 5000 + "\n")
 @example("[" * 3000 + "]" * 3000)
+@example("version: !!int\n")  # found by this test: IndexError from PyYAML's 1.1 int constructor
+@example("!!bool")  # found by this test: KeyError
+@example("!!timestamp x")  # found by this test: AttributeError
 def test_manifest_text_is_read_or_refused(text: str) -> None:
     check_meta(analyze_manifest(text))
 
@@ -186,10 +189,11 @@ def test_manifest_version_is_never_reinterpreted(literal: str) -> None:
     check_meta(meta)
     if isinstance(meta, InputError):
         return
-    # Accepted only when written as a plain decimal integer, and then as that integer:
-    # `010` is never 8, `1:30` never 90, `0x1F` never 31.
-    assert re.fullmatch(r"\+?[0-9]+", literal), f"{literal!r} accepted as {meta.version}"  # type: ignore[attr-defined]
-    assert meta.version == int(literal)  # type: ignore[attr-defined]
+    # Accepted only when written as a plain decimal integer (tagged or not), and then as that
+    # integer: `010` is never 8, `1:30` never 90, `0x1F` never 31.
+    digits = literal.removeprefix("!!int ").removeprefix("!!str ")
+    assert re.fullmatch(r"\+?[0-9]+", digits), f"{literal!r} accepted as {meta.version}"  # type: ignore[attr-defined]
+    assert meta.version == int(digits)  # type: ignore[attr-defined]
 
 
 # -- 2. config.pbtxt ------------------------------------------------------------------------
@@ -224,6 +228,7 @@ CONFIG_TEXT = st.one_of(
 
 @budget(200)
 @given(CONFIG_TEXT)
+@example("a" * 2000 + ": 1\n")  # found by this test: protobuf's message quotes the whole token
 def test_config_is_parsed_or_refused(text: str) -> None:
     try:
         parse_config(text)
@@ -297,17 +302,20 @@ def _env(**changes: object) -> Options:
 SLOTS = [
     Slot("label-value", "zzbenignvalue", ANY_TEXT,
          lambda v: (ENV_FILES, Options(base_image=LOCAL_CPU_IMAGE, labels=(("org.example.v", v),))),
-         marker="zzbenignvalue", examples=("a\x85b", "a\u2028b")),
+         marker="zzbenignvalue",
+         examples=("a\x85b",)),  # found by this test: C1 control characters pass the `dq` filter
     Slot("label-key", "zzbenignkey", values(st.from_regex(r"[a-z0-9]+(?:[._-][a-z0-9]+)*", fullmatch=True)),
          lambda k: (ENV_FILES, Options(base_image=LOCAL_CPU_IMAGE, labels=((k, "v"),))),
          marker="zzbenignkey"),
     Slot("conda-channel", "zzbenignchannel",
          values(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,20}", fullmatch=True) | URL),
-         lambda c: (ENV_FILES, _env(conda_channels=("conda-forge", c))), marker="zzbenignchannel"),
+         lambda c: (ENV_FILES, _env(conda_channels=("conda-forge", c))), marker="zzbenignchannel",
+         examples=("conda-forge\n--channel evil", "x;id", "https://x/$(id)")),
     Slot("pip-index-url", "https://zzbenign.example/simple", values(URL),
          lambda u: (ENV_FILES, _env(pip_index_url=u))),
     Slot("micromamba-url", "https://zzbenign.example/mm", values(URL),
-         lambda u: (ENV_FILES, _env(micromamba_url=u)), marker="https://zzbenign.example/mm"),
+         lambda u: (ENV_FILES, _env(micromamba_url=u)), marker="https://zzbenign.example/mm",
+         examples=('https://x/"\nRUN id',)),
     Slot("python-version", "3.11",
          values(st.from_regex(r"3\.[0-9]{1,2}", fullmatch=True)
                 | st.from_regex(r"3\.\d{1,2}", fullmatch=True)),  # \d: any Unicode digit
@@ -320,7 +328,7 @@ SLOTS = [
              "ubuntu", "localhost:5000/a/b:c", "a@sha256:" + "0" * 64, "[::1]:5000/x:y"])),
          lambda b: (ENV_FILES, Options(base_image=b, healthcheck="none", labels=BASE.labels,
                                        env=EnvOptions(python_version="3.11"))),
-         marker=LOCAL_CPU_IMAGE),
+         marker=LOCAL_CPU_IMAGE, examples=("ubuntu\nRUN id", "img:$TAG", "img:\u0663")),
     # "none" drops the HEALTHCHECK instruction by design; every other value must not matter.
     Slot("healthcheck", "auto",
          values(st.sampled_from(HEALTHCHECK_CHOICES)).filter(lambda h: h != "none"),
@@ -328,7 +336,7 @@ SLOTS = [
     Slot("model-name", "zzbenign",
          values(st.from_regex(NAME_RE, fullmatch=True).filter(lambda n: len(n) <= NAME_MAX)),
          lambda n: ({**ENV_FILES, MANIFEST: yaml.safe_dump({"name": n, "version": 1})}, BASE),
-         marker="zzbenign"),
+         marker="zzbenign", examples=("a\nFROM evil", "a$HOME")),
     Slot("requirements.txt", "numpy==1.26\n",
          st.lists(REQUIREMENT_LINES | ANY_TEXT | near(REQUIREMENT_LINES), max_size=5).map("\n".join),
          lambda r: ({**ENV_FILES, "requirements.txt": r}, BASE)),
@@ -352,12 +360,7 @@ def benign_instructions(slot_name: str) -> list[tuple[str, list[str]]]:
     return instructions(text)
 
 
-@pytest.mark.parametrize("slot", SLOTS, ids=lambda s: s.name)
-@budget(60)
-@given(data=st.data())
-def test_no_value_changes_the_dockerfile_structure(slot: Slot, data: st.DataObject) -> None:
-    value = data.draw(st.sampled_from(slot.examples) | slot.values if slot.examples else slot.values,
-                      label=slot.name)
+def check_structure(slot: Slot, value: str) -> None:
     try:
         text = render(slot, value)
     except InputError as err:
@@ -373,6 +376,20 @@ def test_no_value_changes_the_dockerfile_structure(slot: Slot, data: st.DataObje
         # word (RUN lines included): it never becomes a word, an option or a command itself.
         want = benign if slot.marker is None else [w.replace(slot.marker, value) for w in benign]
         assert words == want, f"{keyword}: {words} != {want}"
+
+
+@pytest.mark.parametrize("slot", SLOTS, ids=lambda s: s.name)
+@budget(60)
+@given(data=st.data())
+def test_no_value_changes_the_dockerfile_structure(slot: Slot, data: st.DataObject) -> None:
+    check_structure(slot, data.draw(slot.values, label=slot.name))
+
+
+# The @example of the test above, per slot (Hypothesis cannot pin examples of st.data()).
+@pytest.mark.parametrize(("slot", "value"), [(s, v) for s in SLOTS for v in s.examples],
+                         ids=lambda x: x.name if isinstance(x, Slot) else repr(x))
+def test_pinned_values_keep_the_dockerfile_structure(slot: Slot, value: str) -> None:
+    check_structure(slot, value)
 
 
 # -- 4. image names -------------------------------------------------------------------------
@@ -427,8 +444,22 @@ def check_refused_before_writing(option: str, value: str) -> None:
 
 @budget(60)
 @given(TAG_VALUES)
+@example("")  # found by this test: an empty --tag counts as no --tag (`if options.tag:`)
 @example("evil:1\nRUN rm -rf /")
 @example("a@sha256:" + "0" * 64)
+def test_invalid_tag_never_names_an_image(value: str) -> None:
+    # The check the package phase runs before its first write, without the CLI: an empty tag
+    # that slipped past it would go on to a Docker build, which the CLI test below must not start.
+    with tempfile.TemporaryDirectory() as tmp:
+        analysis = analyze(read_input(model_dir(Path(tmp), {})))
+    with pytest.raises(InputError) as refused:
+        image_name_for(analysis, Options(tag=value), PROBE_UUID)
+    check_error(refused.value)
+
+
+@budget(60)
+@given(TAG_VALUES.filter(bool))  # "" would reach Docker today: see the test above
+@example("evil:1\nRUN rm -rf /")
 @example("-x")
 def test_invalid_tag_is_refused_before_writing(value: str) -> None:
     check_refused_before_writing("--tag", value)
@@ -496,6 +527,7 @@ def snapshot(top: bytes, skip: bytes) -> dict[bytes, tuple[int, str]]:
 @budget(80)
 @given(EXTRA_ENTRIES)
 @example([([b"\xff"], False)])
+@example([([b"requirements.txt"], True)])  # found by this test: exit 3, EISDIR from the copy
 @example([([b"a\nRUN id"], False)])
 @example([([b"..a", b"-rf"], False), ([b" "], True)])
 def test_any_file_names_are_packaged_inside_out_or_refused(entries: list[tuple[list[bytes], bool]]) -> None:

@@ -164,6 +164,22 @@ def _lying_zip(path: Path) -> Path:
     return path
 
 
+def _patch_u16(offset: Callable[[bytes], int], value: int) -> Callable[[bytes], bytes]:
+    def patch(blob: bytes) -> bytes:
+        b = bytearray(blob)
+        struct.pack_into("<H", b, offset(blob), value)
+        return bytes(b)
+    return patch
+
+
+def _shift_directory(blob: bytes) -> bytes:
+    """Claim the central directory starts 1000 bytes later: entries then point before byte 0."""
+    b = bytearray(blob)
+    end = b.rindex(b"PK\x05\x06")
+    struct.pack_into("<I", b, end + 16, struct.unpack_from("<I", b, end + 16)[0] + 1000)
+    return bytes(b)
+
+
 def _flag_encrypted(blob: bytes) -> bytes:
     b = bytearray(blob)
     b[6] |= 0x01  # general purpose flags, local header
@@ -207,6 +223,12 @@ HOSTILE: dict[str, tuple[Callable[[Path], Path], str]] = {
         lambda d: _zip(d / "a.zip", [_reg("model.onnx")],
                        patch=lambda b: b.replace(b"model.onnx", b"evil!.onnx", 1)), "damaged"),
     "zip that expands past its declared size": (lambda d: _lying_zip(d / "a.zip"), "damaged"),
+    "zip needing a newer zip version": (  # "version needed to extract" 9.2
+        lambda d: _zip(d / "a.zip", [_reg("model.onnx")],
+                       patch=_patch_u16(lambda b: b.index(b"PK\x01\x02") + 6, 92)),
+        "zip feature Python cannot read"),
+    "zip whose entries point before the file's start": (
+        lambda d: _zip(d / "a.zip", [_reg("model.onnx")], patch=_shift_directory), "damaged"),
     "zip entry flagged as encrypted": (
         lambda d: _zip(d / "a.zip", [_reg("model.onnx")], patch=_flag_encrypted), "encrypted"),
     "zip entry with an unknown compression method": (
@@ -230,8 +252,9 @@ HOSTILE: dict[str, tuple[Callable[[Path], Path], str]] = {
     "drive letter": (lambda d: _zip(d / "a.zip", [_reg("C:/evil")]), "drive letter"),
     "symlink (tar)": (lambda d: _tar(d / "a.tgz", [(_ti("pw", tarfile.SYMTYPE, "/etc/passwd"), b"")]),
                       "link or special file"),
-    "hard link (tar)": (lambda d: _tar(d / "a.tgz", _files("m") + [(_ti("h", tarfile.LNKTYPE, "m"), b"")]),
-                        "link or special file"),
+    "hard link (tar)": (
+        lambda d: _tar(d / "a.tgz", [*_files("m"), (_ti("h", tarfile.LNKTYPE, "m"), b"")]),
+        "link or special file"),
     "character device (tar)": (lambda d: _tar(d / "a.tgz", [(_ti("null", tarfile.CHRTYPE), b"")]),
                                "link or special file"),
     "FIFO (tar)": (lambda d: _tar(d / "a.tgz", [(_ti("pipe", tarfile.FIFOTYPE), b"")]),
@@ -254,10 +277,11 @@ HOSTILE: dict[str, tuple[Callable[[Path], Path], str]] = {
         lambda d: _tar(d / "a.tgz", _files("/".join(["n" * 200] * 21))), "longer than 4096"),
     "path component longer than 255 bytes": (
         lambda d: _tar(d / "a.tgz", _files("n" * 256)), "longer than 255"),
+    "no files at all (only directories)": (
+        lambda d: _zip(d / "a.zip", [("models/", b"", 0o40755)]), "holds no files"),
     "something below the ownership marker": (
         lambda d: _tar(d / "a.tgz", _files(f"{OWNED_MARKER}/x")), "marks directories"),
 }
-
 
 
 @pytest.mark.parametrize("case", list(HOSTILE))
@@ -335,8 +359,9 @@ def test_artifact_inside_the_output_is_refused(root: Path, capsys: pytest.Captur
     (lambda o: o.write_text("a file\n"), "not a directory"),
     (lambda o: (o.parent / "real").mkdir() or o.symlink_to(o.parent / "real"), "symlink"),
 ])
-def test_output_that_is_a_file_or_a_symlink_is_refused(make: Callable[[Path], object], says: str,
-                                                       root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_output_that_is_a_file_or_a_symlink_is_refused(
+        make: Callable[[Path], object], says: str, root: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
     out = root / "work" / "out"
     make(out)
     archive = _tar(root / "in" / "a.tgz", _files("model.onnx"))
@@ -390,7 +415,7 @@ def serve() -> Iterator[Callable[[Handler], str]]:
 
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
         servers.append(server)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
         return f"http://127.0.0.1:{server.server_address[1]}"
 
     yield start
@@ -476,7 +501,8 @@ def test_sigterm_during_unpack_leaves_nothing(tmp_path: Path) -> None:
                              "-o", str(work / "out")], stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
-        while not any(".staging-" in p.name for p in work.iterdir()):
+        # signalled once the staging folder holds files: well inside the writing pass
+        while not any(work.glob(".out.staging-*/shard-*")):
             assert proc.poll() is None and time.monotonic() < deadline, "no staging folder seen"
             time.sleep(0.005)
         proc.send_signal(signal.SIGTERM)
@@ -488,6 +514,29 @@ def test_sigterm_during_unpack_leaves_nothing(tmp_path: Path) -> None:
     assert "Traceback" not in err and "SIGTERM" in err, err
     assert not (work / "out").exists()
     assert not [p for p in work.iterdir() if ".staging-" in p.name]
+
+
+def test_sigterm_during_download_removes_the_temporary_file(tmp_path: Path,
+                                                            serve: Callable[[Handler], str]) -> None:
+    tmp, work = tmp_path / "tmp", tmp_path / "work"
+    tmp.mkdir()
+    work.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "packager", "setup", serve(_drip) + "/a.tgz",
+                             "-o", str(work / "out")], stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(tmp)})
+    try:
+        deadline = time.monotonic() + 30
+        while not any((p / "artifact").exists() for p in tmp.iterdir()):
+            assert proc.poll() is None and time.monotonic() < deadline, "no download seen"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "SIGTERM" in err, err
+    assert list(tmp.iterdir()) == [] and list(work.iterdir()) == []
 
 
 # --- any archive: inside the output, or refused -----------------------------------------------

@@ -21,15 +21,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from models import write_tree
 
 from packager.cli import main
 from packager.errors import InputError
 from packager.executor import trainer
-from packager.executor.ownership import MARKER
 from packager.executor.report import Reporter
+from packager.inputs import OWNED_MARKER as MARKER
 from packager.mlproject import parse_mlproject, parse_params, render_command
 
 TRAIN = (
@@ -506,8 +506,9 @@ def test_conda_env_creation_has_a_deadline(behaviour: dict[str, str], code: int,
 # --- properties: any MLproject either trains or is refused with exit 2 ----------------------
 
 _NAMES = st.sampled_from(["a", "b", "lr", "a.b", "1x", "", "x y", "_p"])
-_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(),
-                     st.text(max_size=12), st.sampled_from(["{", "}", "{a}", "{0}", "float", "int"]))
+_NON_TEXT = st.one_of(st.none(), st.booleans(), st.integers(), st.floats())
+_SCALARS = st.one_of(_NON_TEXT, st.text(max_size=12),
+                     st.sampled_from(["{", "}", "{a}", "{0}", "float", "int"]))
 _PIECES = st.sampled_from([" {a}", " {b}", " {", " }", " {0}", " {}", " {a.x}", " {a!r}",
                            " {a:>3}", " {{", " }}", " --flag", " {nope}", " {a[0]}", ""])
 _PARAM_SPEC = st.one_of(
@@ -525,15 +526,19 @@ _GIVEN = st.dictionaries(st.sampled_from(["a", "b", "lr", "extra", "x-y"]), _VAL
 
 @st.composite
 def _documents(draw: st.DrawFn) -> str:
+    """MLproject text: mostly well-formed around one hostile detail, sometimes plain garbage."""
     command = "python train.py" + "".join(draw(st.lists(_PIECES, max_size=3)))
-    entry: object = draw(st.one_of(
-        st.fixed_dictionaries({"command": st.just(command)}, optional={"parameters": _PARAMS}),
-        st.just(command), _SCALARS))
+    well_formed = st.fixed_dictionaries({"command": st.just(command)},
+                                        optional={"parameters": _PARAMS})
+    hostile_entry = st.one_of(_NON_TEXT, st.lists(_SCALARS, max_size=2))
+    entry: object = draw(well_formed if draw(st.integers(0, 5)) else
+                         st.one_of(st.just(command), hostile_entry))
     doc: dict[object, object] = {"entry_points": {"main": entry}}
-    doc.update(draw(st.dictionaries(st.sampled_from(["name", "conda_env", "python_env"]),
-                                    st.one_of(_SCALARS, st.just("demo")), max_size=2)))
+    if draw(st.integers(0, 3)) == 0:
+        doc.update(draw(st.dictionaries(st.sampled_from(["name", "conda_env", "python_env"]),
+                                        st.one_of(_SCALARS, st.just("demo")), max_size=2)))
     text = yaml.safe_dump(doc, allow_unicode=True)
-    return draw(st.one_of(st.just(text), st.text(max_size=40).map(lambda t: text + t)))
+    return text if draw(st.integers(0, 4)) else text + draw(st.text(max_size=40))
 
 
 @settings(max_examples=150, deadline=None)
@@ -559,8 +564,10 @@ def test_parse_params_either_parses_or_refuses(pairs: list[str]) -> None:
     assert all("\0" not in v and len(v) <= 4096 for v in parsed.values())
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=_documents(), given_=_GIVEN)
+@example(text=_ep("'python train.py {a} }}'", "      a: {type: float, default: 1}\n"),
+         given_={"a": "0.5", "x-y": "'; touch /tmp/pwned #"})
 def test_cli_trains_or_refuses_with_exit_2(text: str, given_: dict[str, str],
                                            capsys: pytest.CaptureFixture[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:

@@ -15,6 +15,7 @@ behind, not even a lock file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import http.client
 import lzma
@@ -179,6 +180,7 @@ class _Layout:
     def __init__(self, label: str) -> None:
         self.is_dir: dict[PurePosixPath, bool] = {}
         self.label = label
+        self.files = 0
 
     def add(self, name: str, rel: PurePosixPath, *, is_dir: bool) -> None:
         fix = "rebuild the archive so every path is given once"
@@ -189,6 +191,7 @@ class _Layout:
         before = self.is_dir.get(rel)
         if before is None:
             self.is_dir[rel] = is_dir
+            self.files += 0 if is_dir else 1
         elif not (before and is_dir):  # the same directory twice is harmless
             clash = "is given twice" if before == is_dir else \
                 "is both a file and a directory in the archive"
@@ -274,26 +277,57 @@ def _reason(exc: BaseException) -> str:
     return bounded(text, 200, quote=not text.isprintable())  # it may quote an entry's name
 
 
+def _damaged(label: str, exc: BaseException) -> InputError:
+    if isinstance(exc, NotImplementedError):  # zipfile: a newer zip version, strong encryption
+        return InputError(f"uses a zip feature Python cannot read: {_reason(exc)}", file=label,
+                          fix="rebuild the archive with a common zip tool (deflate, no password)")
+    return InputError(f"is damaged or truncated: {_reason(exc)}", file=label, fix=_REBUILD)
+
+
+def _is_format_error(exc: OSError) -> bool:
+    """The decompressors' own OSErrors (BadGzipFile, bz2's "Invalid data stream") carry no
+    errno, and a garbled zip offset makes a seek fail with EINVAL; any other errno while reading
+    the archive is the machine's (an I/O error, a permission)."""
+    return exc.errno is None or exc.errno == errno.EINVAL
+
+
+class _OutputFault(Exception):
+    """An OSError while writing the output. Tagged so that it is never taken for a damaged
+    archive: it is the machine's fault whatever its errno (a vfat or SMB mount answers EINVAL
+    to names it cannot store)."""
+
+    def __init__(self, exc: OSError) -> None:
+        super().__init__(str(exc))
+        self.exc = exc
+
+
+@contextlib.contextmanager
+def _output_side() -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise _OutputFault(exc) from exc
+
+
 @contextlib.contextmanager
 def _archive_errors(label: str) -> Iterator[None]:
     """Map whatever a damaged archive makes the readers raise to one InputError.
 
     zipfile, tarfile, gzip, bz2, lzma and zlib each have their own exceptions for a bad CRC,
     a truncated stream or a garbled header; catching them at the root covers the cases nobody
-    listed. An OSError with an errno is the machine (disk full, I/O error) and passes through;
-    the decompressors' own OSErrors (BadGzipFile, bz2's "Invalid data stream") carry none.
+    listed. Errors of the output side pass through as the OSError they are (exit 3).
     """
     try:
         yield
+    except _OutputFault as fault:
+        raise fault.exc  # noqa: B904 - the chain keeps the original traceback for --debug
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError,
-            UnicodeDecodeError) as exc:
-        raise InputError(f"is damaged or truncated: {_reason(exc)}", file=label,
-                         fix=_REBUILD) from None
+            UnicodeDecodeError, NotImplementedError) as exc:
+        raise _damaged(label, exc) from None
     except OSError as exc:
-        if exc.errno is not None:
+        if not _is_format_error(exc):
             raise
-        raise InputError(f"is damaged or truncated: {_reason(exc)}", file=label,
-                         fix=_REBUILD) from None
+        raise _damaged(label, exc) from None
 
 
 def _format(path: Path, label: str) -> str:
@@ -315,8 +349,19 @@ def _format(path: Path, label: str) -> str:
                      fix="give a .zip, .tar or .tar.gz file")
 
 
+def _read(src: IO[bytes], label: str) -> bytes:
+    """One chunk of an entry. Read errors are classified here, because the writing pass reads
+    inside _output_side, which would otherwise take them for the output's."""
+    try:
+        return src.read(_CHUNK)
+    except OSError as exc:
+        if not _is_format_error(exc):
+            raise
+        raise _damaged(label, exc) from None
+
+
 def _drain(src: IO[bytes], out: IO[bytes] | None, budget: _Budget, deadline: _Deadline) -> None:
-    while chunk := src.read(_CHUNK):
+    while chunk := _read(src, budget.label):
         budget.take(len(chunk))
         deadline.check("unpacking")
         if out is not None:
@@ -350,13 +395,15 @@ def _walk(path: Path, fmt: str, label: str, limit: int, deadline: _Deadline,
 
 def _write(target: Path, e: _Entry, budget: _Budget, deadline: _Deadline) -> None:
     if e.is_dir:
-        target.mkdir(parents=True, exist_ok=True)
+        with _output_side():
+            target.mkdir(parents=True, exist_ok=True)
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # "xb": the layout check makes a clash impossible; never write through an existing name.
-    with e.open() as src, target.open("xb") as out:
-        _drain(src, out, budget, deadline)
-    os.chmod(target, 0o755 if e.executable else 0o644)
+    with e.open() as src, _output_side():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # "xb": the layout check makes a clash impossible; never write through an existing name.
+        with target.open("xb") as out:
+            _drain(src, out, budget, deadline)
+        os.chmod(target, 0o755 if e.executable else 0o644)
 
 
 # --- downloading ------------------------------------------------------------------------------
@@ -482,8 +529,9 @@ def _check_args(artifact: str, out: Path, label: str, max_bytes: int, force: boo
         if not local.is_file():
             raise InputError("does not exist or is not a file", file=label,
                              fix="give a .zip or .tar[.gz] file or an http(s) URL")
-        where = local.resolve()
-        if where == out.resolve() or out.resolve() in where.parents:
+        # realpath, not resolve(): it does not raise on a symlink loop (check_replaceable does)
+        where, real_out = Path(os.path.realpath(local)), Path(os.path.realpath(out))
+        if where == real_out or real_out in where.parents:
             raise InputError(f"is inside --output {out}, which setup replaces", file=label,
                              fix="move the artifact out of the output directory, or choose "
                              "another --output")
@@ -509,7 +557,9 @@ def unpack(artifact: str, output: Path, report: Reporter, max_bytes: int = DEFAU
         with _archive_errors(label):
             fmt = _format(local, label)
         report.step(f"setup: checking {label}")
-        _walk(local, fmt, label, max_bytes, deadline, stage=None)
+        if not _walk(local, fmt, label, max_bytes, deadline, stage=None).files:
+            raise InputError("holds no files", file=label,
+                             fix="check that the archive was made from the model directory")
         lock_path = out.parent / f".{out.name}.lock"
         with lock.exclusive(lock_path, what=str(out), report=report,
                             wait=max(min(lock.DEFAULT_WAIT, deadline.left()), 0.0)), \

@@ -14,7 +14,6 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -25,6 +24,7 @@ import docker.errors
 
 from packager.baseimage import LOCAL_CPU_IMAGE
 from packager.errors import BuildError
+from packager.executor import process
 from packager.executor.docker_build import client
 from packager.executor.report import Reporter
 
@@ -65,8 +65,13 @@ def apt_mirror() -> str:
     return DEFAULT_MIRROR
 
 
-def _run(cmd: list[str], what: str) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+def _run(cmd: list[str], what: str, timeout: float) -> None:
+    try:
+        proc = process.run(cmd, timeout=timeout)
+    except process.Timeout as exc:
+        raise BuildError(f"{what} did not finish within {timeout:.0f}s",
+                         log_tail=tuple(exc.output.strip().splitlines()[-12:]),
+                         fix="check network access to the package registries") from None
     if proc.returncode != 0:
         tail = tuple((proc.stdout + proc.stderr).strip().splitlines()[-12:])
         raise BuildError(f"{what} failed (exit {proc.returncode})", log_tail=tail,
@@ -81,7 +86,7 @@ def _wheel(report: Reporter) -> Path:
     report.step(f"downloading {WHEEL}=={WHEEL_VERSION} from PyPI")
     _run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
           "--platform", "manylinux_2_35_x86_64", "-d", str(dest), f"{WHEEL}=={WHEEL_VERSION}"],
-         "pip download")
+         "pip download", timeout=900)
     found = sorted(dest.glob(f"nvidia_pytriton-{WHEEL_VERSION}-*.whl"))
     if not found:
         raise BuildError(f"pip download left no {WHEEL} wheel in {dest}")
@@ -148,7 +153,7 @@ def ensure_base_image(report: Reporter, *, force: bool = False, mirror: str | No
         rootfs = work / "rootfs"
         report.step(f"debootstrap {SUITE} ({', '.join(PACKAGES)})")
         _run(["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE,
-              str(rootfs), mirror or apt_mirror()], "debootstrap")
+              str(rootfs), mirror or apt_mirror()], "debootstrap", timeout=1800)
         for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
             shutil.rmtree(rootfs / junk, ignore_errors=True)
         report.step("laying out tritonserver from the wheel")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,22 +33,40 @@ def staged_dir(final: Path, kind: str | None = None, *, force: bool = False) -> 
     clean_leftovers(final)
     if kind is not None:
         check_replaceable(final, option=kind, force=force)
-    stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.staging-{os.getpid()}-", dir=final.parent))
+    stage: Path | None = None
     try:
+        stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.staging-{os.getpid()}-",
+                                      dir=final.parent))
         if kind is not None:
             claim(stage, kind)
         yield stage
-        if final.exists() or final.is_symlink():
-            trash = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-{os.getpid()}-",
-                                          dir=final.parent))
-            os.rename(final, trash / "old")
-            os.rename(stage, final)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.rename(stage, final)
+        _swap_into_place(stage, final)
     except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
         raise
+
+
+def _swap_into_place(stage: Path, final: Path) -> None:
+    """Rename stage onto final. SIGINT/SIGTERM are held back between the two renames, so a
+    signal never leaves `final` missing; after a SIGKILL there, the next run's
+    clean_leftovers puts the old `final` back."""
+    if not (final.exists() or final.is_symlink()):
+        os.rename(stage, final)
+        return
+    trash = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-{os.getpid()}-", dir=final.parent))
+    blocked = {signal.SIGINT, signal.SIGTERM}
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
+        os.rename(final, trash / "old")
+        try:
+            os.rename(stage, final)
+        except BaseException:
+            os.rename(trash / "old", final)
+            raise
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 def write_atomic(path: Path, text: str) -> None:

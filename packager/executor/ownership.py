@@ -108,6 +108,11 @@ def clean_leftovers(final: Path) -> list[Path]:
             continue
         if _pid_alive(int(m.group("pid"))):
             continue
+        old = Path(d.path) / "old"
+        if ".old-" in d.name and old.is_dir() and not (final.exists() or final.is_symlink()):
+            # Killed between its two renames: the previous output is intact here; restore it.
+            with contextlib.suppress(OSError):
+                os.rename(old, final)
         shutil.rmtree(d.path, ignore_errors=True)
         removed.append(Path(d.path))
     return removed

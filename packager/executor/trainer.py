@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from packager.errors import EnvironmentFault, InputError, TrainError, bounded
+from packager.errors import EnvironmentFault, InputError, PackagerError, TrainError, bounded
 from packager.executor import lock, process
 from packager.executor.artifact import pack
 from packager.executor.fs import staged_dir
@@ -114,7 +114,7 @@ class _Plan:
     archive: Path | None
     data: Path | None
     venv: VenvSpec | None
-    conda: tuple[str, Path] | None  # (executable, environment file)
+    conda: tuple[str, Path, str] | None  # (executable, environment file, env name)
 
 
 # --- checks (no writes) -----------------------------------------------------------------------
@@ -145,7 +145,7 @@ def _inside(path: Path, base: Path) -> bool:
 
 def _check_target(given: Path, project: Path, force: bool) -> Path:
     target = _output_path(given, "--target")
-    check_disjoint(project, "the project", target, "--target")
+    check_disjoint(project, "project", target, "--target")
     check_replaceable(target, option="--target", force=force)
     return target
 
@@ -201,11 +201,14 @@ def venv_spec(project: Path, spec: MLProject) -> VenvSpec:
     req = project / "requirements.txt"
     if not req.is_file():
         return VenvSpec((), None)
-    read_text(req, fix="pip reads requirements.txt as UTF-8")  # a regular, small, UTF-8 file
-    return VenvSpec((("-r", str(req)),), req.read_bytes())
+    # Read once, checked (a regular, small, UTF-8 file): these bytes are the cache key.
+    content = read_text(req, fix="pip reads requirements.txt as UTF-8").encode("utf-8")
+    return VenvSpec((("-r", str(req)),), content)
 
 
-def _check_conda(project: Path, spec: MLProject) -> tuple[str, Path]:
+def _check_conda(project: Path, spec: MLProject) -> tuple[str, Path, str]:
+    """(conda executable, environment file, env name): the name carries the file's hash, so an
+    edited file gets a new environment instead of a stale one."""
     exe = next((found for n in ("conda", "mamba", "micromamba") if (found := shutil.which(n))),
                None)
     if exe is None:
@@ -215,7 +218,11 @@ def _check_conda(project: Path, spec: MLProject) -> tuple[str, Path]:
     if not spec.conda_env:
         raise InputError("declares no conda_env", file=spec.file,
                          fix="add conda_env: train_conda.yaml, or use another env manager")
-    return exe, project / spec.conda_env
+    conda_file = project / spec.conda_env
+    text = read_text(conda_file, fix="conda reads environment files as UTF-8 YAML")
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+    label = re.sub(r"[^A-Za-z0-9_.-]+", "-", project.name)[:40].strip("-") or "project"
+    return exe, conda_file, f"triton-train-{label}-{digest}"
 
 
 def _plan(req: TrainRequest) -> _Plan:
@@ -259,9 +266,10 @@ def _tail(text: str) -> tuple[str, ...]:
     return tuple(ln[:_TAIL_LINE] for ln in text.strip().splitlines()[-LOG_TAIL:])
 
 
-def _env_step(cmd: Sequence[str], *, what: str, timeout: float, fix: str, **kwargs: Any) -> None:
-    """One environment command with a deadline: too slow is the machine or the network (exit 3),
-    failing is usually the requirements (exit 6)."""
+def _env_step(cmd: Sequence[str], *, what: str, timeout: float, fix: str,
+              failure: type[PackagerError] = TrainError, **kwargs: Any) -> None:
+    """One environment command with a deadline: too slow is the machine or the network (exit 3);
+    failing is usually the requirements (exit 6) unless the caller knows better."""
     env = dict(os.environ, PIP_NO_INPUT="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
     try:
         proc = process.run(cmd, timeout=timeout, stdin=subprocess.DEVNULL, env=env, **kwargs)
@@ -269,15 +277,15 @@ def _env_step(cmd: Sequence[str], *, what: str, timeout: float, fix: str, **kwar
         raise EnvironmentFault(f"{what} timed out after {exc.seconds:.0f}s", log_tail=_tail(exc.output),
                                fix="check that the package index is reachable, then retry") from None
     if proc.returncode != 0:
-        raise TrainError(f"{what} failed (exit code {proc.returncode})",
+        raise failure(f"{what} failed (exit code {proc.returncode})",
                          log_tail=_tail(proc.stdout + proc.stderr), fix=fix)
 
 
 def _build_venv(env: Path, spec: VenvSpec, cwd: Path, report: Reporter) -> None:
     report.step(f"train: creating a virtualenv ({spec.line_count()} requirement lines) in {env}")
     _env_step([sys.executable, "-m", "venv", str(env)], what="creating the virtualenv",
-              timeout=CREATE_TIMEOUT, fix="install the venv module (e.g. apt-get install "
-              "python3-venv)")
+              timeout=CREATE_TIMEOUT, failure=EnvironmentFault,
+              fix="install the venv module (e.g. apt-get install python3-venv)")
     for group in spec.groups:
         _env_step([str(env / "bin" / "python"), "-m", "pip", "install", "-q", "--timeout", "60",
                    *group], what="installing the project's requirements", cwd=cwd,
@@ -311,11 +319,7 @@ def virtualenv(spec: VenvSpec, cwd: Path, report: Reporter,
     return env
 
 
-def _conda(exe: str, conda_file: Path, project: Path, report: Reporter) -> list[str]:
-    """A conda env named by the environment file's content (a changed file, a new env)."""
-    digest = hashlib.sha256(conda_file.read_bytes()).hexdigest()[:12]
-    label = re.sub(r"[^A-Za-z0-9_.-]+", "-", project.name)[:40].strip("-") or "project"
-    env_name = f"triton-train-{label}-{digest}"
+def _conda(exe: str, conda_file: Path, env_name: str, project: Path, report: Reporter) -> list[str]:
     create = ([exe, "create", "-y", "-n", env_name, "-f", str(conda_file)]
               if exe.endswith("micromamba") else
               [exe, "env", "update", "-n", env_name, "-f", str(conda_file)])
