@@ -137,6 +137,22 @@ def _deep(root: Path) -> None:
     os.close(fd)
 
 
+def _remove_deep(root: Path) -> None:
+    """shutil.rmtree recurses (Python 3.11) and pytest's tmp cleanup would die on 1 100 levels:
+    remove the chain bottom-up through directory descriptors."""
+    fds = [os.open(root, os.O_RDONLY)]
+    while True:
+        try:
+            fds.append(os.open("d", os.O_RDONLY, dir_fd=fds[-1]))
+        except FileNotFoundError:
+            break
+    os.close(fds.pop())
+    while fds:
+        parent = fds.pop()
+        os.rmdir("d", dir_fd=parent)
+        os.close(parent)
+
+
 def _loop(root: Path) -> None:
     (root / "a").symlink_to(root / "b")
     (root / "b").symlink_to(root / "a")
@@ -182,10 +198,14 @@ def test_hostile_tree(case: str, tmp_path: Path, capsys: pytest.CaptureFixture[s
     root = write_tree(tmp_path / "model", _py())
     make(root)
     out = tmp_path / "out"
-    err = _refused(["package", str(root), "--output", str(out)], capsys)
-    for fragment in fragments:
-        assert fragment in err, f"{fragment!r} not in {err}"
-    assert not out.exists()
+    try:
+        err = _refused(["package", str(root), "--output", str(out)], capsys)
+        for fragment in fragments:
+            assert fragment in err, f"{fragment!r} not in {err}"
+        assert not out.exists()
+    finally:
+        if make is _deep:
+            _remove_deep(root)
 
 
 # --- outputs that would destroy something ----------------------------------------------------
