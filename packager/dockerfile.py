@@ -26,7 +26,10 @@ MODEL_REPOSITORY = "/models"
 
 # Anything that could end a Dockerfile instruction, continue it, quote out of a value or
 # expand a variable. Values are validated upstream; this is the last line of defence.
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f"\\$`]')
+# C1 controls (\x80-\x9f) and the Unicode line separators count too: \x85 is a line break to
+# some readers and \x9b starts a terminal escape.
+_CONTROL = "\x00-\x1f\x7f-\x9f\u2028\u2029"
+_UNSAFE = re.compile(f'[{_CONTROL}"\\\\$`]')
 
 
 def templates_dir() -> Path:
@@ -54,7 +57,7 @@ def _sh(value: object) -> str:
     """One shell word in a RUN line: control characters refused (a newline would end the
     instruction), everything else single-quoted by shlex."""
     text = str(value)
-    if re.search(r"[\x00-\x1f\x7f]", text):
+    if re.search(f"[{_CONTROL}]", text):
         raise InputError(f"value {bounded(text)} contains a control character",
                          fix="remove newlines and other control characters from the option")
     return shlex.quote(text)

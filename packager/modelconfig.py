@@ -42,7 +42,7 @@ def parse_config(text: str, *, file: str = CONFIG_NAME) -> ParsedConfig:
         m = _ERR_RE.match(str(exc))
         where, detail = (f":{m.group(1)}:{m.group(2)}", m.group(3)) if m else ("", str(exc))
         raise InputError(
-            f"{file}{where}: {detail}",
+            f"{file}{where}: {bounded(detail, 300, quote=False)}",
             fix="compare with Triton's model_config.proto; every field must exist in ModelConfig",
         ) from None
     if msg.max_batch_size < 0:

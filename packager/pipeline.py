@@ -124,7 +124,7 @@ def dockerfile_for(analysis: Analysis, options: Options) -> DockerfileSpec:
 
 
 def image_name_for(analysis: Analysis, options: Options, random_uuid: str) -> ImageRef:
-    if options.tag:
+    if options.tag is not None:  # an empty --tag is a wrong tag, not "no tag"
         return parse_reference(options.tag, what="--tag", allow_digest=False)
     return render_image_name(
         options.image_template,

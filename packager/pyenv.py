@@ -55,7 +55,7 @@ class EnvOptions:
             raise InputError(f"--pip-index-url {bounded(self.pip_index_url)} is not a plain "
                              "http(s) URL",
                              fix="give the index URL, e.g. https://pypi.example.com/simple")
-        if self.python_version is not None and not re.fullmatch(r"3\.\d{1,2}",
+        if self.python_version is not None and not re.fullmatch(r"3\.[0-9]{1,2}",
                                                                  self.python_version):
             raise InputError(f"--python-version {bounded(self.python_version)} is not of the "
                              "form 3.X",
@@ -194,6 +194,11 @@ def check_requirements(text: str, *, file: str = "requirements.txt") -> None:
         if "${" in line:
             raise InputError(f"line {shown} expands an environment variable", file=where,
                              fix="write the value itself; the builder's environment is not yours")
+        for m in re.finditer(r"[a-z][a-z0-9+.-]*://([^/\s]*)", line, re.I):
+            if "@" in m.group(1):
+                raise InputError(
+                    f"line {number} carries credentials in a URL ({bounded(m.group(0).split('@')[-1])})",
+                    file=where, fix=fix_index)
         if option.startswith("-"):
             if option in _REACHES_OUT:
                 raise InputError(
@@ -212,11 +217,6 @@ def check_requirements(text: str, *, file: str = "requirements.txt") -> None:
             raise InputError(f"line {shown} names a local file", file=where,
                              fix="publish the package to an index, or vendor its code beside "
                              "model.py")
-        for m in re.finditer(r"[a-z][a-z0-9+.-]*://([^/\s]*)", line, re.I):
-            if "@" in m.group(1):
-                raise InputError(
-                    f"line {number} carries credentials in a URL ({bounded(m.group(0).split('@')[-1])})",
-                    file=where, fix=fix_index)
         spec = line.split(";", 1)[0].split(" --", 1)[0].strip()
         if "://" not in spec and (spec.startswith((".", "/", "~")) or "/" in spec.split("@")[0]
                                   or spec.endswith((".whl", ".tar.gz", ".zip"))):

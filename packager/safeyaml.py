@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 import yaml
-from yaml.events import AliasEvent
+from yaml.events import AliasEvent, CollectionStartEvent, ScalarEvent
 from yaml.nodes import MappingNode, Node
 
 from packager.errors import InputError, bounded
@@ -36,6 +36,13 @@ class _Loader(yaml.SafeLoader):
             event = self.peek_event()  # type: ignore[no-untyped-call]
             raise yaml.composer.ComposerError(
                 None, None, "aliases (*name) are not accepted", event.start_mark)
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, (ScalarEvent, CollectionStartEvent)) and event.tag not in (None, "!"):
+            # An explicit tag (`!!int 010`, `!!python/...`) would bypass the YAML 1.2 resolvers
+            # above and reach PyYAML's YAML 1.1 constructors; plain data needs none.
+            raise yaml.composer.ComposerError(
+                None, None, f"explicit tags ({bounded(event.tag)}) are not accepted",
+                event.start_mark)  # type: ignore[arg-type]
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
@@ -92,6 +99,7 @@ def load(text: str, *, file: str, fix: str) -> object:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise InputError(f"is not valid YAML{where}: {bounded(problem, quote=False)}",
                          file=file, fix=fix) from None
-    except (RecursionError, ValueError, OverflowError) as exc:
+    except (RecursionError, ValueError, OverflowError, LookupError, AttributeError,
+            TypeError) as exc:
         raise InputError(f"cannot be read as YAML: {bounded(str(exc), quote=False)}",
                          file=file, fix=fix) from None

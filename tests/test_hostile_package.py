@@ -370,7 +370,7 @@ SERVABLE: dict[str, tuple[Files, list[str], list[str]]] = {
                               ["requirements.txt:1", "local file"], []),
     "requirements-index-with-credentials": (
         _py(**{"requirements.txt": "--extra-index-url https://bob:hunter2@pypi.corp/simple\n"}),
-        ["requirements.txt:1", "package index", "--pip-index-url"], ["hunter2"]),
+        ["requirements.txt:1", "credentials", "--pip-index-url"], ["hunter2"]),
     "requirements-url-with-token": (
         _py(**{"requirements.txt": "pkg @ https://ghp_token123@host/pkg.whl\n"}),
         ["credentials"], ["ghp_token123"]),

@@ -133,8 +133,11 @@ def read_input(path: str | os.PathLike[str]) -> InputTree:
     top = {e.path: e for e in entries if "/" not in e.path}
     for name in TEXT_FILES:
         e = top.get(name)
-        if e is None or e.kind is not EntryKind.FILE:
+        if e is None:
             continue
+        if e.kind is not EntryKind.FILE:
+            raise InputError("is a directory; the packager reads it as a file", file=name,
+                             fix=f"replace the directory {name} with the file, or rename it")
         if e.size > TEXT_LIMIT:
             raise InputError(f"is {e.size} bytes; at most {TEXT_LIMIT} are expected", file=name,
                              fix=f"check that {name} is the right file")
