@@ -260,7 +260,7 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
     for pair in getattr(args, "label", []):
         key, sep, value = pair.partition("=")
         if not sep:
-            raise InputError(f"--label {pair!r} is not KEY=VALUE", fix="pass --label key=value")
+            raise InputError(f"--label {bounded(pair)} is not KEY=VALUE", fix="pass --label key=value")
         labels.append((key, value))
     template_dir = getattr(args, "template_dir", None)
     if template_dir is not None and not Path(template_dir).is_dir():
@@ -268,7 +268,7 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
                          fix="give a directory holding Dockerfile.j2 or backends/<backend>.j2")
     platform = getattr(args, "platform", None)
     if platform is not None and not re.fullmatch(r"[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?", platform):
-        raise InputError(f"--platform {platform!r} is not os/arch[/variant]",
+        raise InputError(f"--platform {bounded(platform)} is not os/arch[/variant]",
                          fix="use e.g. linux/amd64 or linux/arm64")
     options = Options(
         labels=tuple(labels),

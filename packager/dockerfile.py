@@ -96,7 +96,7 @@ _LABEL_KEY_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
 def check_labels(labels: tuple[tuple[str, str], ...]) -> None:
     for key, value in labels:
         if not _LABEL_KEY_RE.fullmatch(key):
-            raise InputError(f"--label key {key!r} is not a lower-case dotted name",
+            raise InputError(f"--label key {bounded(key)} is not a lower-case dotted name",
                              fix="use keys such as org.example.team=ml")
         _dq(value)
 

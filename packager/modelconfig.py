@@ -78,7 +78,7 @@ def check_against(config: ParsedConfig, backend: Backend, model_name: str) -> No
     """The config must agree with the manifest's name and the detected model files."""
     if config.name and config.name != model_name:
         raise InputError(
-            f"{CONFIG_NAME}: field 'name' is {config.name!r} but the model is named "
+            f"{CONFIG_NAME}: field 'name' is {bounded(config.name)} but the model is named "
             f"{model_name!r} (from the manifest or the default); Triton refuses a config whose "
             "name differs from its directory",
             fix=f'set name: "{model_name}" in {CONFIG_NAME}, or remove the name line',
@@ -86,13 +86,13 @@ def check_against(config: ParsedConfig, backend: Backend, model_name: str) -> No
     if config.platform and not backend.platform_ok(config.platform):
         want = f'platform: "{backend.platform}"' if backend.platform else "no platform line"
         raise InputError(
-            f"{CONFIG_NAME}: field 'platform' is {config.platform!r} but the model files are "
+            f"{CONFIG_NAME}: field 'platform' is {bounded(config.platform)} but the model files are "
             f"{backend.title} ({', '.join(f.name for f in backend.files)})",
             fix=f"use {want}, or rename the model file to match the platform",
         )
     if config.backend and config.backend != backend.backend:
         raise InputError(
-            f"{CONFIG_NAME}: field 'backend' is {config.backend!r} but the model files are "
+            f"{CONFIG_NAME}: field 'backend' is {bounded(config.backend)} but the model files are "
             f"{backend.title} ({', '.join(f.name for f in backend.files)}), served by backend "
             f"{backend.backend!r}",
             fix=f'use backend: "{backend.backend}", or rename the model file to match',

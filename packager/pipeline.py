@@ -11,7 +11,7 @@ from packager.backends import Backend
 from packager.baseimage import BaseImage, choose_base_image
 from packager.detect import Detection, detect
 from packager.dockerfile import DockerfileSpec, render_dockerfile
-from packager.errors import InputError
+from packager.errors import InputError, bounded
 from packager.imageref import DEFAULT_NAME_TEMPLATE, ImageRef, parse_reference, render_image_name
 from packager.inputs import CONDA_NAMES, CONFIG_NAME, REQUIREMENTS_NAME, InputTree
 from packager.manifest import ModelMeta, parse_manifest
@@ -107,7 +107,7 @@ def analyze(tree: InputTree) -> Analysis:
 def base_image_for(analysis: Analysis, options: Options) -> BaseImage:
     if options.healthcheck not in HEALTHCHECK_CHOICES:
         raise InputError(
-            f"--healthcheck has value {options.healthcheck!r}",
+            f"--healthcheck has value {bounded(options.healthcheck)}",
             fix=f"use one of {', '.join(HEALTHCHECK_CHOICES)}",
         )
     base = choose_base_image(analysis.backend, options.base_image)

@@ -78,7 +78,7 @@ def pack(src: Path, dest: Path) -> Path:
                 for p in files:
                     tf.add(p, p.relative_to(src).as_posix(), recursive=False)
         else:
-            raise InputError(f"archive name {name!r} has an unknown suffix",
+            raise InputError(f"archive name {bounded(name)} has an unknown suffix",
                              fix="use .zip, .tar or .tar.gz")
         os.replace(tmp, dest)
     except BaseException:

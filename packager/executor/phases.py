@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from packager.dockerfile import DockerfileSpec
-from packager.errors import InputError
+from packager.errors import InputError, bounded
 from packager.executor.fs import materialize, staged_dir, write_atomic
 from packager.executor.lock import DEFAULT_WAIT, exclusive
 from packager.executor.ownership import STATE_DIR, check_disjoint, check_replaceable, is_owned
@@ -144,7 +144,7 @@ class Workspace:
 
     def run(self, target: str) -> Outcome:
         if target not in PHASES:
-            raise InputError(f"unknown phase {target!r}", fix=f"use one of {', '.join(PHASES)}")
+            raise InputError(f"unknown phase {bounded(target)}", fix=f"use one of {', '.join(PHASES)}")
         # Every check runs before anything is written: bad input -- options included -- leaves
         # no output at all. Only then is the output locked and written.
         tree = read_input(self.input_dir)

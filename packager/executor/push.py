@@ -10,19 +10,29 @@ import docker.errors
 from packager.errors import PushError
 from packager.executor.docker_build import client
 from packager.executor.fs import write_atomic
+from packager.executor.lock import exclusive
+from packager.executor.ownership import STATE_DIR
 from packager.executor.report import Reporter
 from packager.executor.verify import load_result
-from packager.imageref import parse_reference
+from packager.imageref import ImageRef, parse_reference
 from packager.result import ResultDocument
 
 
 def push(out: Path, report: Reporter, *, registry: str | None = None) -> ResultDocument:
+    # Bad input (result.json, --registry) is refused before the lock file is created.
     result = load_result(out)
     ref = parse_reference(result.image, what="image in result.json")
-    c = client()
     target = ref
     if registry and not result.image.startswith(registry.rstrip("/") + "/"):
         target = parse_reference(f"{registry.rstrip('/')}/{result.image}", what="--registry")
+    # result.json is rewritten below: hold the output's lock, as package does.
+    with exclusive(out / STATE_DIR / "lock", what=str(out), report=report):
+        return _push(out, report, result, ref, target)
+
+
+def _push(out: Path, report: Reporter, result: ResultDocument, ref: ImageRef,
+          target: ImageRef) -> ResultDocument:
+    c = client()
     try:
         image = c.images.get(result.image)
         if target != ref:
