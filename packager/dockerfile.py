@@ -17,12 +17,19 @@ from packager.backends import BY_KEY
 from packager.baseimage import BaseImage
 from packager.errors import InputError, bounded
 from packager.inputs import CONDA_NAMES, REQUIREMENTS_NAME
-from packager.plan import RepositoryPlan
+from packager.plan import Layer, RepositoryPlan
 from packager.pyenv import ENV_DIR, EnvOptions, conda_for_server, server_python
 
 CONDA_PACK_VERSION = "0.9.2"
 
 MODEL_REPOSITORY = "/models"
+# The weights get an image of their own, built from context/weights/ once per weights digest;
+# the model image starts FROM it. The legacy builder (the docker SDK's) uploads the whole
+# context on every build, so keeping gigabytes out of the model image's context is what makes
+# a config-only rebuild take seconds, and the weight layers stay byte-identical for pushes.
+WEIGHTS_CONTEXT = "weights"
+WEIGHTS_REPOSITORY = "triton-packager/weights"
+WEIGHTS_RECIPE = "1"
 
 # Anything that could end a Dockerfile instruction, continue it, quote out of a value or
 # expand a variable. Values are validated upstream; this is the last line of defence.
@@ -88,6 +95,7 @@ class DockerfileSpec:
     context_texts: tuple[tuple[str, str], ...] = ()
     context_inputs: tuple[tuple[str, str], ...] = ()  # (context path, input path)
     ca_bundle: bool = False
+    weights_tag: str | None = None  # content-addressed weights image, built before the model's
 
 
 _LABEL_KEY_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
@@ -114,6 +122,15 @@ def _template_error(exc: Exception, template_dirs: tuple[str, ...]) -> InputErro
     )
 
 
+def weights_key(plan: RepositoryPlan, base: BaseImage) -> str:
+    """Names the weights image by what is in it: the base image reference and every weight
+    file's destination, mode and content digest (the base's ID is checked at build time)."""
+    h = hashlib.sha256(f"weights {WEIGHTS_RECIPE}\n{base.ref}\n".encode())
+    for e in plan.weights():
+        h.update(f"{e.dest}\t{e.mode & 0o111:o}\t{e.size}\t{e.sha256}\n".encode())
+    return h.hexdigest()
+
+
 def render_dockerfile(
     plan: RepositoryPlan,
     base: BaseImage,
@@ -134,6 +151,8 @@ def render_dockerfile(
     except jinja2.TemplateError as exc:
         raise _template_error(exc, template_dirs) from None
     requirements = REQUIREMENTS_NAME in plan.env_files and backend.key == "python"
+    weights_tag = (f"{WEIGHTS_REPOSITORY}:{weights_key(plan, base)[:64]}"
+                   if plan.weights() else None)
     conda_file = next((n for n in CONDA_NAMES if n in plan.env_files), None)
     conda_text = None
     if conda_file is not None and backend.key == "python":
@@ -148,7 +167,9 @@ def render_dockerfile(
             version=plan.version,
             backend=backend,
             base=base,
-            layers=[layer.value for layer in plan.layers()],
+            layers=[layer.value for layer in plan.layers() if layer is not Layer.WEIGHTS],
+            from_ref=weights_tag or base.ref,
+            weights_tag=weights_tag,
             model_repository=MODEL_REPOSITORY,
             health_tool=base.health_tool,
             requirements=requirements,
@@ -164,9 +185,23 @@ def render_dockerfile(
         raise  # a value refused by the dq/sh filters
     except Exception as exc:  # a user template can fail in any way: 1/0, range(10**9), ...
         raise _template_error(exc, template_dirs) from None
-    texts = (("env/conda.yaml", conda_text),) if conda_text is not None else ()
+    texts: tuple[tuple[str, str], ...] = (
+        (("env/conda.yaml", conda_text),) if conda_text is not None else ())
+    if weights_tag is not None:
+        weights = env.get_template("weights.Dockerfile.j2").render(
+            packager_version=__version__, name=plan.model_name, base=base,
+            model_repository=MODEL_REPOSITORY, weights_tag=weights_tag)
+        texts += (
+            (f"{WEIGHTS_CONTEXT}/Dockerfile", weights),
+            (f"{WEIGHTS_CONTEXT}/.dockerignore", "Dockerfile\n.dockerignore\n"),
+            # The model image's build never uploads the weights: they are in its FROM image.
+            (".dockerignore", f"{WEIGHTS_CONTEXT}/\n"),
+        )
     inputs = (("env/requirements.txt", REQUIREMENTS_NAME),) if requirements else ()
+    # The weights Dockerfile follows from the FROM line's content-addressed tag: hashing the
+    # model's Dockerfile covers both.
     return DockerfileSpec(
         text, hashlib.sha256(text.encode()).hexdigest(), base, texts, inputs,
-        ca_bundle=env_options.ca_bundle and bool(texts or inputs),
+        ca_bundle=env_options.ca_bundle and (requirements or conda_text is not None),
+        weights_tag=weights_tag,
     )

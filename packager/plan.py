@@ -38,6 +38,7 @@ class PlanEntry:
     content: str | None = None  # generated text
     size: int = 0
     mode: int = 0o644
+    sha256: str = ""  # content digest of a source file ("" for directories and generated text)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,10 @@ class RepositoryPlan:
 
     def env_text(self, name: str) -> str:
         return dict(self.env_texts).get(name, "")
+
+    def weights(self) -> tuple[PlanEntry, ...]:
+        return tuple(e for e in self.entries
+                     if e.layer is Layer.WEIGHTS and e.kind is EntryKind.FILE)
 
     def layers(self) -> tuple[Layer, ...]:
         used = {e.layer for e in self.entries if e.kind is EntryKind.FILE}
@@ -99,7 +104,7 @@ def build_plan(
                 layer = Layer.FILES
             entries.append(
                 PlanEntry(f"{model_dir}/{e.path}", e.kind, layer, source=e.path,
-                          size=e.size, mode=e.mode)
+                          size=e.size, mode=e.mode, sha256=e.sha256)
             )
     entries.sort(key=lambda p: p.dest)
     return RepositoryPlan(

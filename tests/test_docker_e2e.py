@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -151,21 +153,69 @@ def test_config_change_reuses_the_weight_layer(tmp_path: Path, client, images) -
     images.append(second.result.image)
     assert second.result.image_id != first.result.image_id
 
-    def copy_layers(ref: str) -> dict[str, str]:
-        # History is newest first and names COPY sources only by content hash, so map the
-        # COPY steps, oldest first, onto the plan's layer order.
-        steps = [h["Id"] for h in reversed(client.api.history(ref)) if "COPY" in h["CreatedBy"]]
-        assert first.analysis is not None
-        layers = [layer.value for layer in first.analysis.plan.layers()]
-        assert len(steps) == len(layers) == 3
-        return dict(zip(layers, steps, strict=False))
-
-    before, after = copy_layers(first.result.image), copy_layers(second.result.image)
-    assert before["weights"] == after["weights"]
-    assert before["files"] == after["files"]
-    assert before["config"] != after["config"]
+    # The weights image (tagged by the weights' digest) is the prefix of both model images:
+    # the config change neither rebuilt nor re-sent it, and its layers are byte-identical.
+    weights_tag = next(line.split()[1] for line in
+                       (tmp_path / "out/context/Dockerfile").read_text().splitlines()
+                       if line.startswith("FROM "))
+    assert weights_tag.startswith("triton-packager/weights:")
+    base = client.images.get(LOCAL_CPU_IMAGE).attrs["RootFS"]["Layers"]
+    weights = client.images.get(weights_tag).attrs["RootFS"]["Layers"]
+    before = client.images.get(first.result.image).attrs["RootFS"]["Layers"]
+    after = client.images.get(second.result.image).attrs["RootFS"]["Layers"]
+    assert len(weights) == len(base) + 1 and weights[: len(base)] == base
+    assert before[: len(weights)] == after[: len(weights)] == weights
+    assert before[len(weights)] == after[len(weights)]  # files/ (labels.txt): unchanged
+    assert before[-1] != after[-1]  # config/: changed
     log = "\n".join(rec.lines)
-    assert "Using cache" in log.split("weights/")[1].split("Step")[0]
+    assert "weights image" in log and "is up to date" in log
+    assert "building the weights image" not in log
+
+
+def test_a_changed_weight_is_never_served_stale(tmp_path: Path, client, images) -> None:
+    """Same size, same mtime, new bytes: the digest cache sees the ctime move, the weights
+    image gets a new tag, and the image holds the new bytes."""
+    files = backend_files("onnx", "fresh-model", with_config=True)
+    model = write_tree(tmp_path / "model", {**files, "odahuflow.model.yaml":
+                                            manifest("fresh-model", 1)})
+    weight = model / "model.onnx"
+    st = weight.stat()
+    first, _ = package(model, tmp_path / "out")
+    assert first.result is not None
+    images.append(first.result.image)
+    data = bytearray(weight.read_bytes())
+    data[-1] ^= 0xFF
+    with weight.open("r+b") as fh:  # in place: same inode, same size
+        fh.write(bytes(data))
+    os.utime(weight, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the old mtime back
+    assert weight.stat().st_size == st.st_size and weight.stat().st_mtime_ns == st.st_mtime_ns
+    second, _ = package(model, tmp_path / "out")
+    assert second.result is not None
+    images.append(second.result.image)
+    assert "package" in second.ran
+    inside = image_file_bytes(client, second.result.image, "/models/fresh-model/1/model.onnx")
+    assert inside == bytes(data)
+
+
+def test_an_input_on_another_filesystem_packages(tmp_path: Path, client, images) -> None:
+    """No hardlinks across filesystems: the files are copied, and the image is the same."""
+    mount = tmp_path / "tmpfs"
+    mount.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)],
+                          capture_output=True, text=True, timeout=30)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {proc.stderr.strip()}")
+    try:
+        files = backend_files("onnx", "far-model", with_config=True)
+        model = write_tree(mount / "model", {**files, "odahuflow.model.yaml":
+                                             manifest("far-model", 1)})
+        outcome, _ = package(model, tmp_path / "out")
+        assert outcome.result is not None
+        images.append(outcome.result.image)
+        inside = image_file_bytes(client, outcome.result.image, "/models/far-model/1/model.onnx")
+        assert inside == (model / "model.onnx").read_bytes()
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True, timeout=30)
 
 
 def test_no_cache_rebuilds_every_step(tmp_path: Path, client, images, python_model: Path) -> None:

@@ -3,6 +3,7 @@ scenario. Update only with `nox -s snapshots` after reviewing the diff."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -81,4 +82,26 @@ def test_generated_artifacts(tmp_path: Path, key: str, scenario: str, snapshot) 
     assert detection_document(analysis) == snapshot(name="detect.json")
     assert result.to_json() == snapshot(name="result.json")
     for rel, text in spec.context_texts:
+        if rel.startswith(("weights/", ".dockerignore")):
+            continue  # the same for every model: pinned once, below
         assert text == snapshot(name=rel)
+
+
+def test_weights_image_context(tmp_path: Path, snapshot) -> None:
+    """Models with weights get a content-addressed weights image that the model image starts
+    FROM; its context holds only the weights, the model's context never uploads them."""
+    analysis = analyze(read_input(_make(tmp_path, "onnx", "manifest-and-config")))
+    spec = dockerfile_for(analysis, Options())
+    texts = dict(spec.context_texts)
+    assert spec.weights_tag is not None
+    assert f"FROM {spec.weights_tag}\n" in spec.text
+    assert texts[".dockerignore"] == "weights/\n"
+    assert texts["weights/Dockerfile"] == snapshot(name="weights/Dockerfile")
+    assert texts["weights/.dockerignore"] == "Dockerfile\n.dockerignore\n"
+    # Content-addressed: other weight bytes, another tag; a config change, the same tag.
+    other = tmp_path / "other"
+    shutil.copytree(tmp_path / "in", other)
+    (other / "config.pbtxt").write_text((other / "config.pbtxt").read_text() + "\n# edited\n")
+    assert dockerfile_for(analyze(read_input(other)), Options()).weights_tag == spec.weights_tag
+    (other / "model.onnx").write_bytes((other / "model.onnx").read_bytes() + b" ")
+    assert dockerfile_for(analyze(read_input(other)), Options()).weights_tag != spec.weights_tag

@@ -15,7 +15,7 @@ from packager.errors import BuildError
 from packager.executor.report import Reporter
 
 LOG_TAIL = 15
-_FROM_RE = re.compile(r"^FROM\s+(\S+)", re.M)
+_FROM_RE = re.compile(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", re.M | re.I)
 
 
 def client() -> docker.DockerClient:
@@ -57,6 +57,13 @@ def _ensure_base(c: docker.DockerClient, base: str) -> None:
         ) from None
 
 
+def ensure_image(reference: str) -> str:
+    """The ID of `reference`, pulling it first when the engine does not have it."""
+    c = client()
+    _ensure_base(c, reference)
+    return str(c.images.get(reference).id)
+
+
 def stream_lines(chunks: Iterable[dict[str, Any]]) -> Iterator[tuple[str, str]]:
     """(kind, text) pairs from the engine's JSON build stream: 'log', 'id' or 'error'."""
     for chunk in chunks:
@@ -73,6 +80,13 @@ def stream_lines(chunks: Iterable[dict[str, Any]]) -> Iterator[tuple[str, str]]:
             yield "log", str(chunk["status"])
 
 
+def image_labels(reference: str) -> dict[str, str] | None:
+    try:
+        return dict(client().images.get(reference).labels or {})
+    except docker.errors.DockerException:
+        return None
+
+
 def image_id(reference: str) -> str | None:
     try:
         return str(client().images.get(reference).id)
@@ -82,18 +96,22 @@ def image_id(reference: str) -> str | None:
 
 def build_image(context: Path, tag: str, report: Reporter,
                 buildargs: dict[str, str] | None = None, *, nocache: bool = False,
-                platform: str | None = None) -> str:
+                platform: str | None = None, labels: dict[str, str] | None = None) -> str:
     dockerfile = (context / "Dockerfile").read_text(encoding="utf-8")
-    m = _FROM_RE.search(dockerfile)
     c = client()
-    if m and m.group(1).lower() != "scratch":
-        _ensure_base(c, m.group(1))
+    stages: set[str] = set()
+    for m in _FROM_RE.finditer(dockerfile):  # every base, builder stages' included
+        ref, alias = m.group(1), m.group(2)
+        if ref.lower() != "scratch" and ref not in stages:
+            _ensure_base(c, ref)
+        if alias:
+            stages.add(alias)
     tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL)
     image_id = ""
     try:
         chunks = c.api.build(
             path=str(context), tag=tag, rm=True, forcerm=True, decode=True, pull=False,
-            buildargs=buildargs or {}, nocache=nocache, platform=platform,
+            buildargs=buildargs or {}, nocache=nocache, platform=platform, labels=labels,
         )
         for kind, text in stream_lines(chunks):
             if kind == "error":

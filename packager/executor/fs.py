@@ -11,9 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from packager.backends import EntryKind
+from packager.dockerfile import WEIGHTS_CONTEXT
 from packager.executor.ownership import check_replaceable, claim, clean_leftovers
 from packager.executor.reader import resolve_inside
-from packager.plan import RepositoryPlan
+from packager.plan import Layer, PlanEntry, RepositoryPlan
 
 # World-readable so the image runs under any uid (OpenShift, `docker run --user`).
 FILE_MODE, EXEC_MODE, DIR_MODE = 0o644, 0o755, 0o755
@@ -103,12 +104,20 @@ def place_file(src: Path, dest: Path, executable: bool) -> str:
     return "copy"
 
 
+def layer_path(e: PlanEntry) -> str:
+    """Where an entry goes in the build context: weights in the weights image's own context
+    (context/weights/models/...), everything else under its layer's folder."""
+    if e.layer is Layer.WEIGHTS:
+        return f"{WEIGHTS_CONTEXT}/models/{e.dest}"
+    return f"{e.layer.value}/{e.dest}"
+
+
 def materialize(plan: RepositoryPlan, input_root: Path, dest_root: Path,
                 by_layer: bool = False) -> dict[str, int]:
     """Write the plan under dest_root: as the Triton tree, or split by image layer."""
     counts = {"link": 0, "copy": 0, "generated": 0}
     for e in plan.entries:
-        target = dest_root / (f"{e.layer.value}/{e.dest}" if by_layer else e.dest)
+        target = dest_root / (layer_path(e) if by_layer else e.dest)
         if e.kind is EntryKind.DIR:
             target.mkdir(parents=True, exist_ok=True)
             os.chmod(target, DIR_MODE)

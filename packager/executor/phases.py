@@ -12,8 +12,9 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from packager.dockerfile import DockerfileSpec
+from packager.dockerfile import WEIGHTS_CONTEXT, DockerfileSpec
 from packager.errors import InputError, bounded
+from packager.executor.digestcache import DigestCache
 from packager.executor.fs import materialize, staged_dir, write_atomic
 from packager.executor.lock import DEFAULT_WAIT, exclusive
 from packager.executor.ownership import STATE_DIR, check_disjoint, check_replaceable, is_owned
@@ -103,6 +104,10 @@ class Workspace:
     def state_file(self) -> Path:
         return self.out / STATE_DIR / "state.json"
 
+    @property
+    def digest_file(self) -> Path:
+        return self.out / STATE_DIR / "digests.json"
+
     def _state(self) -> dict[str, dict[str, str]]:
         try:
             data = json.loads(self.state_file.read_text())
@@ -147,7 +152,9 @@ class Workspace:
             raise InputError(f"unknown phase {bounded(target)}", fix=f"use one of {', '.join(PHASES)}")
         # Every check runs before anything is written: bad input -- options included -- leaves
         # no output at all. Only then is the output locked and written.
-        tree = read_input(self.input_dir)
+        # --force: an empty cache, so every file is hashed (and the stable ones remembered).
+        cache = DigestCache() if self.force else DigestCache.load(self.digest_file)
+        tree = read_input(self.input_dir, cache)
         phases = chain(target)
         self._check_output_location(tree, phases)
         analysis = analyze(tree)
@@ -166,7 +173,11 @@ class Workspace:
                        wait=self.lock_wait):
             # Another run may have changed the output while this one waited for the lock.
             self._check_output_location(tree, phases)
-            return self._run_locked(tree, analysis, phases, spec, ca)
+            outcome = self._run_locked(tree, analysis, phases, spec, ca)
+            if {"repository", "dockerfile"} & set(outcome.ran):
+                cache.after_own_links()
+            write_atomic(self.digest_file, cache.document())
+            return outcome
 
     def _run_locked(self, tree: InputTree, analysis: Analysis, phases: list[str],
                     spec: DockerfileSpec | None, ca: bytes) -> Outcome:
@@ -246,9 +257,12 @@ class Workspace:
         buildargs = dict(self.build_env.proxies)
         if self.options.env.pip_index_url:
             buildargs["PIP_INDEX_URL"] = self.options.env.pip_index_url
+        from packager.executor.docker_build import image_id as lookup_id
+
+        if spec.weights_tag is not None:
+            self._weights_image(spec.weights_tag, spec.base.ref)
         image_id = build_image(self.out / "context", str(image), self.report, buildargs=buildargs,
                                nocache=self.build_env.no_cache, platform=self.build_env.platform)
-        from packager.executor.docker_build import image_id as lookup_id
 
         doc = ResultDocument(
             image=str(image),
@@ -264,6 +278,21 @@ class Workspace:
         write_atomic(result_path, doc.to_json())
         self.report.info(f"image {image} ({image_id[:19]})", image=str(image), image_id=image_id)
         return {"image": str(image), "image_id": image_id}
+
+    def _weights_image(self, tag: str, base_ref: str) -> None:
+        """Build context/weights/ as `tag` unless an image built from the same weights on the
+        same base image (by ID) is already there."""
+        from packager.executor.docker_build import build_image, ensure_image, image_labels
+
+        base_id = ensure_image(base_ref)
+        label = "io.triton-packager.weights.base-id"
+        if not self.build_env.no_cache and (image_labels(tag) or {}).get(label) == base_id:
+            self.report.step(f"package: weights image {tag[:40]}... is up to date")
+            return
+        self.report.step("package: building the weights image (once per weights digest)")
+        build_image(self.out / "context" / WEIGHTS_CONTEXT, tag, self.report,
+                    nocache=self.build_env.no_cache, platform=self.build_env.platform,
+                    labels={label: base_id})
 
     def _image_still_there(self) -> bool:
         rec = self._state().get("package", {})

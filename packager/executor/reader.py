@@ -10,6 +10,7 @@ from pathlib import Path
 
 from packager.backends import EntryKind
 from packager.errors import InputError, bounded
+from packager.executor.digestcache import DigestCache
 from packager.inputs import IGNORED_NAMES, OWNED_MARKER, TEXT_FILES, Entry, InputTree
 
 TEXT_LIMIT = 1 << 20  # manifests and configs are small; a huge one is a mistake
@@ -65,7 +66,19 @@ def _check_name(name: str, rel_dir: str, root: Path) -> str:
     return rel
 
 
-def _walk(root: Path) -> tuple[list[Entry], list[str]]:
+def _digest(path: Path, cache: DigestCache | None) -> str:
+    st = os.stat(path)
+    if cache is not None:
+        known = cache.lookup(path, st)
+        if known is not None:
+            return known
+    digest = sha256_file(path)
+    if cache is not None:
+        cache.record(path, st, digest)
+    return digest
+
+
+def _walk(root: Path, cache: DigestCache | None) -> tuple[list[Entry], list[str]]:
     """Every entry under root, sorted, iteratively (no recursion limit to hit)."""
     entries: list[Entry] = []
     ignored: list[str] = []
@@ -100,7 +113,7 @@ def _walk(root: Path) -> tuple[list[Entry], list[str]]:
                 subdirs.append(rel)
             elif stat.S_ISREG(st.st_mode):
                 real_file = resolve_inside(root, rel)
-                entries.append(Entry(rel, EntryKind.FILE, st.st_size, sha256_file(real_file),
+                entries.append(Entry(rel, EntryKind.FILE, st.st_size, _digest(real_file, cache),
                                      stat.S_IMODE(st.st_mode)))
             else:
                 kind = ("FIFO" if stat.S_ISFIFO(st.st_mode) else
@@ -119,7 +132,8 @@ def _walk(root: Path) -> tuple[list[Entry], list[str]]:
     return entries, ignored
 
 
-def read_input(path: str | os.PathLike[str]) -> InputTree:
+def read_input(path: str | os.PathLike[str], cache: DigestCache | None = None) -> InputTree:
+    """The input as a value. With `cache`, unchanged files are not read again (digestcache.py)."""
     root_arg = Path(path)
     if not root_arg.exists():
         raise InputError("does not exist", file=str(root_arg),
@@ -128,7 +142,7 @@ def read_input(path: str | os.PathLike[str]) -> InputTree:
         raise InputError("is not a directory", file=str(root_arg),
                          fix="give the directory holding the model files, not a file in it")
     root = root_arg.resolve()
-    entries, ignored = _walk(root)
+    entries, ignored = _walk(root, cache)
     texts: list[tuple[str, str]] = []
     top = {e.path: e for e in entries if "/" not in e.path}
     for name in TEXT_FILES:
