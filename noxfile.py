@@ -159,8 +159,8 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Speed and memory against naive baselines in the same run (ratios; not part of tests)."""
-    _install(session)
+    """Speed and memory against a hand-written Dockerfile in the same run (a phase, not a test)."""
+    _install(session, "[test]")  # onnx for the external-data model; tests/e2e.py's registry
     _docker(session)
     _base_image(session)
     session.run("python", "benchmarks/bench_package.py", *session.posargs)
