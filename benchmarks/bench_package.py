@@ -43,9 +43,9 @@ import docker
 import docker.errors
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from e2e import registry  # noqa: E402  (the tests' real local registry helper)
+from e2e import registry
 
-from packager.baseimage import LOCAL_CPU_IMAGE  # noqa: E402
+from packager.baseimage import LOCAL_CPU_IMAGE
 
 REPO = Path(__file__).resolve().parent.parent
 CHUNK = 64 << 20
@@ -77,7 +77,6 @@ def make_model(root: Path, shape: str, size: int, seed: bytes) -> Path:
         (root / "config.pbtxt").write_text('name: "bench"\nplatform: "tensorrt_plan"\n'
                                            "max_batch_size: 0\n")
         return root
-    import onnx
     from onnx import TensorProto, helper
 
     d = root / "model.onnx"
@@ -247,7 +246,7 @@ def main() -> None:
     client = docker.from_env(timeout=1800)
     results: list[dict[str, Any]] = []
     builders = {"docker": client.version().get("Version", "?"),
-                "buildah": shutil.which("buildah") and "installed, not a builder of this packager yet"
+                "buildah": (shutil.which("buildah") and "installed, not a builder of this packager yet")
                 or "not installed"}
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR"), prefix="bench-") as t, \
             (contextlib.nullcontext(None) if args.no_push else registry(Path(t))) as reg:
