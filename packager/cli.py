@@ -56,7 +56,9 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("-o", "--output", default=DEFAULT_OUTPUT,
                         help=f"output directory (default: ./{DEFAULT_OUTPUT})")
         sp.add_argument("--force", action="store_true",
-                        help="redo phases even when their inputs are unchanged")
+                        help="redo phases even when their inputs are unchanged, rehash every "
+                        "input file, and allow writing into an --output that triton-packager "
+                        "did not create (replacing its model_repository/ and context/)")
         _output_flags(sp)
         return sp
 

@@ -4,14 +4,39 @@ from __future__ import annotations
 
 import errno as _errno
 import os
+import re
 
 VALUE_LIMIT = 80
 
 
+# user:password@ in URLs and registry references: never echoed.
+# Scheme-less `user:pw@host` only at the start of a word, and never `name:tag@sha256:...`.
+_USERINFO_RE = re.compile(
+    r"(?:(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)|(?<![^\s'\"(=]))"
+    r"[^\s/@:'\"=]+:[^\s/@'\"]*@(?![A-Za-z][A-Za-z0-9]*:[0-9a-fA-F]{32})")
+_TOKEN_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^\s/@'\"]+@")
+# C0 and C1 controls but newline: escape sequences must not reach a terminal from a message.
+_CONTROL_RE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def redact(text: str) -> str:
+    """Credentials in URLs (`https://user:pw@host`, `https://token@host`, `user:pw@host`)."""
+    text = _TOKEN_RE.sub(lambda m: f"{m.group('scheme')}***@", text)
+    return _USERINFO_RE.sub(lambda m: f"{m.group('scheme') or ''}***@", text)
+
+
+def printable(text: str) -> str:
+    """`text` with every control character but newline shown as an escape (\\x1b, ...)."""
+    return _CONTROL_RE.sub(lambda m: repr(m.group(0))[1:-1], text)
+
+
 def bounded(value: object, limit: int = VALUE_LIMIT, *, quote: bool = True) -> str:
-    """A user value as messages show it: repr-quoted (control characters escaped), and cut to
-    `limit` characters so a 300 kB name or a 5 000-digit number cannot flood the terminal."""
-    text = repr(value) if quote else str(value).replace("\n", "\\n").replace("\r", "\\r")
+    """A user value as messages show it: credentials masked, repr-quoted or with control
+    characters escaped, and cut to `limit` characters so a 300 kB name or a 5 000-digit
+    number cannot flood the terminal."""
+    if isinstance(value, str):
+        value = redact(value)
+    text = repr(value) if quote else printable(str(value).replace("\n", "\\n"))
     if len(text) > limit:
         text = f"{text[: limit - 20]}... ({len(text)} characters)"
     return text
@@ -38,7 +63,8 @@ class PackagerError(Exception):
         super().__init__(self.render())
 
     def render(self) -> str:
-        text = f"{self.file}: {self.message}" if self.file else self.message
+        where = bounded(self.file, 300, quote=False) if self.file else ""
+        text = f"{where}: {self.message}" if where else self.message
         if self.fix:
             text += f"\n  fix: {self.fix}"
         if self.log_tail:
@@ -93,8 +119,9 @@ class EnvironmentFault(PackagerError):
             _errno.ENOSPC: "free space on that filesystem, or choose another --output",
             _errno.EDQUOT: "free space within your quota, or choose another --output",
             _errno.EROFS: "choose an --output on a writable filesystem",
-            _errno.EACCES: "check the permissions of that path, or choose another --output",
-            _errno.EPERM: "check the permissions of that path, or choose another --output",
+            _errno.EACCES: "check the permissions of that path (and of the directories above it)",
+            _errno.EPERM: "check the permissions of that path (and of the directories above it)",
+            _errno.ENAMETOOLONG: "use shorter file and directory names",
         }
         return cls(f"{what}{words} ({code})" if code else f"{what}{words}",
                    file=os.fsdecode(path) if path else None,

@@ -22,7 +22,7 @@ import pytest
 from models import PYTHON_CONFIG, PYTHON_MODEL, write_tree
 
 from packager.cli import main
-from packager.executor.lock import exclusive
+from packager.executor.lock import exclusive, lock_for
 from packager.executor.report import Reporter
 
 REPO = Path(__file__).resolve().parent.parent
@@ -152,7 +152,7 @@ def test_a_second_run_waits_for_the_lock(tmp_path: Path) -> None:
     held = threading.Event()
 
     def hold() -> None:
-        with exclusive(out / ".triton-packager" / "lock", what="out", report=Reporter("quiet")):
+        with exclusive(lock_for(out), what="out", report=Reporter("quiet")):
             held.set()
             release.wait(30)
 
@@ -178,7 +178,7 @@ def test_a_busy_output_is_refused_after_the_wait(tmp_path: Path) -> None:
     model, out = _model(tmp_path / "model"), tmp_path / "out"
     assert main(["detect", str(model), "--output", str(out)]) == 0
     # flock is per open file description: a second open in this process conflicts too.
-    with exclusive(out / ".triton-packager" / "lock", what="out", report=Reporter("quiet")), \
+    with exclusive(lock_for(out), what="out", report=Reporter("quiet")), \
             pytest.raises(EnvironmentFault) as exc:
         Workspace(model, out, Options(), lock_wait=0.5).run("repository")
     assert "in use by another triton-packager run" in str(exc.value)

@@ -249,10 +249,15 @@ def test_foreign_output_directory_is_not_replaced(tmp_path: Path,
     err = _refused(["repository", str(root), "--output", str(out)], capsys)
     assert "did not create" in err and "--force" in err
     assert _fingerprint(out) == before
-    # --force is the user's say-so; then the packager's own output can be replaced freely.
+    # --force is the user's say-so, for this run only: the directory stays the user's.
     assert main(["repository", str(root), "--output", str(out), "--force"]) == 0
     assert (out / "thesis.tex").read_text() == "years of work"  # only phase outputs replaced
-    assert main(["repository", str(root), "--output", str(out)]) == 0
+    assert not (out / ".triton-packager-owned").exists()
+    capsys.readouterr()
+    _refused(["repository", str(root), "--output", str(out)], capsys)
+    # ... so a later setup or train cannot take it for the packager's and replace it whole.
+    _refused(["setup", str(root / "model.py"), "--output", str(out)], capsys)
+    assert (out / "thesis.tex").read_text() == "years of work"
 
 
 def test_foreign_folder_under_a_phase_name_in_our_output(tmp_path: Path,

@@ -131,6 +131,7 @@ def test_onnx_directory_with_external_data_goes_to_the_weights_layer(tmp_path: P
                                             "model.onnx/weights.bin": b"w" * 10})
     Workspace(model, tmp_path / "out", Options()).run("dockerfile")
     ctx = tmp_path / "out" / "context"
-    assert (ctx / "weights/model/1/model.onnx/model.onnx").read_bytes() == b"graph"
-    assert (ctx / "weights/model/1/model.onnx/weights.bin").exists()
+    assert (ctx / "weights/models/model/1/model.onnx/model.onnx").read_bytes() == b"graph"
+    assert (ctx / "weights/models/model/1/model.onnx/weights.bin").exists()
+    assert (ctx / "weights/Dockerfile").is_file() and (ctx / ".dockerignore").read_text() == "weights/\n"
     assert (ctx / "config/model/config.pbtxt").read_text().startswith("# Generated")

@@ -560,7 +560,7 @@ def unpack(artifact: str, output: Path, report: Reporter, max_bytes: int = DEFAU
         if not _walk(local, fmt, label, max_bytes, deadline, stage=None).files:
             raise InputError("holds no files", file=label,
                              fix="check that the archive was made from the model directory")
-        lock_path = out.parent / f".{out.name}.lock"
+        lock_path = lock.lock_for(out)
         with lock.exclusive(lock_path, what=str(out), report=report,
                             wait=max(min(lock.DEFAULT_WAIT, deadline.left()), 0.0)), \
                 staged_dir(out, kind="setup", force=force) as stage:

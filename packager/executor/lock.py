@@ -20,6 +20,14 @@ from packager.executor.report import Reporter
 DEFAULT_WAIT = 900.0
 
 
+def lock_for(directory: Path) -> Path:
+    """The one lock of an output directory, whichever command writes it (package, push, setup,
+    train): a hidden file beside it, so it exists before the directory does and survives the
+    directory being replaced."""
+    real = directory.resolve()
+    return real.parent / f".{real.name}.lock"
+
+
 @contextlib.contextmanager
 def exclusive(lock_path: Path, *, what: str, report: Reporter,
               wait: float = DEFAULT_WAIT) -> Iterator[None]:

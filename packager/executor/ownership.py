@@ -1,7 +1,7 @@
 """What the packager may replace or delete: only directories it created itself.
 
-A directory the packager creates (a phase output, `train --target`, `setup -o`) gets a marker
-file before it is renamed into place. A later run replaces it only when the marker is there;
+A directory the packager creates (an --output, a phase folder in it, `train --target`,
+`setup -o`) gets a marker file when it is created. A later run replaces it only when the marker is there;
 anything else that exists and is not empty is the user's and is refused unless `--force`.
 Inputs and outputs must not overlap in either direction: replacing an output that contains
 the input (or sits inside it) would destroy the input.
@@ -21,7 +21,7 @@ from packager import __version__
 from packager.errors import InputError
 from packager.inputs import OWNED_MARKER as MARKER
 
-STATE_DIR = ".triton-packager"  # inside an --output the packager created
+STATE_DIR = ".triton-packager"  # the phases' state, inside --output
 _LEFTOVER_RE = re.compile(r"^\.(?P<name>.+)\.(?:staging|old)-(?P<pid>\d+)-[A-Za-z0-9_]+$")
 
 
@@ -33,11 +33,10 @@ def claim(directory: Path, kind: str) -> None:
 
 
 def is_owned(directory: Path) -> bool:
-    for probe in (directory / MARKER, directory / STATE_DIR):
-        with contextlib.suppress(OSError):
-            st = os.lstat(probe)
-            if stat.S_ISREG(st.st_mode) or (probe.name == STATE_DIR and stat.S_ISDIR(st.st_mode)):
-                return True
+    """Only the mark counts: a state folder that a `--force` run put into a user's directory
+    does not make the directory the packager's."""
+    with contextlib.suppress(OSError):
+        return stat.S_ISREG(os.lstat(directory / MARKER).st_mode)
     return False
 
 

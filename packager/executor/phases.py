@@ -16,8 +16,14 @@ from packager.dockerfile import WEIGHTS_CONTEXT, DockerfileSpec
 from packager.errors import InputError, bounded
 from packager.executor.digestcache import DigestCache
 from packager.executor.fs import materialize, staged_dir, write_atomic
-from packager.executor.lock import DEFAULT_WAIT, exclusive
-from packager.executor.ownership import STATE_DIR, check_disjoint, check_replaceable, is_owned
+from packager.executor.lock import DEFAULT_WAIT, exclusive, lock_for
+from packager.executor.ownership import (
+    STATE_DIR,
+    check_disjoint,
+    check_replaceable,
+    claim,
+    is_owned,
+)
 from packager.executor.reader import read_input, resolve_inside
 from packager.executor.report import Reporter
 from packager.inputs import InputTree
@@ -147,6 +153,17 @@ class Workspace:
                 check_replaceable(path, option=f"--output's {rel}",
                                   force=name in recorded and is_owned(self.out))
 
+    def _claim_output(self) -> None:
+        """Mark --output as the packager's when this run creates it (or finds it empty); a
+        user's directory that --force let us write into stays the user's."""
+        try:
+            empty = not any(os.scandir(self.out))
+        except FileNotFoundError:
+            self.out.mkdir(parents=True)
+            empty = True
+        if empty:
+            claim(self.out, "package output")
+
     def run(self, target: str) -> Outcome:
         if target not in PHASES:
             raise InputError(f"unknown phase {bounded(target)}", fix=f"use one of {', '.join(PHASES)}")
@@ -169,10 +186,11 @@ class Workspace:
                 self.report.warn(w)
         for n in analysis.notes:
             self.report.info(n)
-        with exclusive(self.out / STATE_DIR / "lock", what=str(self.out), report=self.report,
+        with exclusive(lock_for(self.out), what=str(self.out), report=self.report,
                        wait=self.lock_wait):
             # Another run may have changed the output while this one waited for the lock.
             self._check_output_location(tree, phases)
+            self._claim_output()
             outcome = self._run_locked(tree, analysis, phases, spec, ca)
             if {"repository", "dockerfile"} & set(outcome.ran):
                 cache.after_own_links()

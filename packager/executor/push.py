@@ -10,8 +10,7 @@ import docker.errors
 from packager.errors import PushError
 from packager.executor.docker_build import client
 from packager.executor.fs import write_atomic
-from packager.executor.lock import exclusive
-from packager.executor.ownership import STATE_DIR
+from packager.executor.lock import exclusive, lock_for
 from packager.executor.report import Reporter
 from packager.executor.verify import load_result
 from packager.imageref import ImageRef, parse_reference
@@ -26,7 +25,7 @@ def push(out: Path, report: Reporter, *, registry: str | None = None) -> ResultD
     if registry and not result.image.startswith(registry.rstrip("/") + "/"):
         target = parse_reference(f"{registry.rstrip('/')}/{result.image}", what="--registry")
     # result.json is rewritten below: hold the output's lock, as package does.
-    with exclusive(out / STATE_DIR / "lock", what=str(out), report=report):
+    with exclusive(lock_for(out), what=str(out), report=report):
         return _push(out, report, result, ref, target)
 
 

@@ -8,6 +8,8 @@ import time
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from packager.errors import printable, redact
+
 
 @dataclass
 class Reporter:
@@ -26,6 +28,8 @@ class Reporter:
     def _emit(self, kind: str, text: str, **extra: Any) -> None:
         if self.mode == "quiet" and kind not in ("error",):
             return
+        if kind != "log":  # our own messages: no terminal escapes from user values, no secrets
+            text = printable(redact(text))
         if self.mode == "json":
             doc = {"event": kind, "message": text,
                    "elapsed": round(time.monotonic() - self.started, 3), **extra}

@@ -485,7 +485,7 @@ def _collect(plan: _Plan, out: Path, overwrite: bool, report: Reporter) -> None:
 def train(req: TrainRequest, report: Reporter) -> Path:
     plan = _plan(req)  # every check; nothing is written before this returns
     target = plan.target
-    with lock.exclusive(target.parent / f".{target.name}.lock", what=str(target), report=report):
+    with lock.exclusive(lock.lock_for(target), what=str(target), report=report):
         prefix, path = _command_prefix(plan, report)
         with staged_dir(target, kind="train", force=req.force) as out:
             elapsed = _run_command(plan, prefix, path, out, req.timeout, report)
