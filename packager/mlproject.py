@@ -125,7 +125,20 @@ def find_mlproject(project: Path) -> Path:
     if not found:
         _refuse(str(project), f"has no {MLPROJECT} file",
                 f"add an {MLPROJECT} file (MLflow's format) with a main entry point")
-    return found[0]
+    return stays_inside(project, found[0])
+
+
+def stays_inside(project: Path, path: Path) -> Path:
+    """`path`, refused when it is a symlink that leads out of the project (or loops): a linked
+    MLproject or requirements.txt would otherwise read, and echo, a file of someone else's."""
+    try:
+        real = path.resolve()
+    except (RuntimeError, OSError):  # a symlink loop (RuntimeError before Python 3.13)
+        _refuse(str(path), "is a symlink loop", "replace the link with the file itself")
+    if project not in real.parents:
+        _refuse(str(path), "is a symlink that points outside the project",
+                "copy the file into the project instead of linking to it")
+    return path
 
 
 def load_project(project: Path) -> tuple[Path, MLProject]:

@@ -435,3 +435,39 @@ def test_foreign_result_json(command: str, case: str, tmp_path: Path,
     err = _refused([command, "--output", str(out)], capsys)
     assert "result.json" in err
     assert _fingerprint(tmp_path) == before
+
+
+@pytest.mark.parametrize("swap", ["file-for-link", "dir-for-link"])
+def test_a_file_swapped_for_a_link_after_the_scan_is_not_followed(
+        swap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TOCTOU: between reading the input and placing its files, a file (or the directory
+    holding it) becomes a symlink out of the input. The placement opens each path component
+    without following links, so the outside file never reaches the output."""
+    from packager.errors import InputError
+    from packager.executor import phases
+    from packager.executor.phases import Workspace
+    from packager.pipeline import Options
+
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "data.bin").write_text("outside\n")
+    root = write_tree(tmp_path / "model", _py(**{"sub/data.bin": "inside\n"}))
+    real_analyze = phases.analyze
+
+    def analyze_then_swap(tree):  # type: ignore[no-untyped-def]
+        analysis = real_analyze(tree)
+        if swap == "file-for-link":
+            (root / "sub/data.bin").unlink()
+            (root / "sub/data.bin").symlink_to(secret / "data.bin")
+        else:
+            os.rename(root / "sub", tmp_path / "moved")
+            (root / "sub").symlink_to(secret)
+        return analysis
+
+    monkeypatch.setattr(phases, "analyze", analyze_then_swap)
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match="outside the input directory|changed while"):
+        Workspace(root, out, Options()).run("repository")
+    placed = [p for p in out.rglob("data.bin")] if out.exists() else []
+    assert all(p.read_text() != "outside\n" for p in placed)
+    assert not (out / "model_repository").exists()

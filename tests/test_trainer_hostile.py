@@ -584,3 +584,26 @@ def test_cli_trains_or_refuses_with_exit_2(text: str, given_: dict[str, str],
             assert _leftovers(Path(tmp)) == []
         else:
             assert (target / "model.py").is_file()
+
+
+@pytest.mark.parametrize("linked", ["MLproject", "requirements.txt"])
+def test_project_files_linked_out_of_the_project_are_not_read(
+        linked: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A symlinked MLproject or requirements.txt that leads out of the project would be read,
+    and its lines echoed in errors: refused before anything is read or written."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:$6$hash:20228:0:99999:7:::\n")
+    project = _project(tmp_path)
+    (project / linked).unlink(missing_ok=True)
+    if linked == "MLproject":
+        (project / linked).symlink_to(secret)
+    else:
+        (project / linked).symlink_to(secret)
+    before = _snapshot(tmp_path)
+    code = main(["train", str(project), "--target", str(tmp_path / "ws" / "target"),
+                 "--env-manager", "virtualenv"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "points outside the project" in err and "Traceback" not in err
+    assert "$6$hash" not in err
+    assert _snapshot(tmp_path) == before

@@ -13,7 +13,7 @@ from pathlib import Path
 from packager.backends import EntryKind
 from packager.dockerfile import WEIGHTS_CONTEXT
 from packager.executor.ownership import check_replaceable, claim, clean_leftovers
-from packager.executor.reader import resolve_inside
+from packager.executor.reader import open_inside
 from packager.plan import Layer, PlanEntry, RepositoryPlan
 
 # World-readable so the image runs under any uid (OpenShift, `docker run --user`).
@@ -86,20 +86,29 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def place_file(src: Path, dest: Path, executable: bool) -> str:
+def place_file(src_fd: int, dest: Path, executable: bool) -> str:
     """Hardlink when the filesystem allows and the source is already world-readable, else copy.
 
-    A hardlink shares the source's mode, so a private (0600) file is copied and chmod-ed
-    rather than hardlinked, to keep the input's own permissions untouched.
+    The source is an open descriptor (reader.open_inside), linked through /proc/self/fd, so
+    what lands in the output is exactly the inode that was checked. A hardlink shares the
+    source's mode, so a private (0600) file is copied and chmod-ed rather than hardlinked, to
+    keep the input's own permissions untouched.
     """
     want = EXEC_MODE if executable else FILE_MODE
-    if (src.stat().st_mode & 0o444) == 0o444:
+    if (os.fstat(src_fd).st_mode & 0o444) == 0o444:
         try:
-            os.link(src, dest)
+            # A dir_fd makes CPython call linkat(AT_SYMLINK_FOLLOW); plain link() would try to
+            # link the /proc magic link itself.
+            proc_fd = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                os.link(str(src_fd), dest, src_dir_fd=proc_fd, follow_symlinks=True)
+            finally:
+                os.close(proc_fd)
             return "link"
         except OSError:
             pass
-    shutil.copyfile(src, dest)
+    with os.fdopen(os.dup(src_fd), "rb") as src, dest.open("wb") as out:
+        shutil.copyfileobj(src, out, 1 << 20)
     os.chmod(dest, want)
     return "copy"
 
@@ -129,8 +138,11 @@ def materialize(plan: RepositoryPlan, input_root: Path, dest_root: Path,
             counts["generated"] += 1
         else:
             assert e.source is not None
-            src = resolve_inside(input_root, e.source)
-            counts[place_file(src, target, bool(e.mode & 0o111))] += 1
+            fd = open_inside(input_root, e.source, expect_size=e.size)
+            try:
+                counts[place_file(fd, target, bool(e.mode & 0o111))] += 1
+            finally:
+                os.close(fd)
     for d in sorted({p for p in dest_root.rglob("*") if p.is_dir()}):
         os.chmod(d, DIR_MODE)
     return counts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -50,6 +51,38 @@ def resolve_inside(root: Path, rel: str) -> Path:
             fix="copy the file into the input directory instead of linking to it",
         )
     return real
+
+
+def open_inside(root: Path, rel: str, *, expect_size: int | None = None) -> int:
+    """A read-only descriptor of the regular file `rel` under `root`, opened one path component
+    at a time without following symlinks: a file swapped for a symlink (or a directory for a
+    link out) between the scan and this open is refused, never followed out of the input."""
+    real = resolve_inside(root, rel)  # links inside the input are allowed: use their target
+    parts = real.relative_to(root).parts
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | (0 if last else os.O_DIRECTORY)
+            try:
+                nxt = os.open(part, flags, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT):
+                    raise InputError(f"{bounded(rel)} changed while it was being packaged",
+                                     file=str(root), fix="package again once nothing is writing "
+                                     "to the input directory") from None
+                raise
+            os.close(fd)
+            fd = nxt
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or (expect_size is not None and st.st_size != expect_size):
+            raise InputError(f"{bounded(rel)} changed while it was being packaged",
+                             file=str(root),
+                             fix="package again once nothing is writing to the input directory")
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _check_name(name: str, rel_dir: str, root: Path) -> str:

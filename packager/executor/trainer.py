@@ -44,6 +44,7 @@ from packager.mlproject import (
     parse_python_env,
     read_text,
     render_command,
+    stays_inside,
 )
 
 OUTPUT_ENV = "ODAHUFLOW_OUTPUT_DIR"  # the original trainer's name; training code writes here
@@ -199,8 +200,9 @@ def venv_spec(project: Path, spec: MLProject) -> VenvSpec:
         check_python_pin(env, file=str(path))
         return VenvSpec(tuple(g for g in (env.build_dependencies, env.dependencies) if g), None)
     req = project / "requirements.txt"
-    if not req.is_file():
+    if not (req.is_file() or req.is_symlink()):
         return VenvSpec((), None)
+    stays_inside(project, req)
     # Read once, checked (a regular, small, UTF-8 file): these bytes are the cache key.
     content = read_text(req, fix="pip reads requirements.txt as UTF-8").encode("utf-8")
     return VenvSpec((("-r", str(req)),), content)
