@@ -25,6 +25,24 @@ DEFAULT_TRAIN_TIMEOUT = 24 * 3600.0
 DEFAULT_SETUP_TIMEOUT = 3600.0
 
 
+CA_BUNDLE_MAX = 16 << 20
+# Proxies become build arguments (environment variables of the builder stages): a plain URL, or
+# for NO_PROXY a comma-separated list of hosts, domains and CIDRs.
+_PROXY_RE = re.compile(r"(?:https?|socks5h?)://[A-Za-z0-9._~:/@%+-]{1,500}")
+_NO_PROXY_RE = re.compile(r"[A-Za-z0-9.*:/\[\]_-]{1,253}(?:,[A-Za-z0-9.*:/\[\]_-]{1,253}){0,200}")
+
+
+def _check_proxy(key: str, value: str) -> str:
+    pattern = _NO_PROXY_RE if key == "no_proxy" else _PROXY_RE
+    if not pattern.fullmatch(value):
+        option = "--" + key.replace("_", "-")
+        raise InputError(f"{option} {bounded(value)} is not a "
+                         + ("list of hosts" if key == "no_proxy" else "proxy URL"),
+                         fix="give e.g. http://proxy.example.com:3128" if key != "no_proxy"
+                         else "give e.g. localhost,127.0.0.1,.example.com")
+    return value
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -231,6 +249,12 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
     if args.command == "verify":
         from packager.executor.verify import verify
 
+        if args.user is not None and not re.fullmatch(
+                r"(?:[0-9]{1,10}|[a-z_][a-z0-9_-]{0,31})(?::(?:[0-9]{1,10}|[a-z_][a-z0-9_-]{0,31}))?",
+                args.user):
+            raise InputError(f"--user {bounded(args.user)} is not uid[:gid] or name[:group]",
+                             fix="give e.g. --user 4242 or --user 4242:4242")
+
         verify(Path(args.output), report, user=args.user)
         return 0
     if args.command == "push":
@@ -246,6 +270,10 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
         raise InputError("does not exist or is not a file", file=ca_bundle,
                          fix="give a PEM file of CA certificates, e.g. "
                          "/etc/ssl/certs/ca-certificates.crt")
+    if ca_bundle is not None and Path(ca_bundle).stat().st_size > CA_BUNDLE_MAX:
+        raise InputError(f"is {Path(ca_bundle).stat().st_size} bytes; a CA bundle is at most "
+                         f"{CA_BUNDLE_MAX}", file=ca_bundle,
+                         fix="give the PEM file of the CA certificates the builder needs")
     env = EnvOptions(
         pip_index_url=getattr(args, "pip_index_url", None),
         conda_channels=tuple(getattr(args, "conda_channel", None) or DEFAULT_CHANNELS),
@@ -254,7 +282,7 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
     )
     env.check()
     proxies = tuple(
-        (key.upper(), value)
+        (key.upper(), _check_proxy(key, value))
         for key in ("http_proxy", "https_proxy", "no_proxy")
         if (value := getattr(args, key, None))
     )

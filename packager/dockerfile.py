@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import re
 import shlex
+import signal
+import threading
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -15,7 +17,7 @@ import jinja2.sandbox
 from packager import __version__
 from packager.backends import BY_KEY
 from packager.baseimage import BaseImage
-from packager.errors import InputError, bounded
+from packager.errors import InputError, PackagerError, bounded
 from packager.inputs import CONDA_NAMES, REQUIREMENTS_NAME
 from packager.plan import Layer, RepositoryPlan
 from packager.pyenv import ENV_DIR, EnvOptions, conda_for_server, server_python
@@ -70,12 +72,65 @@ def _sh(value: object) -> str:
     return shlex.quote(text)
 
 
+RENDER_SECONDS = 10.0
+RENDER_MAX_CHARS = 1 << 20  # a Dockerfile is kilobytes; a template that emits a megabyte loops
+
+
+class _BoundedSandbox(jinja2.sandbox.SandboxedEnvironment):
+    """Jinja2's sandbox bounds range() but not `"x" * 10**9`: intercept * and ** too (which
+    also stops the compiler from folding such constants at compile time)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: jinja2.runtime.Context, operator: str, left: object,
+                   right: object) -> object:
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, (str, bytes, list, tuple)) and isinstance(n, int) and \
+                        len(seq) * n > RENDER_MAX_CHARS:
+                    raise jinja2.exceptions.SecurityError("a repeated value would be too large")
+        if operator == "**" and isinstance(right, int) and abs(right) > 64:
+            raise jinja2.exceptions.SecurityError("an exponent above 64")
+        return super().call_binop(context, operator, left, right)
+
+
+class _RenderTimeout(Exception):
+    pass
+
+
+def _on_alarm(_signum: int, _frame: object) -> None:
+    raise _RenderTimeout(f"rendering took longer than {RENDER_SECONDS:.0f}s")
+
+
+def _render(template: jinja2.Template, values: dict[str, object]) -> str:
+    """Render with a size cap and (in the main thread) a time limit: a --template-dir template
+    must not run forever or fill the memory."""
+    timed = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGALRM, _on_alarm) if timed else None
+    if timed:
+        signal.setitimer(signal.ITIMER_REAL, RENDER_SECONDS)
+    try:
+        parts: list[str] = []
+        size = 0
+        for chunk in template.generate(values):
+            size += len(chunk)
+            if size > RENDER_MAX_CHARS:
+                raise jinja2.exceptions.SecurityError(
+                    f"the rendered text passed {RENDER_MAX_CHARS} characters")
+            parts.append(chunk)
+        return "".join(parts)
+    finally:
+        if timed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+
 @cache
 def _environment(paths: tuple[str, ...]) -> jinja2.Environment:
     # A user's --template-dir comes first, so any template (or one backend's) can be replaced
     # while `{% extends "Dockerfile.j2" %}` and its blocks keep working.
     # Sandboxed: a --template-dir template cannot reach Python internals or loop forever.
-    env = jinja2.sandbox.SandboxedEnvironment(
+    env = _BoundedSandbox(
         loader=jinja2.FileSystemLoader(list(paths)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -161,7 +216,7 @@ def render_dockerfile(
             file=conda_file,
         )
     try:
-        text = template.render(dict(
+        text = _render(template, dict(
             packager_version=__version__,
             name=plan.model_name,
             version=plan.version,
@@ -181,16 +236,21 @@ def render_dockerfile(
             env_path=f"{MODEL_REPOSITORY}/{plan.model_name}/{ENV_DIR}",
             extra_labels=list(labels),
         ))
-    except InputError:
-        raise  # a value refused by the dq/sh filters
+    except PackagerError:
+        raise  # a value refused by the dq/sh filters, or Interrupted by a signal
     except Exception as exc:  # a user template can fail in any way: 1/0, range(10**9), ...
         raise _template_error(exc, template_dirs) from None
     texts: tuple[tuple[str, str], ...] = (
         (("env/conda.yaml", conda_text),) if conda_text is not None else ())
     if weights_tag is not None:
-        weights = env.get_template("weights.Dockerfile.j2").render(
-            packager_version=__version__, name=plan.model_name, base=base,
-            model_repository=MODEL_REPOSITORY, weights_tag=weights_tag)
+        try:
+            weights = _render(env.get_template("weights.Dockerfile.j2"), dict(
+                packager_version=__version__, name=plan.model_name, base=base,
+                model_repository=MODEL_REPOSITORY, weights_tag=weights_tag))
+        except PackagerError:
+            raise
+        except Exception as exc:  # a --template-dir may replace this template too
+            raise _template_error(exc, template_dirs) from None
         texts += (
             (f"{WEIGHTS_CONTEXT}/Dockerfile", weights),
             (f"{WEIGHTS_CONTEXT}/.dockerignore", "Dockerfile\n.dockerignore\n"),

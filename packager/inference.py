@@ -32,6 +32,22 @@ def request_specs(config: ParsedConfig) -> tuple[tuple[TensorSpec, ...], tuple[T
     return ins, outs
 
 
+MAX_ELEMENTS = 1 << 20  # a smoke test, not a load test: 1 Mi elements per input at most
+
+
+def cannot_sample(spec: TensorSpec) -> str | None:
+    """Why no request can be built for this input (None: it can)."""
+    if spec.datatype not in _NUMPY:
+        return f"input {spec.name} is {spec.datatype}, which the smoke request does not build"
+    count = 1
+    for d in spec.shape:
+        count *= d
+        if count > MAX_ELEMENTS:
+            return (f"input {spec.name} has more than {MAX_ELEMENTS} elements "
+                    f"({list(spec.shape)}); the smoke request stays small")
+    return None
+
+
 def sample(spec: TensorSpec) -> np.ndarray:
     dtype = _NUMPY[spec.datatype]
     count = int(np.prod(spec.shape)) if spec.shape else 1

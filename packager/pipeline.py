@@ -88,7 +88,7 @@ def analyze(tree: InputTree) -> Analysis:
         check_requirements(tree.text(REQUIREMENTS_NAME) or "")
     config_text, changed = config.text, False
     if backend.key == "python" and any(n in detection.env_files for n in CONDA_NAMES):
-        config_text, changed = with_env_path(config.text)
+        config_text, changed = with_env_path(config.text, config.parameters)
         if changed:
             config = parse_config(config_text)
             notes.append(f"{CONFIG_NAME}: added parameter {EXECUTION_ENV_PATH} = "

@@ -77,9 +77,10 @@ def server_python(base: BaseImage, override: str | None = None) -> str | None:
     return None
 
 
-def with_env_path(config_text: str) -> tuple[str, bool]:
-    """config.pbtxt plus the one parameter that points the Python backend at the env."""
-    if EXECUTION_ENV_PATH in config_text:
+def with_env_path(config_text: str, parameters: tuple[str, ...]) -> tuple[str, bool]:
+    """config.pbtxt plus the one parameter that points the Python backend at the env, unless
+    the config's own `parameters` (as parsed, not as text: a comment may name it) set it."""
+    if EXECUTION_ENV_PATH in parameters:
         return config_text, False
     addition = (
         "\n# Added by triton-packager: the conda environment built from conda.yaml.\n"

@@ -73,8 +73,8 @@ def _resolver(tag: str, pattern: str, first: str) -> None:
 _resolver("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", "~nN\0")
 _Loader.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^$"), None)
 _resolver("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF")
-_resolver("tag:yaml.org,2002:int", rf"^[-+]?(?:0|[1-9][0-9]{{0,{MAX_INT_DIGITS - 1}}})$",
-          "-+0123456789")
+_resolver("tag:yaml.org,2002:int", rf"^-?(?:0|[1-9][0-9]{{0,{MAX_INT_DIGITS - 1}}})$",
+          "-0123456789")
 _resolver("tag:yaml.org,2002:float",
           r"""^(?:[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*)(?:[eE][-+]?[0-9]{1,3})?
                |[-+]?[0-9]+[eE][-+]?[0-9]{1,3}

@@ -471,3 +471,27 @@ def test_a_file_swapped_for_a_link_after_the_scan_is_not_followed(
     placed = [p for p in out.rglob("data.bin")] if out.exists() else []
     assert all(p.read_text() != "outside\n" for p in placed)
     assert not (out / "model_repository").exists()
+
+
+@pytest.mark.parametrize("template", [
+    '{{ "x" * 4000000000 }}',
+    "{{ [1] * 10**9 }}",
+    "{{ 10 ** 100000000 }}",
+    "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+    "{% for i in range(100000) %}{{ 'y' * 1000 }}{% endfor %}",
+])
+def test_a_user_template_cannot_run_away(template: str, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Huge repetition, huge numbers, endless loops and endless output in a --template-dir
+    template: refused within the render limits (10 s, 1 MiB), exit 2, nothing written."""
+    import time
+
+    root = write_tree(tmp_path / "model", _py())
+    tdir = write_tree(tmp_path / "templates", {"backends/python.j2": template})
+    out = tmp_path / "out"
+    started = time.monotonic()
+    err = _refused(["dockerfile", str(root), "--output", str(out), "--template-dir", str(tdir)],
+                   capsys)
+    assert time.monotonic() - started < 30
+    assert "cannot be rendered" in err
+    assert not out.exists()

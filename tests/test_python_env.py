@@ -19,6 +19,7 @@ from models import PYTHON_CONFIG, write_tree
 from packager.backends import BY_KEY
 from packager.baseimage import LOCAL_CPU_IMAGE, choose_base_image
 from packager.cli import main
+from packager.modelconfig import parse_config
 from packager.errors import InputError
 from packager.executor.container import serve
 from packager.executor.phases import BuildEnv, Workspace
@@ -87,10 +88,14 @@ def test_unknown_base_python_needs_an_option() -> None:
 
 def test_existing_execution_env_path_is_left_alone() -> None:
     text = 'backend: "python"\nparameters { key: "EXECUTION_ENV_PATH" value { string_value: "/e" } }\n'
-    assert with_env_path(text) == (text, False)
-    added, changed = with_env_path('backend: "python"\n')
+    assert with_env_path(text, parse_config(text).parameters) == (text, False)
+    added, changed = with_env_path('backend: "python"\n', ())
     assert changed and added.startswith('backend: "python"\n')
     assert added.count("EXECUTION_ENV_PATH") == 1
+    # A comment that names the parameter does not set it.
+    commented = 'backend: "python"\n# EXECUTION_ENV_PATH is set by the packager\n'
+    added, changed = with_env_path(commented, parse_config(commented).parameters)
+    assert changed and parse_config(added).parameters == ("EXECUTION_ENV_PATH",)
 
 
 @pytest.mark.parametrize("bad", [EnvOptions(conda_channels=("a b",)),

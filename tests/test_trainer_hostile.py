@@ -595,10 +595,7 @@ def test_project_files_linked_out_of_the_project_are_not_read(
     secret.write_text("root:$6$hash:20228:0:99999:7:::\n")
     project = _project(tmp_path)
     (project / linked).unlink(missing_ok=True)
-    if linked == "MLproject":
-        (project / linked).symlink_to(secret)
-    else:
-        (project / linked).symlink_to(secret)
+    (project / linked).symlink_to(secret)
     before = _snapshot(tmp_path)
     code = main(["train", str(project), "--target", str(tmp_path / "ws" / "target"),
                  "--env-manager", "virtualenv"])

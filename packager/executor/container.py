@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import docker
 import docker.errors
 
-from packager.errors import VerifyError
+from packager.errors import VerifyError, bounded
 from packager.executor.docker_build import client
 from packager.serverlog import summarize
 
@@ -45,18 +45,22 @@ def serve(image: str, *, user: str | None = None, timeout: float = 180.0) -> Ite
     """Run `image`, yield once /v2/health/ready answers 200; remove the container on exit."""
     c = client()
     try:
-        container = c.containers.run(
+        container = c.containers.create(
             image,
-            detach=True,
             user=user,
             shm_size="256m",
             ports={"8000/tcp": ("127.0.0.1", None), "8001/tcp": ("127.0.0.1", None)},
             labels={"io.triton-packager.role": "verify"},
         )
     except docker.errors.DockerException as exc:
-        raise VerifyError(f"cannot start {image}: {exc}",
+        raise VerifyError(f"cannot create a container of {image}: {bounded(str(exc), 300)}",
                           fix="check that the image exists (see result.json)") from None
     try:
+        try:  # created, so removed in `finally` even when it cannot start
+            container.start()
+        except docker.errors.DockerException as exc:
+            raise VerifyError(f"cannot start {image}: {bounded(str(exc), 300)}",
+                              fix="check --user and that the image runs") from None
         deadline = time.monotonic() + timeout
         http_url = grpc_url = ""
         while time.monotonic() < deadline:

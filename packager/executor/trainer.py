@@ -151,7 +151,8 @@ def _check_target(given: Path, project: Path, force: bool) -> Path:
     return target
 
 
-def _check_archive(given: Path | None, target: Path, project: Path) -> Path | None:
+def _check_archive(given: Path | None, target: Path, project: Path,
+                   force: bool = False) -> Path | None:
     if given is None:
         return None
     archive = _output_path(given, "--archive")
@@ -165,6 +166,15 @@ def _check_archive(given: Path | None, target: Path, project: Path) -> Path | No
                              file=str(given), fix=fix)
     if archive.is_dir() or archive.is_symlink():
         raise InputError("--archive is a directory or a symlink", file=str(given), fix=fix)
+    if archive.exists() and not force:
+        raise InputError("--archive exists; it would be overwritten", file=str(given),
+                         fix="choose a new --archive path, or pass --force to replace it")
+    parent = archive.parent
+    while not parent.exists():  # the first existing ancestor must be a directory we can use
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"--archive is below {bounded(str(parent))}, which is not a directory",
+                         file=str(given), fix=fix)
     return archive
 
 
@@ -244,7 +254,7 @@ def _plan(req: TrainRequest) -> _Plan:
     target = _check_target(req.target, project, req.force)
     return _Plan(
         project=project, spec=spec, ep=ep, command=command, name=name, version=version,
-        target=target, archive=_check_archive(req.archive, target, project),
+        target=target, archive=_check_archive(req.archive, target, project, req.force),
         data=_check_data(project, req.data_dir),
         venv=venv_spec(project, spec) if req.env_manager == "virtualenv" else None,
         conda=_check_conda(project, spec) if req.env_manager == "conda" else None,
@@ -457,6 +467,11 @@ def _copy_data(src: Path, out: Path, overwrite: bool, report: Reporter) -> None:
         if item.is_symlink():  # checked before training too; this catches a swap since
             raise InputError(f"{rel} in the data directory is a symlink", file=str(src),
                              fix="replace it with the file it points to")
+        if item.is_dir() != dest.is_dir() and dest.exists():
+            raise TrainError(
+                f"data/{rel} is a {'directory' if item.is_dir() else 'file'}, but the training "
+                f"produced a {'directory' if dest.is_dir() else 'file'} {rel}",
+                fix="rename one of them; --target was left as it was")
         if item.is_dir():
             dest.mkdir(parents=True, exist_ok=True)
         elif dest.exists() and not overwrite:

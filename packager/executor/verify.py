@@ -10,7 +10,7 @@ from packager.errors import InputError, VerifyError, bounded
 from packager.executor.container import logs_tail, serve
 from packager.executor.report import Reporter
 from packager.imageref import parse_reference
-from packager.inference import request_specs, sample, shape_matches
+from packager.inference import cannot_sample, request_specs, sample, shape_matches
 from packager.manifest import check_name
 from packager.modelconfig import parse_config
 from packager.result import ResultDocument
@@ -55,6 +55,10 @@ def verify(out: Path, report: Reporter, *, user: str | None = None) -> None:
         ins, outs = request_specs(config)
         if not ins or not outs:
             report.info("verify: the config lists no inputs or outputs; readiness checked only")
+            return
+        unsendable = [why for spec in ins if (why := cannot_sample(spec))]
+        if unsendable:
+            report.info(f"verify: {unsendable[0]}; readiness checked only")
             return
         inputs = []
         for spec in ins:
