@@ -495,3 +495,90 @@ def test_a_user_template_cannot_run_away(template: str, tmp_path: Path,
     assert time.monotonic() - started < 30
     assert "cannot be rendered" in err
     assert not out.exists()
+
+
+# --- found by the adversarial review ---------------------------------------------------------
+
+def _result_json(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "result.json").write_text(json.dumps(
+        {"image": "model-1:abc", "model": {"name": "model", "version": 1, "backend": "python"}}))
+
+
+@pytest.mark.parametrize("argv,fragments", [
+    (["verify", "--user", "1000\n"], ["--user", "uid[:gid]"]),
+    (["verify", "--user", "-1"], ["--user"]),
+    (["push", "--registry", "myreg"], ["no dot and no port", "Docker Hub"]),
+    (["push", "--registry", "127.0.0.1:99999"], ["port 99999"]),
+    (["push", "--registry", "user:pw@registry.example.com"], ["***@"]),
+])
+def test_verify_and_push_options_are_checked_first(argv: list[str], fragments: list[str],
+                                                   tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    _result_json(out)
+    before = _fingerprint(tmp_path)
+    err = _refused([*argv, "--output", str(out)], capsys)
+    for fragment in fragments:
+        assert fragment in err, f"{fragment!r} not in {err}"
+    assert "pw@" not in err
+    assert _fingerprint(tmp_path) == before
+
+
+@pytest.mark.parametrize("option", [["--http-proxy", "http://proxy:3128\nRUN id"],
+                                    ["--https-proxy", "proxy:3128 evil"],
+                                    ["--no-proxy", "localhost;id"]])
+def test_proxies_are_checked(option: list[str], tmp_path: Path,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    root = write_tree(tmp_path / "model", _py())
+    out = tmp_path / "out"
+    err = _refused(["dockerfile", str(root), "--output", str(out), *option], capsys)
+    assert option[0] in err
+    assert not out.exists()
+
+
+def test_credentials_in_refused_options_are_masked(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    root = write_tree(tmp_path / "model", _py())
+    for option in ("--pip-index-url", "--micromamba-url", "--conda-channel"):
+        err = _refused(["dockerfile", str(root), "--output", str(tmp_path / "out"), option,
+                        "https://alice:S3CRET@pypi.example.com/simple?x=1"], capsys)
+        assert "S3CRET" not in err and "***@pypi.example.com" in err, err
+
+
+def test_control_characters_never_reach_the_terminal(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    root = write_tree(tmp_path / "model", _py(**{
+        "config.pbtxt": 'name: "model"\nbackend: "python"\nmax_batch_size: \x1b[2J\n'}))
+    err = _refused(["detect", str(root), "--output", str(tmp_path / "out")], capsys)
+    assert "\x1b" not in err and "\\x1b" in err
+
+
+def test_huge_ca_bundle_is_refused_unread(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    root = write_tree(tmp_path / "model", _py())
+    big = tmp_path / "big.crt"
+    with big.open("wb") as fh:  # sparse: 200 GB that take no disk
+        fh.truncate(200 << 30)
+    err = _refused(["dockerfile", str(root), "--output", str(tmp_path / "out"),
+                    "--ca-bundle", str(big)], capsys)
+    assert "a CA bundle is at most" in err
+
+
+def test_plus_sign_is_not_a_canonical_version(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    root = write_tree(tmp_path / "model", _manifest("version: +5\n"))
+    err = _refused(["detect", str(root), "--output", str(tmp_path / "out")], capsys)
+    assert "'+5'" in err
+
+
+def test_existing_archive_is_not_overwritten(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from conftest import EXAMPLES
+
+    backup = tmp_path / "backup.tar.gz"
+    backup.write_bytes(b"my backup")
+    err = _refused(["train", str(EXAMPLES / "python"), "--target", str(tmp_path / "t"),
+                    "--archive", str(backup)], capsys)
+    assert "would be overwritten" in err
+    assert backup.read_bytes() == b"my backup" and not (tmp_path / "t").exists()
