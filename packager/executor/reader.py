@@ -6,11 +6,21 @@ import hashlib
 import os
 import re
 import stat
+import zipfile
 from pathlib import Path
 
 from packager.backends import EntryKind
 from packager.errors import InputError, bounded
-from packager.inputs import IGNORED_NAMES, OWNED_MARKER, TEXT_FILES, Entry, InputTree
+from packager.inputs import (
+    IGNORED_NAMES,
+    MODEL_BLOBS,
+    OWNED_MARKER,
+    TEXT_FILES,
+    TORCHSCRIPT_FILE,
+    TORCHSCRIPT_MEMBERS_LIMIT,
+    Entry,
+    InputTree,
+)
 
 TEXT_LIMIT = 1 << 20  # manifests and configs are small; a huge one is a mistake
 MAX_DEPTH = 32  # Triton trees are shallow; 1 100 nested folders are a mistake or an attack
@@ -147,4 +157,31 @@ def read_input(path: str | os.PathLike[str]) -> InputTree:
         except UnicodeDecodeError as exc:
             raise InputError(f"is not UTF-8 text (byte {exc.start})", file=name,
                              fix=f"save {name} as UTF-8") from None
-    return InputTree(str(root_arg), tuple(entries), tuple(texts), tuple(ignored))
+    return InputTree(str(root_arg), tuple(entries), tuple(texts), tuple(ignored),
+                     _read_blobs(root, entries))
+
+
+def _read_blobs(root: Path, entries: list[Entry]) -> tuple[tuple[str, bytes], ...]:
+    """The model bytes the generators parse: whole graph files within their limit, and the
+    code and data.pkl members of a TorchScript zip. Never the weights beside them."""
+    files = {e.path: e for e in entries if e.kind is EntryKind.FILE}
+    blobs: list[tuple[str, bytes]] = []
+    for name, limit in MODEL_BLOBS.items():
+        e = files.get(name)
+        if e is not None and e.size <= limit:
+            blobs.append((name, resolve_inside(root, name).read_bytes()))
+    if TORCHSCRIPT_FILE in files:
+        try:
+            with zipfile.ZipFile(resolve_inside(root, TORCHSCRIPT_FILE)) as zf:
+                total = 0
+                for info in zf.infolist():
+                    wanted = info.filename.endswith("/data.pkl") or (
+                        "/code/" in info.filename and info.filename.endswith(".py"))
+                    if not wanted or info.file_size > TORCHSCRIPT_MEMBERS_LIMIT - total:
+                        continue
+                    total += info.file_size
+                    blobs.append((f"{TORCHSCRIPT_FILE}:{info.filename}", zf.read(info)))
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, ValueError,
+                EOFError, RuntimeError):
+            pass  # not a zip TorchScript archive: the generators note it and do not guess
+    return tuple(blobs)
