@@ -228,11 +228,11 @@ def read_openvino(xml: bytes, file: str = "model.xml") -> ModelSignature:
             return ports[0] if ports else None
         return next((p for p in ports if p.get("id") == port_id), None)
 
-    def names(p: Any, fallback: str) -> tuple[str, ...]:
-        raw = p.get("names") if p is not None else None
-        found = tuple(n.strip().replace("\\,", ",") for n in re.split(r"(?<!\\),", raw)
-                      if n.strip()) if raw else ()
-        return found or (fallback,)
+    def names(raw: str | None, fallback: str) -> tuple[str, ...]:
+        # OpenVINO's get_any_name() is the smallest of a port's names: listed first here.
+        found = sorted({n.strip().replace("\\,", ",") for n in re.split(r"(?<!\\),", raw)
+                        if n.strip()}) if raw else []
+        return tuple(found) or (fallback,)
 
     def dtype(layer: Any, p: Any, name: str) -> str:
         data = layer.find("data")
@@ -251,7 +251,7 @@ def read_openvino(xml: bytes, file: str = "model.xml") -> ModelSignature:
         kind = layer.get("type")
         if kind == "Parameter":
             p = port(layer, "output")
-            all_names = names(p, layer.get("name") or "")
+            all_names = names(p.get("names") if p is not None else None, layer.get("name") or "")
             name = _check_name(file, all_names[0], "input")
             inputs.append(TensorSig(name, dtype(layer, p, name), _ov_dims(file, name, p, layer),
                                     all_names[1:]))
@@ -262,7 +262,9 @@ def read_openvino(xml: bytes, file: str = "model.xml") -> ModelSignature:
             src_port = port(src_layer, "output", src[1]) if src_layer is not None and src else None
             fallback = (src_layer.get("name") if src_layer is not None else None) or \
                 layer.get("name") or ""
-            all_names = names(src_port, fallback)
+            raw = layer.get("output_names") or (
+                src_port.get("names") if src_port is not None else None)
+            all_names = names(raw, fallback)
             name = _check_name(file, all_names[0], "output")
             p_shape = p_in if p_in is not None else src_port
             dt = dtype(src_layer, src_port, name) if src_layer is not None and (

@@ -24,7 +24,7 @@ from packager.modelconfig import (
     parse_config,
     python_autocompletes,
 )
-from packager.modelread import ModelSignature, TensorSig
+from packager.modelread import ModelSignature
 from packager.plan import RepositoryPlan, build_plan
 from packager.pyenv import ENV_DIR, EXECUTION_ENV_PATH, EnvOptions, check_requirements, with_env_path
 
@@ -138,7 +138,7 @@ def analyze(tree: InputTree, gen: ConfigOptions | None = None) -> Analysis:
                                 else "names, data types and shapes"))
         elif isinstance(read, str):
             notes.append(read)
-        elif config.inputs or config.outputs:
+        elif (config.inputs or config.outputs) and backend.key != "python":
             notes.append(f"{CONFIG_NAME} not checked against the model: the packager cannot "
                          f"read a {backend.title} model's inputs and outputs")
     if backend.key == "python" and REQUIREMENTS_NAME in detection.env_files:
@@ -209,21 +209,18 @@ def detection_document(analysis: Analysis) -> str:
                    "max_batch_size": analysis.config.max_batch_size,
                    "inputs": [[*list(t[:2]), list(t[2])] for t in analysis.config.inputs],
                    "outputs": [[*list(t[:2]), list(t[2])] for t in analysis.config.outputs]},
-        "model_signature": None if analysis.signature is None else {
+        # The model file the packager read: the config was generated from it, or checked
+        # against it (its tensors are the config's above, so they are not repeated here).
+        "model_read": None if analysis.signature is None else {
             "file": analysis.signature.file,
             "format": analysis.signature.format,
-            "inputs": [_tensor_doc(t) for t in analysis.signature.inputs],
-            "outputs": None if analysis.signature.outputs is None
-            else [_tensor_doc(t) for t in analysis.signature.outputs],
+            "config": "generated from it" if analysis.config_source == "model"
+            else "checked against it",
         },
         "warnings": list(analysis.warnings),
         "notes": list(analysis.notes),
     }
     return json.dumps(doc, indent=2) + "\n"
-
-
-def _tensor_doc(t: TensorSig) -> list[object]:
-    return [t.name, t.datatype, None if t.dims is None else list(t.dims)]
 
 
 def config_text_for(tree: InputTree, gen: ConfigOptions | None = None) -> str:
