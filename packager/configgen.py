@@ -9,6 +9,7 @@ default (4) for such a model, so a config with 0 and full dims would fail at loa
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from google.protobuf import text_encoding
@@ -252,6 +253,15 @@ def check_config(config: ParsedConfig, sig: ModelSignature, backend: Backend) ->
                     f"{where}: {role} {bounded(name)} has data_type TYPE_{datatype} in the config, "
                     f"but the model says TYPE_{t.datatype}",
                     fix=f"set data_type: TYPE_{t.datatype} for {bounded(name)}")
+            shape = reshapes.get(name)
+            if shape is not None and -1 not in dims and -1 not in shape and \
+                    math.prod(dims) != math.prod(shape):
+                raise InputError(
+                    f"{where}: {role} {bounded(name)} has dims {_dims(dims)} "
+                    f"({math.prod(dims)} elements) but reshape {_dims(shape)} "
+                    f"({math.prod(shape)}); Triton refuses a reshape that changes the count",
+                    fix=f"make dims and reshape of {bounded(name)} hold the same number of "
+                    "elements")
             if t.dims is None:
                 continue
             seen = _model_shape(config, name, dims, reshapes)
