@@ -95,15 +95,16 @@ def read_signature(tree: InputTree, backend: Backend) -> ModelSignature | str | 
 
 
 def _blob(tree: InputTree, name: str) -> bytes:
+    error = tree.blob_error(name)
+    if error is not None:
+        raise InputError(error[0], file=name, fix=error[1] or None)
     data = tree.blob(name)
     if data is None:  # the executor reads every MODEL_BLOBS file within its limit
         entry = next((e for e in tree.entries if e.path == name), None)
         limit = MODEL_BLOBS.get(name, 0)
         raise InputError(
             f"is {entry.size if entry else '?'} bytes, more than the {limit} the packager reads "
-            "to check it", file=name,
-            fix="ONNX graphs over 2 GiB must keep their weights as external data "
-            "(model.onnx/ directory); check that this is the intended file")
+            "to check it", file=name, fix="check that this is the intended file")
     return data
 
 

@@ -21,11 +21,13 @@ TEXT_FILES = (*MANIFEST_NAMES, CONFIG_NAME, *CONDA_NAMES, REQUIREMENTS_NAME, "mo
 
 # Model files whose bytes the generators parse (modelread.py), with the most the executor reads.
 MODEL_BLOBS = {
-    "model.onnx": 2 << 30,  # protobuf's limit: a larger graph must use external data
-    "model.onnx/model.onnx": 2 << 30,  # the graph only; external data files are never read
     "model.xml": 256 << 20,
     "model.savedmodel/saved_model.pb": 2 << 30,
 }
+# ONNX graphs of any size: the executor memory-maps them and keeps only their skeleton
+# (modelread.onnx_skeleton: inputs, outputs, initializer names), never the weights. External
+# data files beside model.onnx/model.onnx are never opened.
+ONNX_GRAPHS = ("model.onnx", "model.onnx/model.onnx")
 # TorchScript archives are zips: only their `*/data.pkl` and `*/code/**.py` members are read.
 TORCHSCRIPT_FILE = "model.pt"
 TORCHSCRIPT_MEMBERS_LIMIT = 64 << 20
@@ -61,6 +63,12 @@ class InputTree:
     # Model bytes (MODEL_BLOBS), and TorchScript members as "model.pt:<member>"; dropped with
     # `without_blobs()` once analysed, so the build does not hold them.
     blobs: tuple[tuple[str, bytes], ...] = ()
+    # Model files the executor could not even cut a skeleton from: (name, message, fix), raised
+    # by the generators at the point in the checks where the model is read.
+    blob_errors: tuple[tuple[str, str, str], ...] = ()
+
+    def blob_error(self, name: str) -> tuple[str, str] | None:
+        return next(((m, f) for n, m, f in self.blob_errors if n == name), None)
 
     def blob(self, name: str) -> bytes | None:
         return next((data for n, data in self.blobs if n == name), None)
@@ -70,7 +78,7 @@ class InputTree:
         return {n[len(prefix):]: data for n, data in self.blobs if n.startswith(prefix)}
 
     def without_blobs(self) -> InputTree:
-        return InputTree(self.label, self.entries, self.texts, self.ignored)
+        return InputTree(self.label, self.entries, self.texts, self.ignored, (), self.blob_errors)
 
     def text(self, name: str) -> str | None:
         return dict(self.texts).get(name)

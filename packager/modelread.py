@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import io
+import mmap
 import pickletools
 import re
 from dataclasses import dataclass
@@ -122,6 +123,119 @@ def _check_count(file: str, n: int, role: str) -> None:
 
 
 # -- ONNX --------------------------------------------------------------------------------------
+
+class _Malformed(ValueError):
+    pass
+
+
+def _varint(buf: memoryview, pos: int, end: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= end or shift > 63:
+            raise _Malformed(f"bad varint at byte {pos}")
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+
+
+def _wire_fields(buf: memoryview, start: int, end: int) -> list[tuple[int, int, int, int]]:
+    """(field number, wire type, start, end) of each field in buf[start:end]; for varints and
+    fixed-size fields the span is the encoded value."""
+    out = []
+    pos = start
+    while pos < end:
+        tag, pos = _varint(buf, pos, end)
+        number, wire = tag >> 3, tag & 7
+        if number == 0:
+            raise _Malformed(f"field number 0 at byte {pos}")
+        if wire == 0:
+            _, after = _varint(buf, pos, end)
+        elif wire == 1:
+            after = pos + 8
+        elif wire == 2:
+            length, pos = _varint(buf, pos, end)
+            after = pos + length
+        elif wire == 5:
+            after = pos + 4
+        else:
+            raise _Malformed(f"wire type {wire} at byte {pos}")
+        if after > end:
+            raise _Malformed(f"field {number} runs past the end (byte {after} of {end})")
+        out.append((number, wire, pos, after))
+        pos = after
+    return out
+
+
+def _key(number: int, wire: int) -> bytes:
+    tag, out = number << 3 | wire, bytearray()
+    while True:
+        byte, tag = tag & 0x7F, tag >> 7
+        out.append(byte | (0x80 if tag else 0))
+        if not tag:
+            return bytes(out)
+
+
+def _delimited(number: int, payload: bytes) -> bytes:
+    return _key(number, 2) + _len(len(payload)) + payload
+
+
+def _len(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def onnx_skeleton(buf: memoryview | bytes | mmap.mmap, file: str = "model.onnx") -> bytes:
+    """A small ModelProto holding what ``read_onnx`` needs -- the model's own fields, and of
+    the graph its name, inputs, outputs and the *names* of its initializers -- cut from a
+    serialized model by walking the protobuf wire format. Weights (initializer data, nodes) are
+    skipped, never copied: the executor hands this a memory map of a model.onnx of any size.
+    Raises InputError when the bytes are not protobuf."""
+    view = memoryview(buf)
+    try:
+        model = bytearray()
+        for number, wire, start, end in _wire_fields(view, 0, len(view)):
+            if number != 7:  # ModelProto.graph
+                model += _encode(number, wire, view, start, end)
+                continue
+            graph = bytearray()
+            for g_no, g_wire, g_start, g_end in _wire_fields(view, start, end):
+                if g_no in (2, 11, 12) and g_wire == 2:  # name, input, output
+                    graph += _encode(g_no, g_wire, view, g_start, g_end)
+                elif g_no == 5 and g_wire == 2:  # initializer: keep TensorProto.name (8)
+                    graph += _delimited(5, _only_fields(view, g_start, g_end, {8}))
+                elif g_no == 15 and g_wire == 2:  # sparse_initializer: values (1) -> name
+                    values = [f for f in _wire_fields(view, g_start, g_end) if f[0] == 1]
+                    inner = b"".join(_delimited(1, _only_fields(view, v[2], v[3], {8}))
+                                     for v in values if v[1] == 2)
+                    graph += _delimited(15, inner)
+            model += _delimited(7, bytes(graph))
+        return bytes(model)
+    except _Malformed as exc:
+        raise InputError(f"is not an ONNX model (malformed protobuf: {exc})",
+                         file=file,
+                         fix="give the model as exported by torch.onnx.export, tf2onnx or "
+                         "onnx.save (a binary ModelProto)") from None
+    finally:
+        view.release()
+
+
+def _encode(number: int, wire: int, view: memoryview, start: int, end: int) -> bytes:
+    if wire == 2:
+        return _delimited(number, bytes(view[start:end]))
+    return _key(number, wire) + bytes(view[start:end])
+
+
+def _only_fields(view: memoryview, start: int, end: int, keep: set[int]) -> bytes:
+    return b"".join(_encode(n, w, view, s, e) for n, w, s, e in _wire_fields(view, start, end)
+                    if n in keep)
+
 
 def read_onnx(data: bytes, file: str = "model.onnx") -> ModelSignature:
     """The graph's inputs and outputs. External data is never loaded (only the graph file)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -442,3 +443,18 @@ def test_empty_onnx_bytes_are_refused(tmp_path: Path) -> None:
     root = write_tree(tmp_path / "in", {"model.onnx": b""})
     with pytest.raises(InputError, match="is not an ONNX model"):
         analyze(read_input(root))
+
+
+def test_weights_inside_model_onnx_are_skipped_not_read(tmp_path: Path) -> None:
+    """A single-file model.onnx is memory-mapped and cut to a skeleton: the InputTree holds its
+    inputs, outputs and initializer names, not its 4 MiB of weights."""
+    weights = helper.make_tensor("W", F, [1 << 20], np.ones(1 << 20, dtype=np.float32).tobytes(),
+                                 raw=True)
+    data = onnx_model([("Add", ["INPUT0", "W"], ["OUTPUT0"])], [("INPUT0", F, ["b", 1 << 20])],
+                      [("OUTPUT0", F, ["b", 1 << 20])], [weights])
+    root = write_tree(tmp_path / "in", {"model.onnx": data})
+    tree = read_input(root)
+    skeleton = tree.blob("model.onnx")
+    assert skeleton is not None and len(skeleton) < 1024 < len(data)
+    assert read_onnx(skeleton) == read_onnx(data)
+    assert analyze(tree).config.inputs == (("INPUT0", "FP32", (1 << 20,)),)
