@@ -13,7 +13,7 @@ endif
 export OUT
 export BASE_IMAGE
 
-.PHONY: train setup package detect repository dockerfile base-image verify push demo unit test lint snapshots bench
+.PHONY: train setup package config detect repository dockerfile base-image verify push demo unit test lint snapshots bench
 
 # pip's --target skips the externally-managed check (PEP 668) of Debian's Python, and the
 # virtualenv package needs no python3-venv: together they bootstrap nox without root or apt.
@@ -25,6 +25,7 @@ $(NOX):
 train: $(NOX) ; $(NOX) -s train -- $(or $(PROJECT),examples/python)
 setup: $(NOX) ; $(NOX) -s setup -- $(ARTIFACT) --output $(or $(MODEL),$(OUT)/artifact)
 package: $(NOX) ; $(NOX) -s package -- $(MODEL)
+config: $(NOX) ; $(NOX) -s config -- $(MODEL) $(ARGS)
 detect: $(NOX) ; $(NOX) -s detect -- $(MODEL)
 repository: $(NOX) ; $(NOX) -s repository -- $(MODEL)
 dockerfile: $(NOX) ; $(NOX) -s dockerfile -- $(MODEL)

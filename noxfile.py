@@ -1,6 +1,7 @@
 """Build targets and developer tasks. Each packager phase is a session:
 
     nox -s detect|repository|dockerfile|package -- MODEL_DIR [options]
+    nox -s config -- MODEL_DIR [--max-batch-size N ...]   (prints config.pbtxt, writes nothing)
     nox -s base_image | verify | push | demo
     nox -s unit | tests | lint | snapshots   (`nox` alone: lint + unit, no Docker needed)
 """
@@ -64,6 +65,14 @@ def _phase(session: nox.Session, phase: str) -> None:
         _docker(session)
         _base_image(session)
     session.run("triton-packager", phase, *args)
+
+
+@nox.session
+def config(session: nox.Session) -> None:
+    """Print the config.pbtxt that would be packaged (given or generated); writes nothing."""
+    _install(session)
+    args = list(session.posargs) or [_train(session, EXAMPLE_PROJECT)]
+    session.run("triton-packager", "config", *args)
 
 
 @nox.session

@@ -8,11 +8,18 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
 from packager import __version__
+from packager.configgen import (
+    DEFAULT_MAX_BATCH_SIZE,
+    INSTANCE_KINDS,
+    MAX_BATCH_SIZE_LIMIT,
+    MAX_INSTANCE_COUNT,
+    ConfigOptions,
+)
 from packager.errors import EnvironmentFault, InputError, Interrupted, PackagerError, bounded
 from packager.executor.report import Reporter
 from packager.imageref import DEFAULT_NAME_TEMPLATE
@@ -53,6 +60,42 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        if not re.fullmatch(r"[0-9]{1,12}", text.strip()):
+            raise argparse.ArgumentTypeError(f"{bounded(text)} is not a whole number")
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is not between {low} and {high}")
+        return value
+
+    return parse
+
+
+def _config_flags(sp: argparse.ArgumentParser) -> None:
+    g = sp.add_argument_group(
+        "generated config.pbtxt (when the model directory has none and the packager reads the "
+        "model: ONNX, OpenVINO, TensorFlow SavedModel)")
+    g.add_argument("--max-batch-size", type=_int_between(0, MAX_BATCH_SIZE_LIMIT), default=None,
+                   metavar="N", help="max_batch_size when every input and output starts with a "
+                   f"dynamic dimension (default: {DEFAULT_MAX_BATCH_SIZE}; otherwise 0)")
+    g.add_argument("--dynamic-batching", action="store_true",
+                   help="add dynamic_batching { } (needs batching)")
+    g.add_argument("--instance-count", type=_int_between(1, MAX_INSTANCE_COUNT), default=None,
+                   metavar="N", help="add an instance_group with N instances (default kind: auto)")
+    g.add_argument("--instance-kind", choices=tuple(INSTANCE_KINDS), default=None,
+                   help="the instance_group's kind (default count: 1)")
+
+
+def _config_options(args: argparse.Namespace) -> ConfigOptions:
+    return ConfigOptions(
+        max_batch_size=getattr(args, "max_batch_size", None),
+        dynamic_batching=getattr(args, "dynamic_batching", False),
+        instance_count=getattr(args, "instance_count", None),
+        instance_kind=getattr(args, "instance_kind", None),
+    )
+
+
 def _output_flags(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     sp.add_argument("--json", action="store_true", help="JSON lines on stdout")
@@ -77,8 +120,17 @@ def _parser() -> argparse.ArgumentParser:
                         help="redo phases even when their inputs are unchanged, rehash every "
                         "input file, and allow writing into an --output that triton-packager "
                         "did not create (replacing its model_repository/ and context/)")
+        _config_flags(sp)
         _output_flags(sp)
         return sp
+
+    co = sub.add_parser("config", help="print the config.pbtxt the packager would package "
+                        "(given, or generated from the model file); writes nothing",
+                        description="Print the config.pbtxt the packager would package: the "
+                        "given one, or one generated from the model file. Writes nothing.")
+    co.add_argument("input", metavar="MODEL_DIR", help="directory holding the model files")
+    _config_flags(co)
+    _output_flags(co)
 
     phase("detect", "detect the backend and read the manifest (writes detect.json)")
     phase("repository", "write the Triton model repository tree (model_repository/)")
@@ -246,6 +298,15 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
         print(unpack(args.artifact, Path(args.output), report, args.max_size,
                      timeout=args.timeout, force=args.force))
         return 0
+    if args.command == "config":
+        from packager.executor.reader import read_input
+        from packager.pipeline import analyze
+
+        analysis = analyze(read_input(args.input), _config_options(args))
+        for n in analysis.notes:
+            report.info(n)
+        sys.stdout.write(analysis.plan.config_text)
+        return 0
     if args.command == "verify":
         from packager.executor.verify import verify
 
@@ -308,6 +369,7 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
         image_template=getattr(args, "image_name", DEFAULT_NAME_TEMPLATE),
         tag=getattr(args, "tag", None),
         env=env,
+        model_config=_config_options(args),
     )
     build_env = BuildEnv(Path(ca_bundle) if ca_bundle else None, proxies,
                          no_cache=getattr(args, "no_cache", False), platform=platform)

@@ -19,6 +19,19 @@ REQUIREMENTS_NAME = "requirements.txt"
 # Files whose text the generators need; the executor reads exactly these (when present).
 TEXT_FILES = (*MANIFEST_NAMES, CONFIG_NAME, *CONDA_NAMES, REQUIREMENTS_NAME, "model.py")
 
+# Model files whose bytes the generators parse (modelread.py), with the most the executor reads.
+MODEL_BLOBS = {
+    "model.xml": 256 << 20,
+    "model.savedmodel/saved_model.pb": 2 << 30,
+}
+# ONNX graphs of any size: the executor memory-maps them and keeps only their skeleton
+# (modelread.onnx_skeleton: inputs, outputs, initializer names), never the weights. External
+# data files beside model.onnx/model.onnx are never opened.
+ONNX_GRAPHS = ("model.onnx", "model.onnx/model.onnx")
+# TorchScript archives are zips: only their `*/data.pkl` and `*/code/**.py` members are read.
+TORCHSCRIPT_FILE = "model.pt"
+TORCHSCRIPT_MEMBERS_LIMIT = 64 << 20
+
 # The mark of a directory triton-packager created (executor/ownership.py): never an input file.
 OWNED_MARKER = ".triton-packager-owned"
 
@@ -47,6 +60,25 @@ class InputTree:
     entries: tuple[Entry, ...]
     texts: tuple[tuple[str, str], ...] = ()
     ignored: tuple[str, ...] = ()
+    # Model bytes (MODEL_BLOBS), and TorchScript members as "model.pt:<member>"; dropped with
+    # `without_blobs()` once analysed, so the build does not hold them.
+    blobs: tuple[tuple[str, bytes], ...] = ()
+    # Model files the executor could not even cut a skeleton from: (name, message, fix), raised
+    # by the generators at the point in the checks where the model is read.
+    blob_errors: tuple[tuple[str, str, str], ...] = ()
+
+    def blob_error(self, name: str) -> tuple[str, str] | None:
+        return next(((m, f) for n, m, f in self.blob_errors if n == name), None)
+
+    def blob(self, name: str) -> bytes | None:
+        return next((data for n, data in self.blobs if n == name), None)
+
+    def members(self, archive: str) -> dict[str, bytes]:
+        prefix = archive + ":"
+        return {n[len(prefix):]: data for n, data in self.blobs if n.startswith(prefix)}
+
+    def without_blobs(self) -> InputTree:
+        return InputTree(self.label, self.entries, self.texts, self.ignored, (), self.blob_errors)
 
     def text(self, name: str) -> str | None:
         return dict(self.texts).get(name)

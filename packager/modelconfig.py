@@ -31,6 +31,9 @@ class ParsedConfig:
     specific_versions: tuple[int, ...] = ()  # version_policy { specific { versions: [...] } }
     default_model_filename: str = ""
     cc_model_filenames: tuple[str, ...] = ()
+    # (tensor name, reshape shape) for the tensors that have a `reshape` (what the model sees)
+    input_reshapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    output_reshapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
 
 def parse_config(text: str, *, file: str = CONFIG_NAME) -> ParsedConfig:
@@ -58,6 +61,10 @@ def parse_config(text: str, *, file: str = CONFIG_NAME) -> ParsedConfig:
             for t in items  # type: ignore[attr-defined]
         )
 
+    def reshapes(items: object) -> tuple[tuple[str, tuple[int, ...]], ...]:
+        return tuple((t.name, tuple(t.reshape.shape))
+                     for t in items if t.HasField("reshape"))  # type: ignore[attr-defined]
+
     return ParsedConfig(
         text=text,
         name=msg.name,
@@ -71,6 +78,8 @@ def parse_config(text: str, *, file: str = CONFIG_NAME) -> ParsedConfig:
         if msg.version_policy.WhichOneof("policy_choice") == "specific" else (),
         default_model_filename=msg.default_model_filename,
         cc_model_filenames=tuple(msg.cc_model_filenames.values()),
+        input_reshapes=reshapes(msg.input),
+        output_reshapes=reshapes(msg.output),
     )
 
 

@@ -21,7 +21,7 @@ from e2e import (
     registry,
     remove_image,
 )
-from models import GENERIC_CONFIG, PYTHON_CONFIG, backend_files, manifest, write_tree
+from models import PYTHON_CONFIG, backend_files, manifest, write_tree
 
 from packager.baseimage import LOCAL_CPU_IMAGE
 from packager.cli import main
@@ -145,7 +145,7 @@ def test_config_change_reuses_the_weight_layer(tmp_path: Path, client, images) -
     first, _ = package(model, tmp_path / "out")
     assert first.result is not None
     images.append(first.result.image)
-    text = GENERIC_CONFIG.format(name="cache-model", platform="onnxruntime_onnx")
+    text = str(files["config.pbtxt"])  # the config that names both of the model's inputs
     (model / "config.pbtxt").write_text(text.replace("max_batch_size: 0", "max_batch_size: 0\n"
                                                      "instance_group [ { kind: KIND_CPU } ]"))
     second, rec = package(model, tmp_path / "out")

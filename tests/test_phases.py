@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from models import PYTHON_CONFIG, PYTHON_MODEL, backend_files, write_tree
+from models import PYTHON_CONFIG, PYTHON_MODEL, backend_files, onnx_external_data_files, write_tree
 
 from packager.cli import main
 from packager.executor import fs
@@ -99,9 +99,11 @@ def test_failure_mid_write_leaves_previous_output_intact(tmp_path: Path, monkeyp
 def test_generated_config_is_reported(tmp_path: Path, capsys) -> None:
     model = write_tree(tmp_path / "model", backend_files("onnx", "model", with_config=False))
     assert main(["detect", str(model), "-o", str(tmp_path / "out")]) == 0
-    assert "generated a minimal one" in capsys.readouterr().err
+    assert "generated a complete one from model.onnx" in capsys.readouterr().err
     doc = json.loads((tmp_path / "out" / "detect.json").read_text())
     assert doc["backend"] == "onnx" and doc["config"]["generated"] is True
+    assert doc["config"]["source"] == "model"
+    assert doc["config"]["inputs"] == [["INPUT0", "FP32", [4]], ["INPUT1", "FP32", [4]]]
 
 
 def test_json_lines_mode(tmp_path: Path, capsys) -> None:
@@ -127,11 +129,13 @@ def test_python_module_entry_point(tmp_path: Path) -> None:
 
 
 def test_onnx_directory_with_external_data_goes_to_the_weights_layer(tmp_path: Path) -> None:
-    model = write_tree(tmp_path / "model", {"model.onnx/model.onnx": b"graph",
-                                            "model.onnx/weights.bin": b"w" * 10})
+    files = onnx_external_data_files()
+    model = write_tree(tmp_path / "model", dict(files))
     Workspace(model, tmp_path / "out", Options()).run("dockerfile")
     ctx = tmp_path / "out" / "context"
-    assert (ctx / "weights/models/model/1/model.onnx/model.onnx").read_bytes() == b"graph"
+    assert (ctx / "weights/models/model/1/model.onnx/model.onnx").read_bytes() == \
+        files["model.onnx/model.onnx"]
     assert (ctx / "weights/models/model/1/model.onnx/weights.bin").exists()
-    assert (ctx / "weights/Dockerfile").is_file() and (ctx / ".dockerignore").read_text() == "weights/\n"
+    assert (ctx / "weights/Dockerfile").is_file()
+    assert (ctx / ".dockerignore").read_text() == "weights/\n"
     assert (ctx / "config/model/config.pbtxt").read_text().startswith("# Generated")

@@ -19,10 +19,10 @@ from models import PYTHON_CONFIG, write_tree
 from packager.backends import BY_KEY
 from packager.baseimage import LOCAL_CPU_IMAGE, choose_base_image
 from packager.cli import main
-from packager.modelconfig import parse_config
 from packager.errors import InputError
 from packager.executor.container import serve
 from packager.executor.phases import BuildEnv, Workspace
+from packager.modelconfig import parse_config
 from packager.pipeline import Options
 from packager.pyenv import EnvOptions, conda_for_server, server_python, with_env_path
 

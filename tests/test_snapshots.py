@@ -103,5 +103,9 @@ def test_weights_image_context(tmp_path: Path, snapshot) -> None:
     shutil.copytree(tmp_path / "in", other)
     (other / "config.pbtxt").write_text((other / "config.pbtxt").read_text() + "\n# edited\n")
     assert dockerfile_for(analyze(read_input(other)), Options()).weights_tag == spec.weights_tag
-    (other / "model.onnx").write_bytes((other / "model.onnx").read_bytes() + b" ")
+    import onnx
+
+    graph = onnx.load_from_string((other / "model.onnx").read_bytes())
+    graph.doc_string = "retrained"  # other bytes, same signature
+    (other / "model.onnx").write_bytes(graph.SerializeToString())
     assert dockerfile_for(analyze(read_input(other)), Options()).weights_tag != spec.weights_tag

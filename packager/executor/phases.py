@@ -174,7 +174,8 @@ class Workspace:
         tree = read_input(self.input_dir, cache)
         phases = chain(target)
         self._check_output_location(tree, phases)
-        analysis = analyze(tree)
+        analysis = analyze(tree, self.options.model_config)
+        tree = tree.without_blobs()  # the model bytes are read; the build need not hold them
         spec = dockerfile_for(analysis, self.options) if "dockerfile" in phases else None
         if "package" in phases:
             image_name_for(analysis, self.options, _PROBE_UUID)
@@ -222,16 +223,18 @@ class Workspace:
 
     def _phase_inputs(self, name: str, spec: DockerfileSpec | None,
                       ca: bytes) -> tuple[str, ...]:
+        # The config text depends on the generation options, not only on the input bytes.
+        config = (repr(self.options.model_config),)
         if name in ("detect", "repository"):
-            return ()
+            return config
         assert spec is not None
         if name == "dockerfile":
-            return (spec.sha256, hashlib.sha256(ca).hexdigest())
+            return (*config, spec.sha256, hashlib.sha256(ca).hexdigest())
         from packager.executor.docker_build import image_id as lookup_id
 
         # The base image's ID, not only its name: a re-pulled or rebuilt base under the same
         # tag must rebuild the model image.
-        return (spec.sha256, self.options.tag or "", self.options.image_template,
+        return (*config, spec.sha256, self.options.tag or "", self.options.image_template,
                 repr(self.build_env), lookup_id(spec.base.ref) or "base image absent")
 
     def _do(self, name: str, analysis: Analysis, input_root: Path,

@@ -4,15 +4,28 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import mmap
 import os
 import re
 import stat
+import zipfile
 from pathlib import Path
 
 from packager.backends import EntryKind
 from packager.errors import InputError, bounded
 from packager.executor.digestcache import DigestCache
-from packager.inputs import IGNORED_NAMES, OWNED_MARKER, TEXT_FILES, Entry, InputTree
+from packager.inputs import (
+    IGNORED_NAMES,
+    MODEL_BLOBS,
+    ONNX_GRAPHS,
+    OWNED_MARKER,
+    TEXT_FILES,
+    TORCHSCRIPT_FILE,
+    TORCHSCRIPT_MEMBERS_LIMIT,
+    Entry,
+    InputTree,
+)
+from packager.modelread import onnx_skeleton
 
 TEXT_LIMIT = 1 << 20  # manifests and configs are small; a huge one is a mistake
 MAX_DEPTH = 32  # Triton trees are shallow; 1 100 nested folders are a mistake or an attack
@@ -194,4 +207,45 @@ def read_input(path: str | os.PathLike[str], cache: DigestCache | None = None) -
         except UnicodeDecodeError as exc:
             raise InputError(f"is not UTF-8 text (byte {exc.start})", file=name,
                              fix=f"save {name} as UTF-8") from None
-    return InputTree(str(root_arg), tuple(entries), tuple(texts), tuple(ignored))
+    blobs, errors = _read_blobs(root, entries)
+    return InputTree(str(root_arg), tuple(entries), tuple(texts), tuple(ignored), blobs, errors)
+
+
+def _read_blobs(root: Path, entries: list[Entry]
+                ) -> tuple[tuple[tuple[str, bytes], ...], tuple[tuple[str, str, str], ...]]:
+    """The model bytes the generators parse: ONNX graph skeletons (memory-mapped, weights
+    skipped), model.xml and saved_model.pb within their limits, and the code and data.pkl
+    members of a TorchScript zip. Never the weights beside them."""
+    files = {e.path: e for e in entries if e.kind is EntryKind.FILE}
+    blobs: list[tuple[str, bytes]] = []
+    errors: list[tuple[str, str, str]] = []
+    for name in ONNX_GRAPHS:
+        if name in files:
+            with resolve_inside(root, name).open("rb") as fh:
+                if files[name].size == 0:
+                    blobs.append((name, b""))
+                    continue
+                with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                    try:
+                        blobs.append((name, onnx_skeleton(mm, name)))
+                    except InputError as err:  # reported where the checks read the model
+                        errors.append((name, err.message, err.fix or ""))
+    for name, limit in MODEL_BLOBS.items():
+        e = files.get(name)
+        if e is not None and e.size <= limit:
+            blobs.append((name, resolve_inside(root, name).read_bytes()))
+    if TORCHSCRIPT_FILE in files:
+        try:
+            with zipfile.ZipFile(resolve_inside(root, TORCHSCRIPT_FILE)) as zf:
+                total = 0
+                for info in zf.infolist():
+                    wanted = info.filename.endswith("/data.pkl") or (
+                        "/code/" in info.filename and info.filename.endswith(".py"))
+                    if not wanted or info.file_size > TORCHSCRIPT_MEMBERS_LIMIT - total:
+                        continue
+                    total += info.file_size
+                    blobs.append((f"{TORCHSCRIPT_FILE}:{info.filename}", zf.read(info)))
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, ValueError,
+                EOFError, RuntimeError):
+            pass  # not a zip TorchScript archive: the generators note it and do not guess
+    return tuple(blobs), tuple(errors)
