@@ -12,9 +12,10 @@ VALUE_LIMIT = 80
 # user:password@ in URLs and registry references: never echoed.
 # Scheme-less `user:pw@host` only at the start of a word, and never `name:tag@sha256:...`.
 _USERINFO_RE = re.compile(
-    r"(?:(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)|(?<![^\s'\"(=]))"
-    r"[^\s/@:'\"=]+:[^\s/@'\"]*@(?![A-Za-z][A-Za-z0-9]*:[0-9a-fA-F]{32})")
-_TOKEN_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^\s/@'\"]+@")
+    r"(?:(?P<scheme>[A-Za-z][A-Za-z0-9+.-]{0,32}://)|(?<![^\s'\"(=]))"
+    r"[^\s/@:'\"=]{1,256}:[^\s/@'\"]{0,256}@(?![A-Za-z][A-Za-z0-9]*:[0-9a-fA-F]{32})")
+# Bounded repetitions keep both patterns linear on a megabyte without separators.
+_TOKEN_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]{0,32}://)[^\s/@'\"]{1,256}@")
 # C0 and C1 controls but newline: escape sequences must not reach a terminal from a message.
 _CONTROL_RE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -34,11 +35,14 @@ def bounded(value: object, limit: int = VALUE_LIMIT, *, quote: bool = True) -> s
     """A user value as messages show it: credentials masked, repr-quoted or with control
     characters escaped, and cut to `limit` characters so a 300 kB name or a 5 000-digit
     number cannot flood the terminal."""
+    total: int | None = None
     if isinstance(value, str):
+        if len(value) > limit * 4:  # what is cut away is never shown: don't scan it
+            total, value = len(value), value[: limit * 4]
         value = redact(value)
     text = repr(value) if quote else printable(str(value).replace("\n", "\\n"))
-    if len(text) > limit:
-        text = f"{text[: limit - 20]}... ({len(text)} characters)"
+    if len(text) > limit or total is not None:
+        text = f"{text[: limit - 20]}... ({total or len(text)} characters)"
     return text
 
 
