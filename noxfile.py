@@ -178,8 +178,10 @@ def bench(session: nox.Session) -> None:
 @nox.session
 def snapshots(session: nox.Session) -> None:
     """The only way snapshots change: regenerate, then review `git diff tests/__snapshots__`."""
-    _install(session, "[test]")
-    session.run("pytest", "tests/test_snapshots.py", "--snapshot-update", "-q")
+    # [examples]: test_examples pins what the trained examples generate.
+    _install(session, "[test,examples]")
+    session.run("pytest", "tests/test_snapshots.py", "tests/test_examples.py", "-m",
+                "not docker and not serving", "--snapshot-update", "-q")
     session.log("review the snapshot diff with `git diff tests/__snapshots__` before committing")
 
 
