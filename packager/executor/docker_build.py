@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import collections
+import os
 import re
+import tarfile
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -94,9 +97,53 @@ def image_id(reference: str) -> str | None:
         return None
 
 
+_STREAM_CHUNK = 1 << 20
+
+
+def _streamed_context(context: Path) -> Iterator[bytes]:
+    """The build context as an uncompressed tar, produced while it is sent.
+
+    docker-py writes the whole context to a temporary file before sending it: for gigabytes of
+    weights that is one more full write and read of them. Here a thread writes the tar into a
+    pipe and the request body is read from the other end (chunked transfer), so the weights
+    are read once, straight from the hardlinked context. Entries are sorted and owned by
+    root with a fixed mtime, like docker-py's own tar (COPY --chown sets the owner anyway).
+    """
+    read_fd, write_fd = os.pipe()
+    failure: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            with os.fdopen(write_fd, "wb", buffering=_STREAM_CHUNK) as pipe, \
+                    tarfile.open(fileobj=pipe, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+                for path in sorted(context.rglob("*")):
+                    info = tar.gettarinfo(str(path), arcname=path.relative_to(context).as_posix())
+                    info.uid = info.gid = 0
+                    info.uname = info.gname = ""
+                    if info.isreg():
+                        with path.open("rb") as fh:
+                            tar.addfile(info, fh)
+                    else:
+                        tar.addfile(info)
+        except BaseException as exc:  # reported by the reading side
+            failure.append(exc)
+
+    thread = threading.Thread(target=writer, name="context-tar", daemon=True)
+    thread.start()
+    with os.fdopen(read_fd, "rb") as pipe:
+        while chunk := pipe.read(_STREAM_CHUNK):
+            yield chunk
+    thread.join()
+    if failure:
+        raise failure[0]
+
+
 def build_image(context: Path, tag: str, report: Reporter,
                 buildargs: dict[str, str] | None = None, *, nocache: bool = False,
-                platform: str | None = None, labels: dict[str, str] | None = None) -> str:
+                platform: str | None = None, labels: dict[str, str] | None = None,
+                stream_context: bool = False) -> str:
+    """Build `context`. With `stream_context`, the context is sent as a tar produced on the fly
+    (no .dockerignore is applied: only for contexts that hold just what the build needs)."""
     dockerfile = (context / "Dockerfile").read_text(encoding="utf-8")
     c = client()
     stages: set[str] = set()
@@ -109,9 +156,13 @@ def build_image(context: Path, tag: str, report: Reporter,
     tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL)
     image_id = ""
     try:
+        source: dict[str, Any] = (
+            {"fileobj": _streamed_context(context), "custom_context": True}
+            if stream_context else {"path": str(context)})
         chunks = c.api.build(
-            path=str(context), tag=tag, rm=True, forcerm=True, decode=True, pull=False,
+            tag=tag, rm=True, forcerm=True, decode=True, pull=False,
             buildargs=buildargs or {}, nocache=nocache, platform=platform, labels=labels,
+            **source,
         )
         for kind, text in stream_lines(chunks):
             if kind == "error":

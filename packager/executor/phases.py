@@ -317,7 +317,7 @@ class Workspace:
         self.report.step("package: building the weights image (once per weights digest)")
         build_image(self.out / "context" / WEIGHTS_CONTEXT, tag, self.report,
                     nocache=self.build_env.no_cache, platform=self.build_env.platform,
-                    labels={label: base_id})
+                    labels={label: base_id}, stream_context=True)
 
     def _image_still_there(self) -> bool:
         rec = self._state().get("package", {})
