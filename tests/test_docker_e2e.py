@@ -175,10 +175,10 @@ def test_config_change_reuses_the_weight_layer(tmp_path: Path, client, images) -
 def test_a_changed_weight_is_never_served_stale(tmp_path: Path, client, images) -> None:
     """Same size, same mtime, new bytes: the digest cache sees the ctime move, the weights
     image gets a new tag, and the image holds the new bytes."""
-    files = backend_files("onnx", "fresh-model", with_config=True)
-    model = write_tree(tmp_path / "model", {**files, "odahuflow.model.yaml":
-                                            manifest("fresh-model", 1)})
-    weight = model / "model.onnx"
+    model = write_tree(tmp_path / "model", {**backend_files("python", "fresh-model", True),
+                                            "odahuflow.model.yaml": manifest("fresh-model", 1)})
+    weight = model / "weights.bin"
+    weight.write_bytes(os.urandom(2 << 20))  # >= 1 MiB: in the weights image
     st = weight.stat()
     first, _ = package(model, tmp_path / "out")
     assert first.result is not None
@@ -193,7 +193,7 @@ def test_a_changed_weight_is_never_served_stale(tmp_path: Path, client, images) 
     assert second.result is not None
     images.append(second.result.image)
     assert "package" in second.ran
-    inside = image_file_bytes(client, second.result.image, "/models/fresh-model/1/model.onnx")
+    inside = image_file_bytes(client, second.result.image, "/models/fresh-model/1/weights.bin")
     assert inside == bytes(data)
 
 
