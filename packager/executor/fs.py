@@ -113,6 +113,16 @@ def place_file(src_fd: int, dest: Path, executable: bool) -> str:
     return "copy"
 
 
+def place_input(input_root: Path, rel: str, dest: Path, executable: bool,
+                expect_size: int | None = None) -> str:
+    """place_file for the input file `rel`, opened without following links out of the input."""
+    fd = open_inside(input_root, rel, expect_size=expect_size)
+    try:
+        return place_file(fd, dest, executable)
+    finally:
+        os.close(fd)
+
+
 def layer_path(e: PlanEntry) -> str:
     """Where an entry goes in the build context: weights in the weights image's own context
     (context/weights/models/...), everything else under its layer's folder."""
@@ -138,11 +148,8 @@ def materialize(plan: RepositoryPlan, input_root: Path, dest_root: Path,
             counts["generated"] += 1
         else:
             assert e.source is not None
-            fd = open_inside(input_root, e.source, expect_size=e.size)
-            try:
-                counts[place_file(fd, target, bool(e.mode & 0o111))] += 1
-            finally:
-                os.close(fd)
+            counts[place_input(input_root, e.source, target, bool(e.mode & 0o111),
+                               expect_size=e.size)] += 1
     for d in sorted({p for p in dest_root.rglob("*") if p.is_dir()}):
         os.chmod(d, DIR_MODE)
     return counts

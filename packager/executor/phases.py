@@ -15,7 +15,7 @@ from pathlib import Path
 from packager.dockerfile import WEIGHTS_CONTEXT, DockerfileSpec
 from packager.errors import InputError, bounded
 from packager.executor.digestcache import DigestCache
-from packager.executor.fs import materialize, place_file, staged_dir, write_atomic
+from packager.executor.fs import materialize, place_input, staged_dir, write_atomic
 from packager.executor.lock import DEFAULT_WAIT, exclusive, lock_for
 from packager.executor.ownership import (
     STATE_DIR,
@@ -24,7 +24,7 @@ from packager.executor.ownership import (
     claim,
     is_owned,
 )
-from packager.executor.reader import open_inside, read_input
+from packager.executor.reader import read_input
 from packager.executor.report import Reporter
 from packager.inputs import InputTree
 from packager.pipeline import (
@@ -261,11 +261,7 @@ class Workspace:
                     (stage / rel).write_text(text, encoding="utf-8")
                 for rel, src in spec.context_inputs:
                     (stage / rel).parent.mkdir(parents=True, exist_ok=True)
-                    fd = open_inside(input_root, src)
-                    try:
-                        place_file(fd, stage / rel, executable=False)
-                    finally:
-                        os.close(fd)
+                    place_input(input_root, src, stage / rel, executable=False)
                 if spec.ca_bundle and self.build_env.ca_bundle is not None:
                     (stage / "build-secrets").mkdir()
                     shutil.copyfile(self.build_env.ca_bundle, stage / "build-secrets" / "ca.crt")
