@@ -22,7 +22,6 @@ from packager.executor.ownership import (
     check_disjoint,
     check_replaceable,
     claim,
-    is_owned,
 )
 from packager.executor.reader import read_input
 from packager.executor.report import Reporter
@@ -140,7 +139,6 @@ class Workspace:
         check_replaceable(self.out, option="--output", force=self.force)
         if self.force or not self.out.exists():
             return
-        recorded = self._state()
         for name in phases:
             for rel in PHASES[name].outputs:
                 path = self.out / rel
@@ -149,9 +147,7 @@ class Workspace:
                         raise InputError(f"{rel} in --output is not a regular file",
                                          file=str(path), fix="remove it, or choose another --output")
                     continue
-                # A phase folder from an older release has no mark, but its phase is recorded.
-                check_replaceable(path, option=f"--output's {rel}",
-                                  force=name in recorded and is_owned(self.out))
+                check_replaceable(path, option=f"--output's {rel}")
 
     def _claim_output(self) -> None:
         """Mark --output as the packager's when this run creates it (or finds it empty); a
