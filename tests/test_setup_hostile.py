@@ -491,6 +491,23 @@ def test_dns_failure_and_refused_connection_are_environment_faults(
 
 # --- signals ----------------------------------------------------------------------------------
 
+def _sigterm_when(proc: subprocess.Popen[str], ready: Callable[[], bool], seconds: float,
+                  never: str) -> str:
+    """SIGTERM `proc` once `ready()` holds (failing with `never` if it exits first or
+    `seconds` pass); its stderr. The process is killed if it outlives the test."""
+    try:
+        deadline = time.monotonic() + seconds
+        while not ready():
+            assert proc.poll() is None and time.monotonic() < deadline, never
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return err
+
+
 def test_sigterm_during_unpack_leaves_nothing(tmp_path: Path) -> None:
     archive = tmp_path / "big.tar.gz"
     zeros = b"\0" * (1 << 20)
@@ -499,17 +516,9 @@ def test_sigterm_during_unpack_leaves_nothing(tmp_path: Path) -> None:
     work.mkdir()
     proc = subprocess.Popen([sys.executable, "-m", "packager", "setup", str(archive),
                              "-o", str(work / "out")], stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        # signalled once the staging folder holds files: well inside the writing pass
-        while not any(work.glob(".out.staging-*/shard-*")):
-            assert proc.poll() is None and time.monotonic() < deadline, "no staging folder seen"
-            time.sleep(0.005)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    # signalled once the staging folder holds files: well inside the writing pass
+    err = _sigterm_when(proc, lambda: any(work.glob(".out.staging-*/shard-*")), 60,
+                        "no staging folder seen")
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "SIGTERM" in err, err
     assert not (work / "out").exists()
@@ -524,16 +533,8 @@ def test_sigterm_during_download_removes_the_temporary_file(tmp_path: Path,
     proc = subprocess.Popen([sys.executable, "-m", "packager", "setup", serve(_drip) + "/a.tgz",
                              "-o", str(work / "out")], stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "TMPDIR": str(tmp)})
-    try:
-        deadline = time.monotonic() + 30
-        while not any((p / "artifact").exists() for p in tmp.iterdir()):
-            assert proc.poll() is None and time.monotonic() < deadline, "no download seen"
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    err = _sigterm_when(proc, lambda: any((p / "artifact").exists() for p in tmp.iterdir()), 30,
+                        "no download seen")
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "SIGTERM" in err, err
     assert list(tmp.iterdir()) == [] and list(work.iterdir()) == []
