@@ -70,7 +70,12 @@ BACKENDS: tuple[Backend, ...] = (
             (ModelFile("model.py", _F),), config_required=True, batching_field=False),
 )
 
-BY_KEY = {b.key: b for b in BACKENDS}
+# An ensemble has no model file: only its config, which names the models it chains. Never
+# detected from files (it is not in BACKENDS); chosen by `platform: "ensemble"`.
+ENSEMBLE = Backend("ensemble", "Ensemble", "", "ensemble", (), config_required=True,
+                   batching_field=True)
+
+BY_KEY = {b.key: b for b in (*BACKENDS, ENSEMBLE)}
 
 
 def backend_for_config(backend: str, platform: str) -> Backend | None:

@@ -113,7 +113,10 @@ def _parser() -> argparse.ArgumentParser:
 
     def phase(name: str, help_text: str) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_text, description=help_text)
-        sp.add_argument("input", metavar="MODEL_DIR", help="directory holding the model files")
+        sp.add_argument("input", metavar="MODEL_DIR", nargs="+",
+                        help="directory holding the model files; several model directories "
+                        "are packaged into one image, and a Triton model repository "
+                        "(<name>/config.pbtxt, <name>/<version>/) is packaged as it is")
         sp.add_argument("-o", "--output", default=DEFAULT_OUTPUT,
                         help=f"output directory (default: ./{DEFAULT_OUTPUT})")
         sp.add_argument("--force", action="store_true",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shlex
 import signal
@@ -19,8 +20,16 @@ from packager.backends import BY_KEY
 from packager.baseimage import BaseImage
 from packager.errors import InputError, PackagerError, bounded
 from packager.inputs import CONDA_NAMES, REQUIREMENTS_NAME
-from packager.plan import Layer, RepositoryPlan
-from packager.pyenv import ENV_DIR, EnvOptions, conda_for_server, server_python
+from packager.plan import Layer, ModelPlan, RepositoryPlan
+from packager.pyenv import (
+    ENV_DIR,
+    PIP_ENVS,
+    PTH_TEXT,
+    SELECT_ENV_PY,
+    EnvOptions,
+    conda_for_server,
+    server_python,
+)
 
 CONDA_PACK_VERSION = "0.9.2"
 
@@ -186,40 +195,98 @@ def weights_key(plan: RepositoryPlan, base: BaseImage) -> str:
     return h.hexdigest()
 
 
+def _env_key(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _python_envs(plan: RepositoryPlan, base: BaseImage, env_options: EnvOptions
+                 ) -> tuple[list[dict[str, object]], list[dict[str, object]],
+                            list[tuple[str, str]]]:
+    """One builder stage per distinct requirements.txt and conda.yaml (models with the same
+    file share it): the stages' template values, and the context files they read."""
+    pip: dict[str, dict[str, object]] = {}
+    conda: dict[str, dict[str, object]] = {}
+    texts: list[tuple[str, str]] = []
+    envs_map: dict[str, str] = {}
+    for m in plan.models:
+        if m.backend_key != "python":
+            continue
+        if REQUIREMENTS_NAME in m.env_files:
+            text = m.env_text(REQUIREMENTS_NAME)
+            key = _env_key(text)
+            if key not in pip:
+                # Numbered, not named by content: the build cache keys on the file's bytes.
+                n = len(pip) + 1
+                ctx = f"env/requirements-{n}.txt"
+                pip[key] = dict(stage=f"python-requirements-{n}", path=f"{PIP_ENVS}/{n}",
+                                context_file=ctx, models=[])
+                texts.append((ctx, text))
+            cast_list(pip[key]["models"]).append(m.model_name)
+            envs_map[f"{MODEL_REPOSITORY}/{m.model_name}"] = str(pip[key]["path"])
+        conda_file = next((n for n in CONDA_NAMES if n in m.env_files), None)
+        if conda_file is not None:
+            text = conda_for_server(m.env_text(conda_file),
+                                    server_python(base, env_options.python_version),
+                                    file=conda_file)
+            key = _env_key(text)
+            if key not in conda:
+                n = len(conda) + 1
+                ctx = f"env/conda-{n}.yaml"
+                conda[key] = dict(stage=f"conda-env-{n}", context_file=ctx, models=[],
+                                  paths=[])
+                texts.append((ctx, text))
+            cast_list(conda[key]["models"]).append(m.model_name)
+            cast_list(conda[key]["paths"]).append(
+                f"{MODEL_REPOSITORY}/{m.model_name}/{ENV_DIR}")
+    if pip:
+        texts += [("env/select_env.py", SELECT_ENV_PY), ("env/triton-packager.pth", PTH_TEXT),
+                  ("env/envs.json", json.dumps(envs_map, indent=2, sort_keys=True) + "\n")]
+    return list(pip.values()), list(conda.values()), texts
+
+
+def cast_list(value: object) -> list[str]:
+    assert isinstance(value, list)
+    return value
+
+
 def render_dockerfile(
-    plan: RepositoryPlan,
+    plan: RepositoryPlan | ModelPlan,
     base: BaseImage,
     env_options: EnvOptions | None = None,
     labels: tuple[tuple[str, str], ...] = (),
     template_dirs: tuple[str, ...] = (),
 ) -> DockerfileSpec:
     """Pure given the templates: the same plan, base, options and templates give the same text."""
+    if isinstance(plan, ModelPlan):
+        plan = RepositoryPlan((plan,))
     env_options = env_options or EnvOptions()
     env_options.check()
     check_labels(labels)
-    backend = BY_KEY[plan.backend_key]
+    first = plan.models[0]
+    # One backend's template when all models share it; python.j2 (environments) when any
+    # model is a Python one.
+    kinds = list(dict.fromkeys(m.backend_key for m in plan.models if m.backend_key != "ensemble"))
+    key = kinds[0] if len(kinds) == 1 else ("python" if "python" in kinds else "default")
+    backend = BY_KEY[first.backend_key]
     env = _environment((*template_dirs, str(templates_dir())))
-    name = f"backends/{backend.key}.j2"
+    name = f"backends/{key}.j2"
     try:
         template = env.get_template(name if name in env.list_templates()
                                     else "backends/default.j2")
     except jinja2.TemplateError as exc:
         raise _template_error(exc, template_dirs) from None
-    requirements = REQUIREMENTS_NAME in plan.env_files and backend.key == "python"
+    pip_envs, conda_envs, texts_list = _python_envs(plan, base, env_options)
     weights_tag = (f"{WEIGHTS_REPOSITORY}:{weights_key(plan, base)[:64]}"
                    if plan.weights() else None)
-    conda_file = next((n for n in CONDA_NAMES if n in plan.env_files), None)
-    conda_text = None
-    if conda_file is not None and backend.key == "python":
-        conda_text = conda_for_server(
-            plan.env_text(conda_file), server_python(base, env_options.python_version),
-            file=conda_file,
-        )
+    uses_env = bool(pip_envs or conda_envs)
+    models = [dict(name=m.model_name, versions=",".join(map(str, m.versions or (m.version,))),
+                   backend=m.backend_key) for m in plan.models]
     try:
         text = _render(template, dict(
             packager_version=__version__,
-            name=plan.model_name,
-            version=plan.version,
+            name=first.model_name,
+            version=first.version,
+            models=models,
             backend=backend,
             base=base,
             layers=[layer.value for layer in plan.layers() if layer is not Layer.WEIGHTS],
@@ -227,26 +294,26 @@ def render_dockerfile(
             weights_tag=weights_tag,
             model_repository=MODEL_REPOSITORY,
             health_tool=base.health_tool,
-            requirements=requirements,
-            conda=conda_text is not None,
-            ca_bundle=env_options.ca_bundle and (requirements or conda_text is not None),
+            requirements_envs=pip_envs,
+            conda_envs=conda_envs,
+            ca_bundle=env_options.ca_bundle and uses_env,
             channels=list(env_options.conda_channels),
             micromamba_url=env_options.micromamba_url,
             conda_pack_version=CONDA_PACK_VERSION,
-            env_path=f"{MODEL_REPOSITORY}/{plan.model_name}/{ENV_DIR}",
             extra_labels=list(labels),
         ))
     except PackagerError:
         raise  # a value refused by the dq/sh filters, or Interrupted by a signal
     except Exception as exc:  # a user template can fail in any way: 1/0, range(10**9), ...
         raise _template_error(exc, template_dirs) from None
-    texts: tuple[tuple[str, str], ...] = (
-        (("env/conda.yaml", conda_text),) if conda_text is not None else ())
+    texts: tuple[tuple[str, str], ...] = tuple(texts_list)
     if weights_tag is not None:
+        weight_models = sorted({e.dest.split("/", 1)[0] for e in plan.weights()})
         try:
             weights = _render(env.get_template("weights.Dockerfile.j2"), dict(
-                packager_version=__version__, name=plan.model_name, base=base,
-                model_repository=MODEL_REPOSITORY, weights_tag=weights_tag))
+                packager_version=__version__, name=first.model_name, base=base,
+                model_repository=MODEL_REPOSITORY, weights_tag=weights_tag,
+                weight_models=weight_models))
         except PackagerError:
             raise
         except Exception as exc:  # a --template-dir may replace this template too
@@ -257,11 +324,10 @@ def render_dockerfile(
             # The model image's build never uploads the weights: they are in its FROM image.
             (".dockerignore", f"{WEIGHTS_CONTEXT}/\n"),
         )
-    inputs = (("env/requirements.txt", REQUIREMENTS_NAME),) if requirements else ()
     # The weights Dockerfile follows from the FROM line's content-addressed tag: hashing the
     # model's Dockerfile covers both.
     return DockerfileSpec(
-        text, hashlib.sha256(text.encode()).hexdigest(), base, texts, inputs,
-        ca_bundle=env_options.ca_bundle and (requirements or conda_text is not None),
+        text, hashlib.sha256(text.encode()).hexdigest(), base, texts, (),
+        ca_bundle=env_options.ca_bundle and uses_env,
         weights_tag=weights_tag,
     )

@@ -89,6 +89,24 @@ class InputTree:
     def under(self, top: str) -> tuple[Entry, ...]:
         return tuple(e for e in self.entries if e.path == top or e.path.startswith(top + "/"))
 
+    def subtree(self, prefix: str, label: str | None = None) -> InputTree:
+        """The entries under `prefix` ("name/" or "name/1/"), re-rooted there, with their texts
+        and model bytes: a repository's model or version directory as a tree of its own."""
+        n = len(prefix)
+
+        def inside(path: str) -> bool:
+            return path.startswith(prefix) and len(path) > n
+
+        return InputTree(
+            label if label is not None else f"{self.label.rstrip('/')}/{prefix.rstrip('/')}",
+            tuple(Entry(e.path[n:], e.kind, e.size, e.sha256, e.mode)
+                  for e in self.entries if inside(e.path)),
+            tuple((p[n:], t) for p, t in self.texts if inside(p)),
+            (),
+            tuple((p[n:], b) for p, b in self.blobs if inside(p)),
+            tuple((p[n:], m, f) for p, m, f in self.blob_errors if inside(p)),
+        )
+
     def digest_lines(self) -> tuple[str, ...]:
         """Stable lines that change whenever a byte, name, kind or mode of the input changes."""
         return tuple(

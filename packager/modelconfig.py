@@ -16,6 +16,16 @@ from packager.errors import InputError, bounded
 from packager.inputs import CONFIG_NAME
 
 _ERR_RE = re.compile(r"^(\d+):(\d+) : (.*)$", re.S)
+ENSEMBLE_PLATFORM = "ensemble"
+LATEST_VERSION = -1  # an ensemble step's model_version: -1 means the latest served version
+
+
+@dataclass(frozen=True)
+class EnsembleStep:
+    model_name: str
+    model_version: int
+    input_map: tuple[tuple[str, str], ...]  # (the model's input, the ensemble tensor)
+    output_map: tuple[tuple[str, str], ...]  # (the model's output, the ensemble tensor)
 
 
 @dataclass(frozen=True)
@@ -34,6 +44,26 @@ class ParsedConfig:
     # (tensor name, reshape shape) for the tensors that have a `reshape` (what the model sees)
     input_reshapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
     output_reshapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    # version_policy: "latest" (Triton's default, with latest_n), "all" or "specific"
+    policy: str = "latest"
+    latest_n: int = 1
+    # Files config.pbtxt names, which Triton reads from the model directory:
+    label_files: tuple[tuple[str, str], ...] = ()  # (output, label_filename)
+    warmup_files: tuple[tuple[str, str, str], ...] = ()  # (warmup, input, input_data_file)
+    ensemble_steps: tuple[EnsembleStep, ...] = ()
+
+    @property
+    def is_ensemble(self) -> bool:
+        return self.platform == ENSEMBLE_PLATFORM
+
+    def served(self, versions: tuple[int, ...]) -> tuple[int, ...]:
+        """Which of the packaged versions Triton serves under this config's version_policy."""
+        ordered = tuple(sorted(versions))
+        if self.policy == "all":
+            return ordered
+        if self.policy == "specific":
+            return tuple(v for v in ordered if v in self.specific_versions)
+        return ordered[-max(self.latest_n, 1):] if ordered else ()
 
 
 def parse_config(text: str, *, file: str = CONFIG_NAME) -> ParsedConfig:
@@ -80,6 +110,17 @@ def parse_config(text: str, *, file: str = CONFIG_NAME) -> ParsedConfig:
         cc_model_filenames=tuple(msg.cc_model_filenames.values()),
         input_reshapes=reshapes(msg.input),
         output_reshapes=reshapes(msg.output),
+        policy=msg.version_policy.WhichOneof("policy_choice") or "latest",
+        latest_n=msg.version_policy.latest.num_versions
+        if msg.version_policy.HasField("latest") else 1,
+        label_files=tuple((o.name, o.label_filename) for o in msg.output if o.label_filename),
+        warmup_files=tuple((w.name, key, i.input_data_file)
+                           for w in msg.model_warmup for key, i in sorted(w.inputs.items())
+                           if i.WhichOneof("input_data_type") == "input_data_file"),
+        ensemble_steps=tuple(
+            EnsembleStep(st.model_name, st.model_version, tuple(sorted(st.input_map.items())),
+                         tuple(sorted(st.output_map.items())))
+            for st in msg.ensemble_scheduling.step),
     )
 
 
@@ -108,14 +149,18 @@ def check_against(config: ParsedConfig, backend: Backend, model_name: str) -> No
         )
 
 
-def check_servable(config: ParsedConfig, version: int, version_files: frozenset[str]) -> None:
+def check_servable(config: ParsedConfig, versions: tuple[int, ...],
+                   version_files: dict[int, frozenset[str]]) -> None:
     """Refuse configs Triton would accept and then fail to load from the packaged tree."""
-    missing = [v for v in config.specific_versions if v != version]
+    missing = [v for v in config.specific_versions if v not in versions]
     if missing:
+        shown = ", ".join(str(v) for v in versions)
         raise InputError(
             f"{CONFIG_NAME}: field 'version_policy' serves version(s) "
-            f"{', '.join(str(v) for v in missing[:5])}, but only version {version} is packaged",
-            fix=f"set version_policy: {{ specific: {{ versions: [{version}] }} }}, or remove "
+            f"{', '.join(str(v) for v in missing[:5])}, but only "
+            f"{'version' if len(versions) == 1 else 'versions'} {shown} "
+            f"{'is' if len(versions) == 1 else 'are'} packaged",
+            fix=f"set version_policy: {{ specific: {{ versions: [{shown}] }} }}, or remove "
             "version_policy",
         )
     names = [("default_model_filename", config.default_model_filename)] + [
@@ -129,12 +174,15 @@ def check_servable(config: ParsedConfig, version: int, version_files: frozenset[
                 "name inside the version directory, not a path",
                 fix=f"put the file next to the model file and give its bare name in {field}",
             )
-        if name not in version_files:
-            raise InputError(
-                f"{CONFIG_NAME}: field '{field}' names {bounded(name)}, which is not in the "
-                f"packaged version directory ({', '.join(sorted(version_files)[:6])})",
-                fix=f"add {bounded(name)} to the model directory, or correct {field}",
-            )
+        for v in versions:
+            files = version_files.get(v, frozenset())
+            if name not in files:
+                raise InputError(
+                    f"{CONFIG_NAME}: field '{field}' names {bounded(name)}, which is not in "
+                    f"the packaged version directory{'' if len(versions) == 1 else f' {v}'} "
+                    f"({', '.join(sorted(files)[:6])})",
+                    fix=f"add {bounded(name)} to the model directory, or correct {field}",
+                )
 
 
 def minimal_config(backend: Backend, model_name: str) -> str:

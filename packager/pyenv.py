@@ -16,7 +16,42 @@ from packager import safeyaml
 from packager.baseimage import LOCAL_CPU_REPOSITORY, BaseImage
 from packager.errors import InputError, bounded
 
-ENV_DIR = "python-env"  # beside config.pbtxt, referenced as $$TRITON_MODEL_DIRECTORY/python-env
+ENV_DIR = "python-env"
+# pip environments of Python models: one directory per distinct requirements.txt.
+PIP_ENVS = "/opt/triton-packager/envs"
+SELECT_ENV_FILE = "/opt/triton-packager/select_env.py"
+ENVS_MAP_FILE = "/opt/triton-packager/envs.json"
+# A .pth line that starts with `import` is run by site.py at every interpreter start, the
+# Python backend's stub included (it does not pass PYTHONPATH on).
+PTH_TEXT = f"import sys; exec(open({SELECT_ENV_FILE!r}).read())\n"
+SELECT_ENV_PY = f"""\
+# Written by triton-packager. Run from triton-packager.pth at every Python start: in a Python
+# backend stub (argv: the stub, then the model's model.py), put that model's own pip packages
+# first on sys.path. Other processes and models without packages are left as they are.
+def _triton_packager_select_env():
+    import json
+    import site
+    import sys
+    try:
+        with open("/proc/self/cmdline", "rb") as f:
+            argv = f.read().split(b"\\0")
+        if len(argv) < 2 or not argv[0].endswith(b"triton_python_backend_stub"):
+            return
+        model = argv[1].decode("utf-8", "surrogateescape")
+        with open({ENVS_MAP_FILE!r}, encoding="utf-8") as f:
+            envs = json.load(f)
+    except (OSError, ValueError):
+        return
+    for model_dir, env in envs.items():
+        if model.startswith(model_dir + "/"):
+            sys.path.insert(0, env)
+            site.addsitedir(env)  # the environment's own .pth files
+            return
+
+
+_triton_packager_select_env()
+del _triton_packager_select_env
+"""  # beside config.pbtxt, referenced as $$TRITON_MODEL_DIRECTORY/python-env
 EXECUTION_ENV_PATH = "EXECUTION_ENV_PATH"
 MICROMAMBA_VERSION = "2.0.5-0"
 DEFAULT_MICROMAMBA_URL = (

@@ -1,45 +1,69 @@
-"""`result.json`: what the push step reads. `image` stays first for the original's readers."""
+"""`result.json`: what the result step reads. The original result step reads it as a flat map of
+strings, `image` first: nested objects, numbers and lists break it, so every value is a string.
+Details (warnings, notes, every model's config) are in detect.json beside it."""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = "2"
+_VERSIONS_RE = re.compile(r"[0-9]{1,19}(?:,[0-9]{1,19}){0,999}")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    versions: tuple[int, ...]
+    backend: str
 
 
 @dataclass(frozen=True)
 class ResultDocument:
     image: str
-    model_name: str
-    model_version: int
-    backend: str
+    models: tuple[ModelEntry, ...]
     base_image: str
     dockerfile_sha256: str
     image_id: str | None = None
-    pushed_digest: str | None = None
+    pushed_digest: str | None = None  # sha256:... of the pushed manifest
+    pushed_image: str | None = None  # the digest reference: repository@sha256:...
     base_image_id: str | None = None
     warnings: tuple[str, ...] = ()
 
+    # The first model names the image; a one-model package is described by these alone.
+    @property
+    def model_name(self) -> str:
+        return self.models[0].name
+
+    @property
+    def model_version(self) -> int:
+        return max(self.models[0].versions)
+
+    @property
+    def backend(self) -> str:
+        return self.models[0].backend
+
     def to_json(self) -> str:
-        doc: dict[str, object] = {
+        doc: dict[str, str] = {
             "image": self.image,
             "schema_version": SCHEMA_VERSION,
-            "model": {
-                "name": self.model_name,
-                "version": self.model_version,
-                "backend": self.backend,
-            },
-            "base_image": self.base_image,
-            "dockerfile_sha256": self.dockerfile_sha256,
+            "model_name": self.model_name,
+            "model_version": str(self.model_version),
+            "backend": self.backend,
+            "models": ",".join(m.name for m in self.models),
         }
-        if self.image_id is not None:
-            doc["image_id"] = self.image_id
-        if self.base_image_id is not None:
-            doc["base_image_id"] = self.base_image_id
-        if self.pushed_digest is not None:
-            doc["pushed_digest"] = self.pushed_digest
-        doc["warnings"] = list(self.warnings)
+        for m in self.models:
+            doc[f"model.{m.name}.versions"] = ",".join(map(str, m.versions))
+            doc[f"model.{m.name}.backend"] = m.backend
+        doc["base_image"] = self.base_image
+        doc["dockerfile_sha256"] = self.dockerfile_sha256
+        for key in ("image_id", "base_image_id", "pushed_digest", "pushed_image"):
+            value = getattr(self, key)
+            if value is not None:
+                doc[key] = value
+        if self.warnings:
+            doc["warnings"] = "\n".join(self.warnings)
         return json.dumps(doc, indent=2) + "\n"
 
     @classmethod
@@ -49,35 +73,40 @@ class ResultDocument:
         doc = json.loads(text)
         if not isinstance(doc, dict):
             raise ValueError(f"expected a JSON object, got {type(doc).__name__}")
-        model = doc.get("model", {})
-        if not isinstance(model, dict):
-            raise ValueError("field 'model' is not an object")
+        for key, value in doc.items():
+            if not isinstance(value, str):
+                raise ValueError(f"field {key!r} is not a string (result.json holds only "
+                                 "strings)")
 
-        def text_field(d: dict[str, object], key: str, default: str | None = "") -> str | None:
-            value = d.get(key, default)
-            if value is not None and not isinstance(value, str):
-                raise ValueError(f"field {key!r} is not a string")
-            return value
+        def field(key: str) -> str | None:
+            value = doc.get(key)
+            return value if isinstance(value, str) else None
 
-        image = text_field(doc, "image", None)
+        image = field("image")
         if not image:
             raise ValueError("field 'image' is missing")
-        version = model.get("version", 0)
-        if isinstance(version, bool) or not isinstance(version, (int, str)) or \
-                not str(version).isdigit() or len(str(version)) > 19:
-            raise ValueError("field 'model.version' is not a version number")
-        warnings = doc.get("warnings", [])
-        if not isinstance(warnings, list) or not all(isinstance(w, str) for w in warnings):
-            raise ValueError("field 'warnings' is not a list of strings")
+        names = [n for n in (field("models") or field("model_name") or "").split(",") if n]
+        if not names:
+            raise ValueError("field 'models' is missing")
+        models = []
+        for name in names:
+            versions = field(f"model.{name}.versions")
+            if versions is None and len(names) == 1:
+                versions = field("model_version")
+            if versions is None or not _VERSIONS_RE.fullmatch(versions):
+                raise ValueError(f"field 'model.{name}.versions' is not a list of versions")
+            backend = field(f"model.{name}.backend") or (
+                field("backend") if len(names) == 1 else None) or ""
+            models.append(ModelEntry(name, tuple(int(v) for v in versions.split(",")),
+                                     backend))
         return cls(
             image=image,
-            model_name=text_field(model, "name") or "",
-            model_version=int(version),
-            backend=text_field(model, "backend") or "",
-            base_image=text_field(doc, "base_image") or "",
-            dockerfile_sha256=text_field(doc, "dockerfile_sha256") or "",
-            image_id=text_field(doc, "image_id", None),
-            pushed_digest=text_field(doc, "pushed_digest", None),
-            base_image_id=text_field(doc, "base_image_id", None),
-            warnings=tuple(warnings),
+            models=tuple(models),
+            base_image=field("base_image") or "",
+            dockerfile_sha256=field("dockerfile_sha256") or "",
+            image_id=field("image_id"),
+            pushed_digest=field("pushed_digest"),
+            pushed_image=field("pushed_image"),
+            base_image_id=field("base_image_id"),
+            warnings=tuple((field("warnings") or "").splitlines()),
         )

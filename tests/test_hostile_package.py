@@ -415,10 +415,14 @@ RESULTS: dict[str, str] = {
     "a-list": "[1, 2]",
     "not-json": "{image: x",
     "image-a-number": '{"image": 5}',
-    "no-image": '{"model": {"name": "m"}}',
-    "name-escapes-output": '{"image": "m:1", "model": {"name": "../../etc", "version": 1}}',
-    "image-injection": '{"image": "m:1 --privileged", "model": {"name": "m", "version": 1}}',
-    "version-huge": '{"image": "m:1", "model": {"name": "m", "version": "' + "9" * 5000 + '"}}',
+    "no-image": '{"models": "m", "model.m.versions": "1"}',
+    "nested-object": '{"image": "m:1", "model": {"name": "m", "version": 1}}',
+    "name-escapes-output": '{"image": "m:1", "models": "../../etc", '
+                           '"model.../../etc.versions": "1"}',
+    "second-name-escapes": '{"image": "m:1", "models": "m,../x", "model.m.versions": "1", '
+                           '"model.../x.versions": "1"}',
+    "image-injection": '{"image": "m:1 --privileged", "models": "m", "model.m.versions": "1"}',
+    "version-huge": '{"image": "m:1", "models": "m", "model.m.versions": "' + "9" * 5000 + '"}',
     "not-utf8": "\udcff",
 }
 
@@ -452,10 +456,10 @@ def test_a_file_swapped_for_a_link_after_the_scan_is_not_followed(
     secret.mkdir()
     (secret / "data.bin").write_text("outside\n")
     root = write_tree(tmp_path / "model", _py(**{"sub/data.bin": "inside\n"}))
-    real_analyze = phases.analyze
+    real_analyze = phases.analyze_package
 
-    def analyze_then_swap(tree, *args):  # type: ignore[no-untyped-def]
-        analysis = real_analyze(tree, *args)
+    def analyze_then_swap(trees, *args):  # type: ignore[no-untyped-def]
+        analysis = real_analyze(trees, *args)
         if swap == "file-for-link":
             (root / "sub/data.bin").unlink()
             (root / "sub/data.bin").symlink_to(secret / "data.bin")
@@ -464,7 +468,7 @@ def test_a_file_swapped_for_a_link_after_the_scan_is_not_followed(
             (root / "sub").symlink_to(secret)
         return analysis
 
-    monkeypatch.setattr(phases, "analyze", analyze_then_swap)
+    monkeypatch.setattr(phases, "analyze_package", analyze_then_swap)
     out = tmp_path / "out"
     with pytest.raises(InputError, match=r"outside the input directory|changed while"):
         Workspace(root, out, Options()).run("repository")
@@ -502,7 +506,8 @@ def test_a_user_template_cannot_run_away(template: str, tmp_path: Path,
 def _result_json(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "result.json").write_text(json.dumps(
-        {"image": "model-1:abc", "model": {"name": "model", "version": 1, "backend": "python"}}))
+        {"image": "model-1:abc", "models": "model", "model.model.versions": "1",
+         "model.model.backend": "python"}))
 
 
 @pytest.mark.parametrize("argv,fragments", [

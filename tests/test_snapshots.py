@@ -18,7 +18,7 @@ from packager.pipeline import (
     dockerfile_for,
     image_name_for,
 )
-from packager.result import ResultDocument
+from packager.result import ModelEntry, ResultDocument
 
 FIXED_UUID = "0f0e0d0c-0b0a-4908-8706-050403020100"
 
@@ -70,9 +70,7 @@ def test_generated_artifacts(tmp_path: Path, key: str, scenario: str, snapshot) 
     image = image_name_for(analysis, options, FIXED_UUID)
     result = ResultDocument(
         image=str(image),
-        model_name=analysis.meta.name,
-        model_version=analysis.meta.version,
-        backend=key,
+        models=(ModelEntry(analysis.meta.name, analysis.versions, key),),
         base_image=spec.base.ref,
         dockerfile_sha256=spec.sha256,
     )

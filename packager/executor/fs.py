@@ -131,11 +131,13 @@ def layer_path(e: PlanEntry) -> str:
     return f"{e.layer.value}/{e.dest}"
 
 
-def materialize(plan: RepositoryPlan, input_root: Path, dest_root: Path,
+def materialize(plan: RepositoryPlan, input_roots: list[Path], dest_root: Path,
                 by_layer: bool = False) -> dict[str, int]:
-    """Write the plan under dest_root: as the Triton tree, or split by image layer."""
+    """Write the plan under dest_root: as the Triton tree, or split by image layer. Each
+    entry's source is relative to the input directory its model came from."""
     counts = {"link": 0, "copy": 0, "generated": 0}
-    for e in plan.entries:
+    for index, e in plan.sources():
+        input_root = input_roots[index]
         target = dest_root / (layer_path(e) if by_layer else e.dest)
         if e.kind is EntryKind.DIR:
             target.mkdir(parents=True, exist_ok=True)

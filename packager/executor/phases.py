@@ -9,13 +9,14 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from packager.dockerfile import WEIGHTS_CONTEXT, DockerfileSpec
 from packager.errors import InputError, bounded
 from packager.executor.digestcache import DigestCache
-from packager.executor.fs import materialize, place_input, staged_dir, write_atomic
+from packager.executor.fs import materialize, staged_dir, write_atomic
 from packager.executor.lock import DEFAULT_WAIT, exclusive, lock_for
 from packager.executor.ownership import (
     STATE_DIR,
@@ -27,15 +28,15 @@ from packager.executor.reader import read_input
 from packager.executor.report import Reporter
 from packager.inputs import InputTree
 from packager.pipeline import (
-    Analysis,
     Options,
-    analyze,
+    Package,
+    analyze_package,
     detection_document,
     dockerfile_for,
     image_name_for,
     phase_digest,
 )
-from packager.result import ResultDocument
+from packager.result import ModelEntry, ResultDocument
 
 
 @dataclass(frozen=True)
@@ -87,14 +88,16 @@ class Outcome:
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     result: ResultDocument | None = None
-    analysis: Analysis | None = None
+    analysis: Package | None = None
 
 
 class Workspace:
-    def __init__(self, input_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str],
+    def __init__(self, input_dir: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+                 output_dir: str | os.PathLike[str],
                  options: Options, reporter: Reporter | None = None, force: bool = False,
                  build_env: BuildEnv | None = None, lock_wait: float = DEFAULT_WAIT) -> None:
-        self.input_dir = Path(input_dir)
+        dirs = [input_dir] if isinstance(input_dir, (str, os.PathLike)) else list(input_dir)
+        self.input_dirs = [Path(d) for d in dirs]
         self.out = Path(output_dir)
         self.build_env = build_env or BuildEnv()
         # Whether the Dockerfile copies a CA bundle follows from whether there is one.
@@ -133,9 +136,28 @@ class Workspace:
             (self.out / o).exists() for o in PHASES[phase].outputs))
 
     # -- running -----------------------------------------------------------------------------
-    def _check_output_location(self, tree: InputTree, phases: list[str]) -> None:
+    def _check_inputs(self) -> None:
+        """Each input once, none inside another (its files would be packaged twice)."""
+        if not self.input_dirs:
+            raise InputError("no model directory given", fix="give MODEL_DIR [MODEL_DIR ...]")
+        seen: dict[Path, Path] = {}
+        for d in self.input_dirs:
+            real = d.resolve()
+            if real in seen:
+                raise InputError(f"is given twice (as {seen[real]} and {d})", file=str(d),
+                                 fix="give each model directory once")
+            seen[real] = d
+        for a in self.input_dirs:
+            for b in self.input_dirs:
+                if a is not b and a.resolve().is_relative_to(b.resolve()):
+                    raise InputError(f"is inside another input, {b}", file=str(a),
+                                     fix="give model directories side by side, or one "
+                                     "model repository")
+
+    def _check_output_location(self, trees: list[InputTree], phases: list[str]) -> None:
         """The output must not overlap the input, and may only replace the packager's own."""
-        check_disjoint(self.input_dir, "input directory", self.out, "--output")
+        for d in self.input_dirs:
+            check_disjoint(d, "input directory", self.out, "--output")
         check_replaceable(self.out, option="--output", force=self.force)
         if self.force or not self.out.exists():
             return
@@ -167,11 +189,13 @@ class Workspace:
         # no output at all. Only then is the output locked and written.
         # --force: an empty cache, so every file is hashed (and the stable ones remembered).
         cache = DigestCache() if self.force else DigestCache.load(self.digest_file)
-        tree = read_input(self.input_dir, cache)
+        self._check_inputs()
+        trees = [read_input(d, cache) for d in self.input_dirs]
         phases = chain(target)
-        self._check_output_location(tree, phases)
-        analysis = analyze(tree, self.options.model_config)
-        tree = tree.without_blobs()  # the model bytes are read; the build need not hold them
+        self._check_output_location(trees, phases)
+        analysis = analyze_package(trees, self.options.model_config)
+        # the model bytes are read; the build need not hold them
+        trees = [t.without_blobs() for t in trees]
         spec = dockerfile_for(analysis, self.options) if "dockerfile" in phases else None
         if "package" in phases:
             image_name_for(analysis, self.options, _PROBE_UUID)
@@ -186,21 +210,21 @@ class Workspace:
         with exclusive(lock_for(self.out), what=str(self.out), report=self.report,
                        wait=self.lock_wait):
             # Another run may have changed the output while this one waited for the lock.
-            self._check_output_location(tree, phases)
+            self._check_output_location(trees, phases)
             self._claim_output()
-            outcome = self._run_locked(tree, analysis, phases, spec, ca)
+            outcome = self._run_locked(trees, analysis, phases, spec, ca)
             if {"repository", "dockerfile"} & set(outcome.ran):
                 cache.after_own_links()
             write_atomic(self.digest_file, cache.document())
             return outcome
 
-    def _run_locked(self, tree: InputTree, analysis: Analysis, phases: list[str],
+    def _run_locked(self, trees: list[InputTree], analysis: Package, phases: list[str],
                     spec: DockerfileSpec | None, ca: bytes) -> Outcome:
         outcome = Outcome(analysis=analysis)
-        tree_root = self.input_dir.resolve()
+        roots = [d.resolve() for d in self.input_dirs]
         for name in phases:
             extra = self._phase_inputs(name, spec, ca)
-            digest = phase_digest(name, tree, *extra)
+            digest = phase_digest(name, trees, *extra)
             if name == "package":
                 done = self._fresh(name, digest) and self._image_still_there()
             else:
@@ -210,7 +234,7 @@ class Workspace:
                 outcome.skipped.append(name)
                 continue
             self.report.step(f"{name}: {PHASES[name].doc}", phase=name, status="running")
-            record = self._do(name, analysis, tree_root, spec)
+            record = self._do(name, analysis, roots, spec)
             self._record(name, digest, **record)
             outcome.ran.append(name)
         if "package" in phases:
@@ -233,31 +257,28 @@ class Workspace:
         return (*config, spec.sha256, self.options.tag or "", self.options.image_template,
                 repr(self.build_env), lookup_id(spec.base.ref) or "base image absent")
 
-    def _do(self, name: str, analysis: Analysis, input_root: Path,
+    def _do(self, name: str, analysis: Package, roots: list[Path],
             spec: DockerfileSpec | None) -> dict[str, str]:
         if name == "detect":
             write_atomic(self.out / "detect.json", detection_document(analysis))
-            self.report.info(
-                f"{analysis.backend.title} model {analysis.meta.name!r} version "
-                f"{analysis.meta.version}"
-            )
+            for m in analysis.models:
+                self.report.info(
+                    f"{m.backend.title} model {m.meta.name!r} version"
+                    f"{'s' if len(m.versions) > 1 else ''} {', '.join(map(str, m.versions))}")
             return {}
         if name == "repository":
             with staged_dir(self.out / "model_repository", "model repository",
                             force=True) as stage:
-                counts = materialize(analysis.plan, input_root, stage)
+                counts = materialize(analysis.plan, roots, stage)
             self.report.info(f"model repository: {self.out / 'model_repository'} ({counts})")
             return {}
         assert spec is not None
         if name == "dockerfile":
             with staged_dir(self.out / "context", "build context", force=True) as stage:
-                materialize(analysis.plan, input_root, stage, by_layer=True)
+                materialize(analysis.plan, roots, stage, by_layer=True)
                 for rel, text in spec.context_texts:
                     (stage / rel).parent.mkdir(parents=True, exist_ok=True)
                     (stage / rel).write_text(text, encoding="utf-8")
-                for rel, src in spec.context_inputs:
-                    (stage / rel).parent.mkdir(parents=True, exist_ok=True)
-                    place_input(input_root, src, stage / rel, executable=False)
                 if spec.ca_bundle and self.build_env.ca_bundle is not None:
                     (stage / "build-secrets").mkdir()
                     shutil.copyfile(self.build_env.ca_bundle, stage / "build-secrets" / "ca.crt")
@@ -283,9 +304,8 @@ class Workspace:
 
         doc = ResultDocument(
             image=str(image),
-            model_name=analysis.meta.name,
-            model_version=analysis.meta.version,
-            backend=analysis.backend.key,
+            models=tuple(ModelEntry(m.meta.name, m.versions, m.backend.key)
+                         for m in analysis.models),
             base_image=spec.base.ref,
             dockerfile_sha256=spec.sha256,
             image_id=image_id,

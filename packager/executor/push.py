@@ -92,7 +92,8 @@ def _push_with(c: docker.DockerClient, out: Path, report: Reporter, result: Resu
                         fix="check the registry address and that it is up") from None
     if not digest:
         raise PushError(f"push of {target} reported no digest", fix="check the registry's log")
-    updated = dataclasses.replace(result, image=str(target), pushed_digest=digest)
+    updated = dataclasses.replace(result, image=str(target), pushed_digest=digest,
+                                  pushed_image=f"{target.repository}@{digest}")
     write_atomic(out / "result.json", updated.to_json())
     report.step(f"push: {target}@{digest}")
     return updated

@@ -25,6 +25,7 @@ from packager.inputs import (
     Entry,
     InputTree,
 )
+from packager.layout import read_roots
 from packager.modelread import onnx_skeleton
 
 TEXT_LIMIT = 1 << 20  # manifests and configs are small; a huge one is a mistake
@@ -190,53 +191,64 @@ def read_input(path: str | os.PathLike[str], cache: DigestCache | None = None) -
     root = root_arg.resolve()
     entries, ignored = _walk(root, cache)
     texts: list[tuple[str, str]] = []
-    top = {e.path: e for e in entries if "/" not in e.path}
-    for name in TEXT_FILES:
-        e = top.get(name)
-        if e is None:
-            continue
-        if e.kind is not EntryKind.FILE:
-            raise InputError("is a directory; the packager reads it as a file", file=name,
-                             fix=f"replace the directory {name} with the file, or rename it")
-        if e.size > TEXT_LIMIT:
-            raise InputError(f"is {e.size} bytes; at most {TEXT_LIMIT} are expected", file=name,
-                             fix=f"check that {name} is the right file")
-        raw = resolve_inside(root, name).read_bytes()
-        try:
-            texts.append((name, raw.decode("utf-8")))
-        except UnicodeDecodeError as exc:
-            raise InputError(f"is not UTF-8 text (byte {exc.start})", file=name,
-                             fix=f"save {name} as UTF-8") from None
-    blobs, errors = _read_blobs(root, entries)
-    return InputTree(str(root_arg), tuple(entries), tuple(texts), tuple(ignored), blobs, errors)
+    files = {e.path: e for e in entries}
+    roots = read_roots(entries)
+    for prefix in roots:
+        for base in TEXT_FILES:
+            name = prefix + base
+            e = files.get(name)
+            if e is None:
+                continue
+            if e.kind is not EntryKind.FILE:
+                raise InputError("is a directory; the packager reads it as a file", file=name,
+                                 fix=f"replace the directory {name} with the file, or rename it")
+            if e.size > TEXT_LIMIT:
+                raise InputError(f"is {e.size} bytes; at most {TEXT_LIMIT} are expected",
+                                 file=name, fix=f"check that {name} is the right file")
+            raw = resolve_inside(root, name).read_bytes()
+            try:
+                texts.append((name, raw.decode("utf-8")))
+            except UnicodeDecodeError as exc:
+                raise InputError(f"is not UTF-8 text (byte {exc.start})", file=name,
+                                 fix=f"save {name} as UTF-8") from None
+    blobs: list[tuple[str, bytes]] = []
+    errors: list[tuple[str, str, str]] = []
+    for prefix in roots:
+        b, err = _read_blobs(root, entries, prefix)
+        blobs.extend(b)
+        errors.extend(err)
+    return InputTree(str(root_arg), tuple(entries), tuple(texts), tuple(ignored), tuple(blobs),
+                     tuple(errors))
 
 
-def _read_blobs(root: Path, entries: list[Entry]
+def _read_blobs(root: Path, entries: list[Entry], prefix: str = ""
                 ) -> tuple[tuple[tuple[str, bytes], ...], tuple[tuple[str, str, str], ...]]:
     """The model bytes the generators parse: ONNX graph skeletons (memory-mapped, weights
     skipped), model.xml and saved_model.pb within their limits, and the code and data.pkl
     members of a TorchScript zip. Never the weights beside them."""
-    files = {e.path: e for e in entries if e.kind is EntryKind.FILE}
+    n = len(prefix)
+    files = {e.path[n:]: e for e in entries
+             if e.kind is EntryKind.FILE and e.path.startswith(prefix)}
     blobs: list[tuple[str, bytes]] = []
     errors: list[tuple[str, str, str]] = []
     for name in ONNX_GRAPHS:
         if name in files:
-            with resolve_inside(root, name).open("rb") as fh:
+            with resolve_inside(root, prefix + name).open("rb") as fh:
                 if files[name].size == 0:
-                    blobs.append((name, b""))
+                    blobs.append((prefix + name, b""))
                     continue
                 with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
                     try:
-                        blobs.append((name, onnx_skeleton(mm, name)))
+                        blobs.append((prefix + name, onnx_skeleton(mm, name)))
                     except InputError as err:  # reported where the checks read the model
-                        errors.append((name, err.message, err.fix or ""))
+                        errors.append((prefix + name, err.message, err.fix or ""))
     for name, limit in MODEL_BLOBS.items():
         e = files.get(name)
         if e is not None and e.size <= limit:
-            blobs.append((name, resolve_inside(root, name).read_bytes()))
+            blobs.append((prefix + name, resolve_inside(root, prefix + name).read_bytes()))
     if TORCHSCRIPT_FILE in files:
         try:
-            with zipfile.ZipFile(resolve_inside(root, TORCHSCRIPT_FILE)) as zf:
+            with zipfile.ZipFile(resolve_inside(root, prefix + TORCHSCRIPT_FILE)) as zf:
                 total = 0
                 for info in zf.infolist():
                     wanted = info.filename.endswith("/data.pkl") or (
@@ -244,7 +256,7 @@ def _read_blobs(root: Path, entries: list[Entry]
                     if not wanted or info.file_size > TORCHSCRIPT_MEMBERS_LIMIT - total:
                         continue
                     total += info.file_size
-                    blobs.append((f"{TORCHSCRIPT_FILE}:{info.filename}", zf.read(info)))
+                    blobs.append((f"{prefix}{TORCHSCRIPT_FILE}:{info.filename}", zf.read(info)))
         except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, ValueError,
                 EOFError, RuntimeError):
             pass  # not a zip TorchScript archive: the generators note it and do not guess

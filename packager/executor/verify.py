@@ -27,7 +27,8 @@ def load_result(out: Path) -> ResultDocument:
         raise InputError(f"is not a result document: {bounded(str(exc), quote=False)}",
                          file=str(path), fix="package the model again") from None
     # Its values become a path below --output and a docker reference: checked like user input.
-    check_name(result.model_name, file=str(path), field="model.name")
+    for m in result.models:
+        check_name(m.name, file=str(path), field="models")
     parse_reference(result.image, what=f"{path}: field 'image'")
     return result
 
