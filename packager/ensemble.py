@@ -106,6 +106,7 @@ def _check_one(e: EnsembleModel, by_name: dict[str, EnsembleModel]) -> list[str]
             tensor = next((t for t in tcfg.outputs if t[0] == key), None)
             if tensor is not None:
                 declared.setdefault(value, (tensor, tcfg, f"{target.name} output {key!r}"))
+    _check_step_cycles(e)
     ensemble_inputs = {t[0] for t in cfg.inputs}
     consumed: set[str] = set()
     for i, step in enumerate(cfg.ensemble_steps):
@@ -123,11 +124,11 @@ def _check_one(e: EnsembleModel, by_name: dict[str, EnsembleModel]) -> list[str]
                        f"{_step(i, step)} input_map {key!r} <- {value!r}")
     for produced, steps in sorted(producers.items()):
         if len(steps) > 1:
-            raise _fail(e, f"produced {bounded(produced)} is produced by steps "
-                        f"{', '.join(str(s + 1) for s in steps)}; each produced of an ensemble "
+            raise _fail(e, f"tensor {bounded(produced)} is produced by steps "
+                        f"{', '.join(str(s + 1) for s in steps)}; each tensor of an ensemble "
                         "has exactly one producer", "give each output_map value its own name")
         if produced in ensemble_inputs:
-            raise _fail(e, f"produced {bounded(produced)} is an ensemble input and also produced "
+            raise _fail(e, f"tensor {bounded(produced)} is an ensemble input and also produced "
                         f"by step {steps[0] + 1}", "give the step's output its own name")
     unused = sorted(ensemble_inputs - consumed)
     if unused:
@@ -140,7 +141,6 @@ def _check_one(e: EnsembleModel, by_name: dict[str, EnsembleModel]) -> list[str]
         have = declared[t[0]]
         if have[1] is not cfg:
             _agree(e, have, (t, cfg, f"ensemble output {t[0]!r}"), f"output {t[0]!r}")
-    _check_step_cycles(e)
     return notes
 
 
@@ -169,7 +169,7 @@ def _check_step_cycles(e: EnsembleModel) -> None:
     if cycle:
         raise _fail(e, "ensemble_scheduling steps form a cycle: "
                     + " -> ".join(f"step {c + 1}" for c in cycle),
-                    "a step may only read ensemble inputs and earlier steps' outputs")
+                    "break the cycle: no step may need, through other steps, its own output")
 
 
 def _check_cycles(models: Sequence[EnsembleModel], by_name: dict[str, EnsembleModel]) -> None:

@@ -177,7 +177,7 @@ def test_requirements_txt_package_is_installed_served_and_nothing_leaks(
             assert not [n for n in names if "triton-packager-ca" in n or "build-secrets" in n]
         assert marker.strip() not in data
         assert b"s3cret-proxy-pass" not in data
-        assert any(n.startswith("opt/triton-packager/python/mpmath/") for n in names)
+        assert any(n.startswith("opt/triton-packager/envs/1/mpmath/") for n in names)
     finally:
         remove_image(client, image)
 

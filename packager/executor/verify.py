@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from packager.backends import BY_KEY
+from packager.backends import BY_KEY, ENSEMBLE
 from packager.baseimage import choose_base_image
 from packager.errors import InputError, VerifyError, bounded
 from packager.executor.container import logs_tail, serve
@@ -12,7 +13,7 @@ from packager.executor.report import Reporter
 from packager.imageref import parse_reference
 from packager.inference import cannot_sample, request_specs, sample, shape_matches
 from packager.manifest import check_name
-from packager.modelconfig import parse_config
+from packager.modelconfig import ParsedConfig, parse_config
 from packager.result import ResultDocument
 
 
@@ -34,54 +35,72 @@ def load_result(out: Path) -> ResultDocument:
 
 
 def verify(out: Path, report: Reporter, *, user: str | None = None) -> None:
+    """Every model and every version its policy serves must be READY; every model whose
+    config declares its inputs (ensembles included) answers one request."""
     import tritonclient.http as httpclient
 
     result = load_result(out)
-    backend = BY_KEY.get(result.backend)
-    config_path = out / "model_repository" / result.model_name / "config.pbtxt"
-    config = parse_config(config_path.read_text(encoding="utf-8"), file=str(config_path))
-    held = choose_base_image(backend, result.base_image).backends if backend else frozenset()
-    if backend is None or (held is not None and backend.backend not in held):
-        raise VerifyError(
-            f"{result.base_image} has no {result.backend} backend, so the model cannot load",
-            fix="package with an NGC base image that has the backend (the default)",
-        )
+    configs = {}
+    for m in result.models:
+        backend = BY_KEY.get(m.backend)
+        config_path = out / "model_repository" / m.name / "config.pbtxt"
+        configs[m.name] = parse_config(config_path.read_text(encoding="utf-8"),
+                                       file=str(config_path))
+        if backend is ENSEMBLE:
+            continue
+        held = choose_base_image(backend, result.base_image).backends if backend else frozenset()
+        if backend is None or (held is not None and backend.backend not in held):
+            raise VerifyError(
+                f"{result.base_image} has no {m.backend} backend, so model {m.name} cannot load",
+                fix="package with an NGC base image that has the backend (the default)",
+            )
     report.step(f"verify: starting {result.image}")
     with serve(result.image, user=user) as running:
         client = httpclient.InferenceServerClient(running.http_url)
-        name, version = result.model_name, str(result.model_version)
-        if not client.is_model_ready(name, version):
-            raise VerifyError(f"model {name} version {version} is not ready\n"
-                              f"{logs_tail(running.container_id)}")
-        ins, outs = request_specs(config)
-        if not ins or not outs:
-            report.info("verify: the config lists no inputs or outputs; readiness checked only")
-            return
-        unsendable = [why for spec in ins if (why := cannot_sample(spec))]
-        if unsendable:
-            report.info(f"verify: {unsendable[0]}; readiness checked only")
-            return
-        inputs = []
-        for spec in ins:
-            tensor = httpclient.InferInput(spec.name, list(spec.shape), spec.datatype)
-            tensor.set_data_from_numpy(sample(spec))
-            inputs.append(tensor)
-        try:
-            response = client.infer(name, inputs, model_version=version)
-        except Exception as exc:  # tritonclient raises its own InferenceServerException
-            raise VerifyError(f"inference failed: {exc}\n{logs_tail(running.container_id)}",
-                              fix="check the config's inputs against model.py / the model") from None
-        got = {o["name"]: o for o in response.get_response()["outputs"]}
-        for spec in outs:
-            o = got.get(spec.name)
-            if o is None:
-                raise VerifyError(f"output {spec.name} missing from the response (got "
-                                  f"{', '.join(got) or 'none'})")
-            if o["datatype"] != spec.datatype or not shape_matches(spec.shape, tuple(o["shape"])):
-                raise VerifyError(
-                    f"output {spec.name} is {o['datatype']}{o['shape']}, the config says "
-                    f"{spec.datatype}{list(spec.shape)}",
-                    fix="make model.py / the model agree with config.pbtxt",
-                )
-        report.step(f"verify: {name} v{version} is ready and answered "
-                    f"{', '.join(s.name for s in outs)}")
+        for m in result.models:
+            config = configs[m.name]
+            served = config.served(m.versions)
+            for v in served:
+                if not client.is_model_ready(m.name, str(v)):
+                    raise VerifyError(f"model {m.name} version {v} is not ready\n"
+                                      f"{logs_tail(running.container_id)}")
+            _one_request(client, running.container_id, m.name, str(max(served)), config, report)
+
+
+def _one_request(client: Any, container_id: str, name: str, version: str, config: ParsedConfig,
+                 report: Reporter) -> None:
+    import tritonclient.http as httpclient
+
+    ins, outs = request_specs(config)
+    if not ins or not outs:
+        report.info(f"verify: {name}: the config lists no inputs or outputs; readiness checked "
+                    "only")
+        return
+    unsendable = [why for spec in ins if (why := cannot_sample(spec))]
+    if unsendable:
+        report.info(f"verify: {name}: {unsendable[0]}; readiness checked only")
+        return
+    inputs = []
+    for spec in ins:
+        tensor = httpclient.InferInput(spec.name, list(spec.shape), spec.datatype)
+        tensor.set_data_from_numpy(sample(spec))
+        inputs.append(tensor)
+    try:
+        response = client.infer(name, inputs, model_version=version)
+    except Exception as exc:  # tritonclient raises its own InferenceServerException
+        raise VerifyError(f"inference on {name} failed: {exc}\n{logs_tail(container_id)}",
+                          fix="check the config's inputs against model.py / the model") from None
+    got = {o["name"]: o for o in response.get_response()["outputs"]}
+    for spec in outs:
+        o = got.get(spec.name)
+        if o is None:
+            raise VerifyError(f"{name}: output {spec.name} missing from the response (got "
+                              f"{', '.join(got) or 'none'})")
+        if o["datatype"] != spec.datatype or not shape_matches(spec.shape, tuple(o["shape"])):
+            raise VerifyError(
+                f"{name}: output {spec.name} is {o['datatype']}{o['shape']}, the config says "
+                f"{spec.datatype}{list(spec.shape)}",
+                fix="make model.py / the model agree with config.pbtxt",
+            )
+    report.step(f"verify: {name} v{version} is ready and answered "
+                f"{', '.join(s.name for s in outs)}")
