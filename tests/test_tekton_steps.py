@@ -119,6 +119,10 @@ def test_step_template_and_sidecars_are_refused() -> None:
     task["spec"]["stepTemplate"] = {"image": "x"}
     with pytest.raises(TektonSubstitutionError, match="stepTemplate"):
         only(task, {})
+    task = make_task(step())
+    task["spec"]["sidecars"] = [{"name": "side", "image": "x"}]
+    with pytest.raises(TektonSubstitutionError, match="sidecars"):
+        only(task, {})
 
 
 def test_workspaces_and_results() -> None:
