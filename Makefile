@@ -1,6 +1,7 @@
 # One-line aliases for the nox sessions (see noxfile.py). PROJECT, MODEL, OUT and BASE_IMAGE
 # can be set (with no MODEL, package trains and packages examples/python):
 #   make package MODEL=path/to/model OUT=out BASE_IMAGE=nvcr.io/nvidia/tritonserver:26.07-py3
+#   make package MODEL="models/a models/b"   # several model directories in one image
 # nox itself is installed on first use into .tools/ (a virtualenv of the project's own), so a
 # fresh machine needs only python3, pip and make -- no pip install into the system Python.
 TOOLS := .tools

@@ -12,8 +12,10 @@ _NUMPY = {
     "BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32,
     "UINT64": np.uint64, "INT8": np.int8, "INT16": np.int16, "INT32": np.int32,
     "INT64": np.int64, "FP16": np.float16, "FP32": np.float32, "FP64": np.float64,
-    "STRING": np.object_,
+    "BYTES": np.object_,
 }
+# config.pbtxt's TYPE_STRING is BYTES on the wire (Triton's protocol names it so).
+_WIRE = {"STRING": "BYTES"}
 
 
 @dataclass(frozen=True)
@@ -26,9 +28,10 @@ class TensorSpec:
 def request_specs(config: ParsedConfig) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
     """Concrete input shapes (-1 → 1, batch dim 1 when batching) and expected output shapes."""
     batch = (1,) if config.max_batch_size > 0 else ()
-    ins = tuple(TensorSpec(n, dt, batch + tuple(1 if d < 0 else d for d in dims))
+    ins = tuple(TensorSpec(n, _WIRE.get(dt, dt), batch + tuple(1 if d < 0 else d for d in dims))
                 for n, dt, dims in config.inputs)
-    outs = tuple(TensorSpec(n, dt, batch + tuple(dims)) for n, dt, dims in config.outputs)
+    outs = tuple(TensorSpec(n, _WIRE.get(dt, dt), batch + tuple(dims))
+                 for n, dt, dims in config.outputs)
     return ins, outs
 
 
