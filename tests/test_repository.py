@@ -394,3 +394,23 @@ def test_repository_image_serves_every_feature(tmp_path: Path) -> None:
         assert len(answered) == len(outcome.result.models) == 9, vrec.lines
     finally:
         remove_image(client, image)
+
+
+def test_repository_artifacts_are_pinned(tmp_path: Path, snapshot) -> None:
+    """The generated Dockerfile (one builder stage per environment), the repository tree and
+    the weights image (one layer per model) of a repository, reviewed as snapshots."""
+    files = repository_files()
+    for name in ("trt-a", "trt-b"):
+        files[f"{name}/config.pbtxt"] = f'name: "{name}"\nplatform: "tensorrt_plan"\n'
+        for v in (1, 2):
+            files[f"{name}/{v}/model.plan"] = f"engine {name} {v}".encode()
+    files["trt-b/config.pbtxt"] += "version_policy: { all: {} }\n"
+    package = analyze_package([read_input(write_tree(tmp_path / "repo", files))])
+    spec = dockerfile_for(package, Options(base_image=LOCAL_CPU_IMAGE))
+    assert spec.text == snapshot(name="Dockerfile")
+    assert package.plan.listing() == snapshot(name="tree")
+    assert dict(spec.context_texts)["weights/Dockerfile"] == snapshot(name="weights/Dockerfile")
+    # trt-a serves only its latest version (Triton's default policy): a warning, not an error.
+    assert [w for w in package.warnings if "not served" in w] == [
+        "model trt-a: version(s) 1 are packaged but not served by its version_policy "
+        "(latest 1); set version_policy to serve them, or leave them out"]
