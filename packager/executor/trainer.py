@@ -484,13 +484,23 @@ def _copy_data(src: Path, out: Path, overwrite: bool, report: Reporter) -> None:
 def _collect(plan: _Plan, out: Path, overwrite: bool, report: Reporter) -> None:
     if plan.data is not None:
         _copy_data(plan.data, out, overwrite, report)
-    (out / MANIFEST).write_text(yaml.safe_dump({"name": plan.name, "version": plan.version},
-                                               sort_keys=False))
+    from packager.layout import is_repository
+
+    repository = is_repository(read_input(out).entries)
+    if repository:  # a whole model repository: its directories name the models and versions
+        report.info("training produced a model repository; --name and --version are not used")
+    else:
+        (out / MANIFEST).write_text(yaml.safe_dump(
+            {"name": plan.name, "version": plan.version}, sort_keys=False))
     claim(out, "train")  # again: the training code may have removed or overwritten the mark
     from packager.detect import detect
+    from packager.pipeline import analyze_package
 
     try:
-        detect(read_input(out))
+        if repository:
+            analyze_package([read_input(out)])
+        else:
+            detect(read_input(out))
     except InputError as exc:
         raise TrainError(
             f"training produced no usable model: {exc.message}",
