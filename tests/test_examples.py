@@ -34,7 +34,7 @@ FRAMEWORK = {"onnx": ("onnx", "torch"), "openvino": ("openvino", "torch"),
 
 def test_every_backend_has_an_example() -> None:
     assert set(ALL) == {"python", "onnx", "torchscript", "openvino", "tensorflow-savedmodel",
-                        "tensorflow-graphdef", "tensorrt", "caffe2"}
+                        "tensorflow-graphdef", "tensorrt", "caffe2", *REPOSITORIES}
     for name in ALL:
         assert (EXAMPLES / name / "README.md").is_file(), name
     index = (EXAMPLES / "README.md").read_text()
@@ -69,6 +69,49 @@ def test_example_trains_and_packages(name: str, trained, snapshot) -> None:
     assert text == snapshot(name="Dockerfile")
     assert analysis.backend.key == BACKEND[name]
     assert analysis.meta.source == "odahuflow.model.yaml"  # written by the trainer
+
+
+# Repository examples: (entry model, input, output, expected output from the trained files).
+REPOSITORIES = ("bls", "ensemble")
+
+
+def _expected(name: str, out: Path, raw: np.ndarray) -> np.ndarray:
+    linear = json.loads((out / "linear/1/weights.json").read_text())
+    w, b = np.array(linear["w"], dtype=np.float32), np.float32(linear["b"])
+    if name == "ensemble":
+        stats = json.loads((out / "preprocess/1/stats.json").read_text())
+        raw = (raw - np.array(stats["mean"], dtype=np.float32)) / np.array(stats["std"],
+                                                                           dtype=np.float32)
+        return raw @ w + b
+    return 1.0 / (1.0 + np.exp(-(raw @ w + b)))
+
+
+@pytest.mark.docker
+@pytest.mark.serving
+@pytest.mark.parametrize("name", REPOSITORIES)
+def test_repository_example_trains_packages_and_serves(name: str, tmp_path: Path,
+                                                       snapshot) -> None:
+    import tritonclient.http as httpclient
+
+    out = train(TrainRequest(EXAMPLES / name, tmp_path / "trained"), Reporter("quiet"))
+    assert not (out / "odahuflow.model.yaml").exists()  # a repository names its own models
+    outcome, _ = package(out, tmp_path / "out")
+    assert outcome.result is not None and outcome.analysis is not None
+    assert outcome.analysis.plan.listing() == snapshot(name="tree")
+    entry, inp, outp = {"ensemble": ("pipeline", "RAW", "PREDICTION"),
+                        "bls": ("score", "FEATURES", "PROBABILITY")}[name]
+    raw = np.array([[10.0, -5.0, 0.0, 2.0], [1.0, 0.0, 0.0, 0.0]], dtype=np.float32)
+    try:
+        with serve(outcome.result.image) as running:
+            c = httpclient.InferenceServerClient(running.http_url)
+            t = httpclient.InferInput(inp, list(raw.shape), "FP32")
+            t.set_data_from_numpy(raw)
+            got = c.infer(entry, [t]).as_numpy(outp)
+        np.testing.assert_allclose(got, _expected(name, out, raw), rtol=1e-4, atol=1e-4)
+    finally:
+        import docker
+
+        remove_image(docker.from_env(), outcome.result.image)
 
 
 @pytest.mark.parametrize("name", sorted(NEEDS_GPU_OR_LEGACY))
