@@ -118,7 +118,7 @@ def test_two_package_runs_on_one_output(tmp_path: Path, client: docker.DockerCli
                 assert p.returncode == 0, err
                 made.add(stdout.strip().splitlines()[-1])
             result = json.loads((out / "result.json").read_text())
-            name = result["model"]["name"]
+            name = result["model_name"]
             assert sorted(p.name for p in (out / "model_repository").iterdir()
                           if not p.name.startswith(".")) == [name]
             labels = client.images.get(result["image"]).labels
