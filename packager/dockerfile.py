@@ -155,9 +155,9 @@ class DockerfileSpec:
     text: str
     sha256: str
     base: BaseImage
-    # Context files besides the layers: generated text, and copies of input files.
+    # Context files besides the layers: generated text (environment files included, as the
+    # checked text that was read, never copied again from the input).
     context_texts: tuple[tuple[str, str], ...] = ()
-    context_inputs: tuple[tuple[str, str], ...] = ()  # (context path, input path)
     ca_bundle: bool = False
     weights_tag: str | None = None  # content-addressed weights image, built before the model's
 
@@ -327,7 +327,7 @@ def render_dockerfile(
     # The weights Dockerfile follows from the FROM line's content-addressed tag: hashing the
     # model's Dockerfile covers both.
     return DockerfileSpec(
-        text, hashlib.sha256(text.encode()).hexdigest(), base, texts, (),
+        text, hashlib.sha256(text.encode()).hexdigest(), base, texts,
         ca_bundle=env_options.ca_bundle and uses_env,
         weights_tag=weights_tag,
     )

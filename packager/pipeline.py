@@ -122,11 +122,12 @@ def analyze(tree: InputTree, gen: ConfigOptions | None = None) -> Analysis:
     if given is not None:  # the config's own mistakes before the model is read
         check_against(given, detection.backend, meta.name)
         check_servable(given, (meta.version,), version_files)
-        placements(given, tree, repository=False)
+        model_level = placements(given, tree, repository=False)  # before the model is read
     config, signature, source, notes = _config_for(tree, given, detection, meta.name, gen)
-    check_against(config, detection.backend, meta.name)
-    model_level = placements(config, tree, repository=False)
-    check_servable(config, (meta.version,), version_files)
+    if given is None:  # a given config was checked above; a generated one is checked here
+        check_against(config, detection.backend, meta.name)
+        check_servable(config, (meta.version,), version_files)
+        model_level = placements(config, tree, repository=False)
     config_text, changed = _environment(tree, detection, config, notes)
     plan = build_plan(tree, detection, meta, config_text, generated=given is None,
                       config_changed=changed, model_level=model_level)
@@ -365,9 +366,9 @@ def _repository_model(tree: InputTree, name: str, gen: ConfigOptions, prefix: st
         for v in vs:
             if v != latest:
                 _config_for(trees[v], given, detections[v], name, gen)
-    check_against(config, backend, name)
-    placements(config, tree, repository=True)
-    check_servable(config, vs, version_files)
+    if given is None:  # a given config was checked above; a generated one is checked here
+        check_against(config, backend, name)
+        check_servable(config, vs, version_files)
     config_text, changed = _environment(tree, det, config, notes)
     skip = frozenset({CONFIG_NAME, *env})
     weight_files = frozenset(det.model_files) if backend.key != "python" else frozenset()
