@@ -32,9 +32,6 @@ from packager.errors import BuildError, InputError, PushError
 from packager.executor import buildah_build as bb
 from packager.executor.buildah_build import Storage
 
-HAVE_BUILDAH = shutil.which("buildah") is not None
-needs_buildah = pytest.mark.skipif(not HAVE_BUILDAH, reason="buildah is not installed "
-                                   "(.ci/docker-up installs it)")
 SECRET = "s3cret-index-pass-7d1e"
 PROXY_SECRET = "s3cret-proxy-pass-9b2c"
 TINY = "localhost/triton-packager-test/tiny:1"
@@ -119,8 +116,8 @@ def _overlay_works(root: Path) -> bool:
 @pytest.fixture(scope="session")
 def storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storage]:
     """A private buildah storage for the session: overlay where the kernel allows it, else vfs."""
-    if not HAVE_BUILDAH:
-        pytest.skip("buildah is not installed (.ci/docker-up installs it)")
+    # The engine tier's setup (.ci/docker-up) installs buildah: its absence is a real failure.
+    assert shutil.which("buildah"), "buildah is not installed: run .ci/docker-up"
     root = tmp_path_factory.mktemp("buildah")
     s = Storage("overlay" if _overlay_works(root) else "vfs", root / "root", root / "run")
     yield s
@@ -200,7 +197,6 @@ def _oci_archive_contents(path: Path) -> tuple[dict[str, bytes], list[str]]:
     return files, [str(h.get("created_by", "")) for h in config.get("history", [])]
 
 
-@needs_buildah
 @pytest.mark.docker
 def test_layer_cache_is_reused_and_no_cache_rebuilds(tmp_path: Path, storage: Storage,
                                                      tiny: str) -> None:
@@ -223,7 +219,6 @@ def test_layer_cache_is_reused_and_no_cache_rebuilds(tmp_path: Path, storage: St
     assert not [ln for ln in _logs(changed) if "Using cache" in ln]
 
 
-@needs_buildah
 @pytest.mark.docker
 def test_failing_run_is_a_build_error_with_the_log_tail(tmp_path: Path, storage: Storage,
                                                        tiny: str) -> None:
@@ -239,7 +234,6 @@ def test_failing_run_is_a_build_error_with_the_log_tail(tmp_path: Path, storage:
     assert bb.image_id("fails:1", storage=storage) is None
 
 
-@needs_buildah
 @pytest.mark.docker
 def test_missing_base_image_is_a_build_error_naming_the_ways_in(tmp_path: Path,
                                                                storage: Storage) -> None:
@@ -249,7 +243,6 @@ def test_missing_base_image_is_a_build_error_naming_the_ways_in(tmp_path: Path,
     assert "docker-daemon:" in str(info.value) and "oci-archive:" in str(info.value)
 
 
-@needs_buildah
 @pytest.mark.docker
 def test_deadline_kills_the_build(tmp_path: Path, storage: Storage, tiny: str) -> None:
     # `sh -c 'while :; do :; done'`: a step that never ends, with no sleep binary in the base.
@@ -258,7 +251,6 @@ def test_deadline_kills_the_build(tmp_path: Path, storage: Storage, tiny: str) -
         bb.build_image(ctx, "slow:1", Recorder(), storage=storage, timeout=5)
 
 
-@needs_buildah
 @pytest.mark.docker
 def test_dockerignore_labels_and_oci_archive(tmp_path: Path, storage: Storage,
                                              tiny: str) -> None:
@@ -299,7 +291,6 @@ def _leaky_context(root: Path, base: str) -> Path:
     ))
 
 
-@needs_buildah
 @pytest.mark.docker
 def test_build_args_stay_in_the_builder_stage_and_docker_loads_the_archive(
         tmp_path: Path, storage: Storage, tiny: str) -> None:
@@ -340,7 +331,6 @@ def test_build_args_stay_in_the_builder_stage_and_docker_loads_the_archive(
         subprocess.run([docker, "rmi", "-f", tag], capture_output=True, timeout=120)
 
 
-@needs_buildah
 @pytest.mark.docker
 def test_the_leak_check_sees_an_argument_the_final_stage_uses(tmp_path: Path, storage: Storage,
                                                              tiny: str) -> None:
@@ -357,9 +347,7 @@ def test_the_leak_check_sees_an_argument_the_final_stage_uses(tmp_path: Path, st
 @contextlib.contextmanager
 def _auth_registry(tmp: Path, user: str, password: str) -> Iterator[str]:
     htpasswd = shutil.which("htpasswd")
-    if htpasswd is None or shutil.which("docker-registry") is None:
-        pytest.skip("needs docker-registry and htpasswd (apache2-utils); .ci/docker-up installs "
-                    "them")
+    assert htpasswd and shutil.which("docker-registry"), "run .ci/docker-up (installs both)"
     users = tmp / "htpasswd"
     subprocess.run([htpasswd, "-Bbc", str(users), user, password], check=True,
                    capture_output=True, timeout=60)
@@ -392,7 +380,6 @@ def _authfile(path: Path, registry: str, user: str, password: str) -> Path:
     return path
 
 
-@needs_buildah
 @pytest.mark.docker
 def test_push_with_an_auth_file_records_the_registry_digest(tmp_path: Path, storage: Storage,
                                                            tiny: str) -> None:
@@ -447,7 +434,6 @@ def _dockerfile_phase(model: Path, out: Path, *extra: str) -> Path:
     return out / "context"
 
 
-@needs_buildah
 @pytest.mark.docker
 @pytest.mark.serving
 def test_generated_python_example_builds_with_buildah_and_serves(
@@ -491,7 +477,6 @@ def test_generated_python_example_builds_with_buildah_and_serves(
         subprocess.run([docker, "rmi", "-f", tag], capture_output=True, timeout=120)
 
 
-@needs_buildah
 @pytest.mark.docker
 def test_generated_requirements_build_leaks_no_index_proxy_or_ca(
         tmp_path: Path, storage: Storage, cpu_base: str, python_model: Path) -> None:
