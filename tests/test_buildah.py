@@ -45,7 +45,8 @@ def test_build_command_never_carries_build_arg_values() -> None:
                             storage=Storage("vfs", Path("/r"), Path("/rr")))
     assert not [a for a in args if SECRET in a]
     assert args[:6] == ["--storage-driver", "vfs", "--root", "/r", "--runroot", "/rr"]
-    for flag in ("--isolation", "--layers", "--pull=never", "--no-cache", "--platform"):
+    for flag in ("--isolation", "--layers", "--pull=never", "--no-cache", "--platform",
+                 "--http-proxy=false"):
         assert flag in args
     assert args[args.index("--build-arg") + 1] == "PIP_INDEX_URL"
     assert args[args.index("--format") + 1] == "docker"  # OCI would drop HEALTHCHECK
@@ -340,6 +341,19 @@ def test_the_leak_check_sees_an_argument_the_final_stage_uses(tmp_path: Path, st
     bb.build_image(ctx, tag, Recorder(), {"PIP_INDEX_URL": f"https://u:{SECRET}@x/"},
                    storage=storage)
     assert [h for h in bb.image_history(tag, storage=storage) if SECRET in h]
+
+
+@pytest.mark.docker
+def test_only_given_proxies_reach_the_build(tmp_path: Path, storage: Storage, tiny: str,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The packager's own environment is not the build's: a proxy set there and not given as a
+    build argument reaches no RUN step (buildah passes them through by default)."""
+    monkeypatch.setenv("HTTPS_PROXY", f"http://u:{PROXY_SECRET}@127.0.0.1:9/")
+    monkeypatch.setenv("https_proxy", f"http://u:{PROXY_SECRET}@127.0.0.1:9/")
+    ctx = _context(tmp_path / "ctx", f"FROM {tiny}\n"
+                   "RUN test -z \"$HTTPS_PROXY$https_proxy\" && test -n \"$HTTP_PROXY\"\n")
+    bb.build_image(ctx, "localhost/triton-packager-test/proxy:1", Recorder(),
+                   {"HTTP_PROXY": "http://given:1/"}, storage=storage, nocache=True)
 
 
 # --- a real registry with htpasswd authentication ---------------------------------------------
