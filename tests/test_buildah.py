@@ -253,6 +253,23 @@ def test_deadline_kills_the_build(tmp_path: Path, storage: Storage, tiny: str) -
 
 
 @pytest.mark.docker
+def test_platform_is_honoured_and_a_mismatched_base_is_named(tmp_path: Path, storage: Storage,
+                                                            tiny: str) -> None:
+    ctx = _context(tmp_path / "ctx", f"FROM {tiny}\nRUN echo ok > /ok\n")
+    host = bb.image_platform(tiny, storage=storage)  # the tiny base holds this machine's binaries
+    assert host is not None and host.startswith("linux/")
+    other = "linux/arm64" if host != "linux/arm64" else "linux/amd64"
+    bb.build_image(ctx, "localhost/triton-packager-test/plat:1", Recorder(), platform=host,
+                   storage=storage)
+    assert bb.image_platform("localhost/triton-packager-test/plat:1", storage=storage) == host
+    with pytest.raises(BuildError) as info:
+        bb.build_image(ctx, "localhost/triton-packager-test/plat:2", Recorder(), platform=other,
+                       storage=storage)
+    assert host in str(info.value) and other in str(info.value)
+    assert bb.image_id("localhost/triton-packager-test/plat:2", storage=storage) is None
+
+
+@pytest.mark.docker
 def test_dockerignore_labels_and_oci_archive(tmp_path: Path, storage: Storage,
                                              tiny: str) -> None:
     ctx = _context(tmp_path / "ctx", f"FROM {tiny}\nCOPY . /ctx/\n",

@@ -203,6 +203,29 @@ def image_history(reference: str, *, storage: Storage | None = None) -> list[str
     return [str(h.get("created_by", "")) for h in doc.get("History") or []]
 
 
+def image_platform(reference: str, *, storage: Storage | None = None) -> str | None:
+    """`os/architecture[/variant]` of `reference` in storage (None when absent)."""
+    doc = _inspect(reference, storage)
+    if doc is None:
+        return None
+    cfg = doc.get("OCIv1") or {}
+    parts = [str(cfg.get("os") or ""), str(cfg.get("architecture") or ""),
+             str(cfg.get("variant") or "")]
+    return "/".join(p for p in parts if p)
+
+
+def _check_platform(reference: str, platform: str, storage: Storage | None) -> None:
+    """buildah starts FROM only an image of the requested platform, and says only `image not
+    known` otherwise; name the mismatch instead."""
+    have = image_platform(reference, storage=storage)
+    want = platform.lower().split("/")
+    if have is not None and have.split("/")[:len(want)] != want[:len(have.split("/"))]:
+        raise BuildError(f"base image {bounded(reference)} is {have} in buildah's storage, "
+                         f"not the requested platform {bounded(platform)}",
+                         fix=f"bring in a {platform} build of it (`buildah pull --platform "
+                         f"{platform} ...`), or build for {have}")
+
+
 def _split_transport(reference: str) -> tuple[str, str]:
     for transport in (*ARCHIVE_TRANSPORTS, "docker-daemon", "containers-storage", "docker"):
         if reference.startswith(transport + ":"):
@@ -396,6 +419,8 @@ def build_image(context: Path, tag: str, report: Reporter,
     dockerfile = (context / "Dockerfile").read_text(encoding="utf-8")
     for ref in base_images(dockerfile):
         ensure_image(ref, storage=storage)
+        if platform:
+            _check_platform(ref, platform, storage)
     tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL)
     with tempfile.TemporaryDirectory(prefix="triton-packager-buildah-") as tmp:
         iidfile = Path(tmp) / "iid"
