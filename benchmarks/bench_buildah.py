@@ -13,8 +13,10 @@ the model with a `requirements.txt` (a builder stage running pip). For each, per
 - docker cold:   docker_build.build_image with nocache=True;
 - docker warm:   the same build again (layer cache).
 
-Also the image sizes as each engine reports them and as archive files. Medians over the rounds;
-nothing is asserted.
+Also the image sizes as each engine reports them and as archive files. The engines count
+differently: the same base image (same ID) reads 415 MB in `buildah images` (rounded, SI) and
+392 MB in Docker, so compare each engine's growth over its own base, not the two columns.
+Medians over the rounds; nothing is asserted. Results of 2026-11-25: results-buildah-2026-11-25.json.
 """
 
 from __future__ import annotations
