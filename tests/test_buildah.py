@@ -46,7 +46,7 @@ def test_build_command_never_carries_build_arg_values() -> None:
     assert not [a for a in args if SECRET in a]
     assert args[:6] == ["--storage-driver", "vfs", "--root", "/r", "--runroot", "/rr"]
     for flag in ("--isolation", "--layers", "--pull=never", "--no-cache", "--platform",
-                 "--http-proxy=false"):
+                 "--http-proxy=false", "--force-rm"):
         assert flag in args
     assert args[args.index("--build-arg") + 1] == "PIP_INDEX_URL"
     assert args[args.index("--format") + 1] == "docker"  # OCI would drop HEALTHCHECK
@@ -170,6 +170,12 @@ def _context(root: Path, dockerfile: str, files: dict[str, str] | None = None) -
     return root
 
 
+def _containers(storage: Storage) -> set[str]:
+    out = subprocess.run(["buildah", *storage.flags(), "containers", "--quiet"],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    return set(out.split())
+
+
 def _logs(rec: Recorder) -> list[str]:
     return [ln[5:] for ln in rec.lines if ln.startswith("log: ")]
 
@@ -225,8 +231,10 @@ def test_failing_run_is_a_build_error_with_the_log_tail(tmp_path: Path, storage:
                                                        tiny: str) -> None:
     ctx = _context(tmp_path / "ctx", f"FROM {tiny}\nRUN echo step-output-4f2a; exit 7\n")
     rec = Recorder()
+    before = _containers(storage)
     with pytest.raises(BuildError) as info:
         bb.build_image(ctx, "fails:1", rec, storage=storage)
+    assert _containers(storage) <= before  # the failed step's working container is gone
     err = info.value
     assert err.exit_code == 3
     assert any("step-output-4f2a" in ln for ln in err.log_tail)

@@ -14,6 +14,7 @@ process group (executor/process.py). Choices that differ from buildah's defaults
   generated Dockerfile's one (with a warning).
 - build argument values go through the child's environment (`--build-arg NAME` reads
   `$NAME`), never its command line, where any local user could read a proxy password in `ps`.
+- `--force-rm`: a failed build removes its working containers too (docker_build's forcerm).
 - `--http-proxy=false`: buildah would otherwise hand the packager's own *_PROXY variables to
   every RUN step; as with the Docker engine, only the proxies given as build arguments count.
 
@@ -384,7 +385,7 @@ def build_command(context: Path, tag: str, *, buildargs: Mapping[str, str] | Non
     it: the caller passes them in the environment."""
     args = [*(storage or Storage.from_env()).flags(), "build",
             "--isolation", isolation, "--layers", "--pull=never", "--format", "docker",
-            "--http-proxy=false",
+            "--http-proxy=false", "--force-rm",
             "-f", str(context / "Dockerfile"), "-t", tag]
     if iidfile is not None:
         args += ["--iidfile", str(iidfile)]
