@@ -1,0 +1,505 @@
+"""Building images with buildah: no daemon, so it works in a cluster step without a Docker socket.
+
+The same API as docker_build (build_image, image_id, image_exists, ensure_image, image_labels),
+plus push and export of images. Every buildah call is a child process with a deadline in its own
+process group (executor/process.py). Choices that differ from buildah's defaults, and why:
+
+- `--isolation chroot`: RUN steps need no runc and no user namespaces, so it works inside an
+  unprivileged-enough container (Tekton's buildah Task uses the same).
+- `--layers`: keep each step's layer in storage, so the next build of the same context is served
+  from the cache, as with the Docker engine.
+- `--pull=never`: every base is made present first (`ensure_image`: buildah's storage, then the
+  local Docker engine, then a registry), so the build itself never reaches the network for images.
+- `--format docker`: the OCI image format has no HEALTHCHECK, and buildah would drop the
+  generated Dockerfile's one (with a warning).
+- build argument values go through the child's environment (`--build-arg NAME` reads
+  `$NAME`), never its command line, where any local user could read a proxy password in `ps`.
+- `--force-rm`: a failed build removes its working containers too (docker_build's forcerm).
+- `--http-proxy=false`: buildah would otherwise hand the packager's own *_PROXY variables to
+  every RUN step; as with the Docker engine, only the proxies given as build arguments count.
+
+Storage (driver, root, runroot) comes from a `Storage` value or from the environment variables
+TRITON_PACKAGER_BUILDAH_DRIVER / _ROOT / _RUNROOT; unset, buildah's own defaults apply
+(/etc/containers/storage.conf, STORAGE_DRIVER). `vfs` works everywhere; `overlay` needs a kernel
+that allows overlay mounts where buildah runs.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packager.errors import BuildError, InputError, PushError, bounded, redact
+from packager.executor.process import Timeout, child, kill_group, run
+from packager.executor.report import Reporter
+
+LOG_TAIL = 15
+BUILD_TIMEOUT = 2 * 3600.0
+QUERY_TIMEOUT = 120.0  # inspect, tag, version: local metadata only
+TRANSFER_TIMEOUT = 3600.0  # pull, push, archive: gigabytes of layers
+
+ENV_DRIVER = "TRITON_PACKAGER_BUILDAH_DRIVER"
+ENV_ROOT = "TRITON_PACKAGER_BUILDAH_ROOT"
+ENV_RUNROOT = "TRITON_PACKAGER_BUILDAH_RUNROOT"
+
+INSTALL_FIX = ("install buildah (Debian/Ubuntu: `apt-get install -y buildah`; Fedora/RHEL: "
+               "`dnf install -y buildah`), or build with the Docker engine instead")
+ARCHIVE_TRANSPORTS = ("oci-archive", "docker-archive")
+
+_FROM_RE = re.compile(r"^FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?", re.M | re.I)
+_DRIVER_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+_BUILD_ARG_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+_STEP_ERROR_RE = re.compile(r"(error building at STEP|^Error:|level=error)", re.I)
+
+
+@dataclass(frozen=True)
+class Storage:
+    """Where buildah keeps images and layers. None: buildah's own default."""
+
+    driver: str | None = None  # "overlay", "vfs", ...
+    root: Path | None = None
+    runroot: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.driver is not None and not _DRIVER_RE.fullmatch(self.driver):
+            raise InputError(f"buildah storage driver {bounded(self.driver)} is not a driver name",
+                             fix="use overlay or vfs")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Storage:
+        env = os.environ if environ is None else environ
+        root, runroot = env.get(ENV_ROOT), env.get(ENV_RUNROOT)
+        return cls(driver=env.get(ENV_DRIVER) or None,
+                   root=Path(root) if root else None,
+                   runroot=Path(runroot) if runroot else None)
+
+    def flags(self) -> list[str]:
+        """buildah's global options selecting this storage (before the subcommand)."""
+        out: list[str] = []
+        if self.driver:
+            out += ["--storage-driver", self.driver]
+        if self.root is not None:
+            out += ["--root", str(self.root)]
+        if self.runroot is not None:
+            out += ["--runroot", str(self.runroot)]
+        return out
+
+
+def _binary() -> str:
+    found = shutil.which("buildah")
+    if found is None:
+        raise BuildError("buildah is not installed (no `buildah` on PATH)", fix=INSTALL_FIX)
+    return found
+
+
+def available() -> bool:
+    """buildah is installed and runs (for `--builder auto`)."""
+    found = shutil.which("buildah")
+    if found is None:
+        return False
+    try:
+        return run([found, "--version"], timeout=30).returncode == 0
+    except (Timeout, OSError):
+        return False
+
+
+def _buildah(args: Sequence[str], storage: Storage | None, *, timeout: float,
+             env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    cmd = [_binary(), *(storage or Storage.from_env()).flags(), *args]
+    try:
+        return run(cmd, timeout=timeout, stdin=subprocess.DEVNULL,
+                   env=dict(env) if env is not None else None)
+    except Timeout as exc:
+        raise BuildError(f"`buildah {args[0]}` passed its deadline of {timeout:.0f}s",
+                         log_tail=_tail(exc.output),
+                         fix="check that buildah's storage is not locked by a stuck process") from None
+    except OSError as exc:
+        raise BuildError(f"cannot run buildah: {exc}", fix=INSTALL_FIX) from None
+
+
+def _tail(text: str, n: int = LOG_TAIL) -> tuple[str, ...]:
+    return tuple(redact(ln.rstrip()) for ln in text.splitlines() if ln.strip())[-n:]
+
+
+def _first_error(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if _STEP_ERROR_RE.search(ln):
+            return redact(ln)[:300]
+    return redact(lines[-1])[:300] if lines else "no output"
+
+
+def base_images(dockerfile: str) -> list[str]:
+    """The images a Dockerfile starts FROM, in order, without its own stages and `scratch`."""
+    stages: set[str] = set()
+    bases: list[str] = []
+    for m in _FROM_RE.finditer(dockerfile):
+        ref, alias = m.group(1), m.group(2)
+        if ref.lower() != "scratch" and ref not in stages and ref not in bases:
+            bases.append(ref)
+        if alias:
+            stages.add(alias)
+    return bases
+
+
+# --- images in storage -------------------------------------------------------------------------
+
+def _inspect(reference: str, storage: Storage | None) -> dict[str, Any] | None:
+    proc = _buildah(["inspect", "--type", "image", "--", reference], storage, timeout=QUERY_TIMEOUT)
+    if proc.returncode != 0:
+        return None
+    try:
+        doc = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _sha(image: str) -> str:
+    return image if image.startswith("sha256:") else f"sha256:{image}"
+
+
+def image_id(reference: str, *, storage: Storage | None = None) -> str | None:
+    """`sha256:...` of `reference` in buildah's storage (None when absent). The ID is the digest
+    of the image's config, so an image copied from the Docker engine keeps the engine's ID."""
+    doc = _inspect(reference, storage)
+    if doc is None or not doc.get("FromImageID"):
+        return None
+    return _sha(str(doc["FromImageID"]))
+
+
+def image_exists(reference: str, image_id_: str, *, storage: Storage | None = None) -> bool:
+    try:
+        return image_id(reference, storage=storage) == _sha(image_id_)
+    except BuildError:
+        return False
+
+
+def image_labels(reference: str, *, storage: Storage | None = None) -> dict[str, str] | None:
+    doc = _inspect(reference, storage)
+    if doc is None:
+        return None
+    for key in ("OCIv1", "Docker"):
+        labels = ((doc.get(key) or {}).get("config") or {}).get("Labels")
+        if isinstance(labels, dict):
+            return {str(k): str(v) for k, v in labels.items()}
+    return {}
+
+
+def image_history(reference: str, *, storage: Storage | None = None) -> list[str]:
+    """Each history entry's `created_by` (the step that made it), oldest first."""
+    doc = _inspect(reference, storage)
+    if doc is None:
+        raise BuildError(f"image {bounded(reference)} is not in buildah's storage")
+    return [str(h.get("created_by", "")) for h in doc.get("History") or []]
+
+
+def image_platform(reference: str, *, storage: Storage | None = None) -> str | None:
+    """`os/architecture[/variant]` of `reference` in storage (None when absent)."""
+    doc = _inspect(reference, storage)
+    if doc is None:
+        return None
+    cfg = doc.get("OCIv1") or {}
+    parts = [str(cfg.get("os") or ""), str(cfg.get("architecture") or ""),
+             str(cfg.get("variant") or "")]
+    return "/".join(p for p in parts if p)
+
+
+def _check_platform(reference: str, platform: str, storage: Storage | None) -> None:
+    """buildah starts FROM only an image of the requested platform, and says only `image not
+    known` otherwise; name the mismatch instead."""
+    have = image_platform(reference, storage=storage)
+    want = platform.lower().split("/")
+    if have is not None and have.split("/")[:len(want)] != want[:len(have.split("/"))]:
+        raise BuildError(f"base image {bounded(reference)} is {have} in buildah's storage, "
+                         f"not the requested platform {bounded(platform)}",
+                         fix=f"bring in a {platform} build of it (`buildah pull --platform "
+                         f"{platform} ...`), or build for {have}")
+
+
+def _split_transport(reference: str) -> tuple[str, str]:
+    for transport in (*ARCHIVE_TRANSPORTS, "docker-daemon", "containers-storage", "docker"):
+        if reference.startswith(transport + ":"):
+            rest = reference[len(transport) + 1:]
+            return transport, rest[2:] if transport == "docker" and rest.startswith("//") else rest
+    return "", reference
+
+
+def _pull(source: str, storage: Storage | None, timeout: float) -> str:
+    proc = _buildah(["pull", "--quiet", "--policy", "always", "--", source], storage,
+                    timeout=timeout)
+    lines = proc.stdout.split()
+    if proc.returncode != 0 or not lines:
+        raise BuildError(f"buildah could not pull {bounded(source, 300)}: "
+                         f"{_first_error(proc.stderr)}",
+                         log_tail=_tail(proc.stderr), fix=_BASE_FIX)
+    return _sha(lines[-1])
+
+
+_BASE_FIX = ("make the image present in buildah's storage: `buildah pull docker-daemon:REF` (from "
+             "a local Docker engine), `buildah pull oci-archive:PATH`, or from a registry; for "
+             "the local CPU image run `triton-packager base-image` first")
+
+
+def _docker_engine_id(reference: str) -> str | None:
+    """The local Docker engine's ID for `reference`, None when no engine answers or lacks it."""
+    try:
+        from packager.executor import docker_build
+    except ImportError:  # the docker SDK is absent: no engine to copy from
+        return None
+    try:
+        return docker_build.image_id(reference)
+    except BuildError:
+        return None
+
+
+def ensure_image(reference: str, *, storage: Storage | None = None, name: str | None = None,
+                 timeout: float = TRANSFER_TIMEOUT) -> str:
+    """The ID of `reference` in buildah's storage, bringing it in first when needed.
+
+    `reference` may be a name in storage, `docker-daemon:REF` (copied from the local Docker
+    engine unless storage already holds the same image ID), `oci-archive:PATH` or
+    `docker-archive:PATH` (a file). A plain name that storage lacks is copied from the local
+    Docker engine when one has it, else pulled from its registry. `name` tags the result
+    (what a Dockerfile's FROM will call an image read from an archive)."""
+    transport, rest = _split_transport(reference)
+    if transport in ARCHIVE_TRANSPORTS:
+        path = Path(rest.split(":", 1)[0])
+        if not path.is_file():
+            raise BuildError(f"image archive {bounded(str(path), 300)} does not exist",
+                             fix=_BASE_FIX)
+        got = _pull(reference, storage, timeout)
+    elif transport == "docker-daemon":
+        want = _docker_engine_id(rest)
+        if want is None:
+            raise BuildError(f"image {bounded(rest)} is not in the local Docker engine "
+                             "(or no engine answers)", fix=_BASE_FIX)
+        got = want if image_id(rest, storage=storage) == want else _pull(reference, storage, timeout)
+    else:
+        found = image_id(rest, storage=storage)
+        if found is not None:
+            got = found
+        elif _docker_engine_id(rest) is not None:
+            got = _pull(f"docker-daemon:{rest}", storage, timeout)
+        else:
+            got = _pull(f"docker://{rest}" if transport != "containers-storage" else rest,
+                        storage, timeout)
+    if name is not None:
+        tag_image(got, name, storage=storage)
+    return got
+
+
+def tag_image(image: str, name: str, *, storage: Storage | None = None) -> None:
+    proc = _buildah(["tag", image.removeprefix("sha256:"), name], storage, timeout=QUERY_TIMEOUT)
+    if proc.returncode != 0:
+        raise BuildError(f"buildah could not tag {image[:19]} as {bounded(name)}: "
+                         f"{_first_error(proc.stderr)}")
+
+
+def remove_image(reference: str, *, storage: Storage | None = None) -> bool:
+    """Untag/remove `reference` from storage; False when it was not there."""
+    proc = _buildah(["rmi", "--", reference], storage, timeout=QUERY_TIMEOUT)
+    return proc.returncode == 0
+
+
+def check_output(output: str) -> tuple[str, Path]:
+    """`oci-archive:PATH` or `docker-archive:PATH` -> (transport, path); anything else is bad input."""
+    transport, rest = _split_transport(output)
+    if transport not in ARCHIVE_TRANSPORTS or not rest or "\n" in rest:
+        raise InputError(f"image output {bounded(output)} is not oci-archive:PATH or "
+                         "docker-archive:PATH", fix="e.g. oci-archive:/tmp/model.tar")
+    if ":" in rest:
+        raise InputError(f"image output path {bounded(rest)} contains ':'",
+                         fix="choose a file name without ':' (the image's name is added for you)")
+    return transport, Path(rest)
+
+
+def export_image(reference: str, output: str, *, name: str | None = None,
+                 storage: Storage | None = None, timeout: float = TRANSFER_TIMEOUT) -> Path:
+    """Write the image as a file (`oci-archive:PATH` / `docker-archive:PATH`), named `name`
+    inside (the tag `docker load` gives it; the OCI ref.name annotation). Replaces PATH."""
+    transport, path = check_output(output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # buildah refuses to write into an existing docker-archive; write beside, then rename.
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    tmp.unlink()
+    dest = f"{transport}:{tmp}" + (f":{name}" if name else "")
+    try:
+        proc = _buildah(["push", "--quiet", "--", reference, dest], storage, timeout=timeout)
+        if proc.returncode != 0:
+            raise BuildError(f"buildah could not write {bounded(output, 300)}: "
+                             f"{_first_error(proc.stderr)}", log_tail=_tail(proc.stderr),
+                             fix="check the path and the free space there")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+# --- build -------------------------------------------------------------------------------------
+
+def _stream(cmd: Sequence[str], env: Mapping[str, str], timeout: float, report: Reporter,
+            tail: collections.deque[str]) -> tuple[int, bool]:
+    """Run `cmd`, each output line to report.log and `tail`; (exit code, deadline passed)."""
+    expired = threading.Event()
+    with child(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+               env=dict(env)) as proc:
+
+        def on_deadline() -> None:
+            expired.set()
+            kill_group(proc)
+
+        timer = threading.Timer(timeout, on_deadline)
+        timer.daemon = True
+        timer.start()
+        try:
+            assert proc.stdout is not None
+            for raw in proc.stdout:
+                line = raw.decode("utf-8", "replace").rstrip()
+                if line.strip():
+                    tail.append(line)
+                    report.log(line)
+            code = proc.wait()
+        finally:
+            timer.cancel()
+    return code, expired.is_set()
+
+
+def build_command(context: Path, tag: str, *, buildargs: Mapping[str, str] | None = None,
+                  nocache: bool = False, platform: str | None = None,
+                  labels: Mapping[str, str] | None = None, iidfile: Path | None = None,
+                  isolation: str = "chroot", storage: Storage | None = None) -> list[str]:
+    """The `buildah build` argument list (after the binary). Build argument values are not in
+    it: the caller passes them in the environment."""
+    args = [*(storage or Storage.from_env()).flags(), "build",
+            "--isolation", isolation, "--layers", "--pull=never", "--format", "docker",
+            "--http-proxy=false", "--force-rm",
+            "-f", str(context / "Dockerfile"), "-t", tag]
+    if iidfile is not None:
+        args += ["--iidfile", str(iidfile)]
+    if nocache:
+        args.append("--no-cache")
+    if platform:
+        args += ["--platform", platform]
+    for key in buildargs or {}:
+        if not _BUILD_ARG_RE.fullmatch(key):
+            raise InputError(f"build argument name {bounded(key)} is not a variable name")
+        args += ["--build-arg", key]
+    for key, value in (labels or {}).items():
+        args += ["--label", f"{key}={value}"]
+    args.append(str(context))
+    return args
+
+
+def build_image(context: Path, tag: str, report: Reporter,
+                buildargs: dict[str, str] | None = None, *, nocache: bool = False,
+                platform: str | None = None, labels: dict[str, str] | None = None,
+                stream_context: bool = False, output: str | None = None,
+                storage: Storage | None = None, timeout: float = BUILD_TIMEOUT) -> str:
+    """Build `context` (its Dockerfile, honouring its .dockerignore) as `tag`; return the ID.
+
+    `stream_context` is accepted for the docker builder's API: buildah reads the context in
+    place and sends nothing. `output` (`oci-archive:PATH` / `docker-archive:PATH`) also writes
+    the image to that file, named `tag` inside."""
+    if output is not None:
+        check_output(output)
+    binary = _binary()
+    storage = storage or Storage.from_env()
+    dockerfile = (context / "Dockerfile").read_text(encoding="utf-8")
+    for ref in base_images(dockerfile):
+        ensure_image(ref, storage=storage)
+        if platform:
+            _check_platform(ref, platform, storage)
+    tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL)
+    with tempfile.TemporaryDirectory(prefix="triton-packager-buildah-") as tmp:
+        iidfile = Path(tmp) / "iid"
+        cmd = [binary, *build_command(context, tag, buildargs=buildargs, nocache=nocache,
+                                      platform=platform, labels=labels, iidfile=iidfile,
+                                      storage=storage)]
+        env = {**os.environ, **(buildargs or {})}
+        try:
+            code, expired = _stream(cmd, env, timeout, report, tail)
+        except OSError as exc:
+            raise BuildError(f"cannot run buildah: {exc}", fix=INSTALL_FIX) from None
+        if expired:
+            raise BuildError(f"the image build passed its deadline of {timeout:.0f}s",
+                             log_tail=tuple(tail), fix="find the slow step in the log above")
+        if code != 0:
+            raise BuildError(f"the image build failed: {_first_error(chr(10).join(tail))}",
+                             log_tail=tuple(tail),
+                             fix="read the build log above; fix the step or the base image")
+        built = iidfile.read_text(encoding="ascii").strip() if iidfile.exists() else ""
+    if not built:
+        raise BuildError(f"the build ended but buildah wrote no image ID for {tag}",
+                         log_tail=tuple(tail))
+    if output is not None:
+        report.step(f"writing the image to {output}")
+        export_image(built, output, name=tag, storage=storage)
+    return _sha(built)
+
+
+# --- push --------------------------------------------------------------------------------------
+
+def check_authfile(authfile: Path) -> None:
+    """A readable JSON object; its content is never shown (it holds credentials)."""
+    try:
+        text = authfile.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise InputError(f"the auth file cannot be read: {why}", file=str(authfile),
+                         fix="give a readable Docker-style auth file (config.json)") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"the auth file is not JSON (line {exc.lineno})", file=str(authfile),
+                         fix="give a Docker-style auth file: {\"auths\": {...}}") from None
+    if not isinstance(doc, dict):
+        raise InputError("the auth file is not a JSON object", file=str(authfile),
+                         fix="give a Docker-style auth file: {\"auths\": {...}}")
+
+
+def push(reference: str, dest: str, authfile: Path | None = None, tls_verify: bool = True,
+         cert_dir: Path | None = None, timeout: float = TRANSFER_TIMEOUT, *,
+         storage: Storage | None = None) -> str:
+    """Push `reference` from storage to registry reference `dest` (`docker://` is implied);
+    return the pushed manifest's digest (`sha256:...`).
+
+    Credentials come only from `authfile` (or buildah's defaults: REGISTRY_AUTH_FILE, the
+    containers auth.json, ~/.docker/config.json), never from the command line."""
+    if authfile is not None:
+        check_authfile(authfile)
+    target = dest if dest.startswith("docker://") else f"docker://{dest}"
+    with tempfile.TemporaryDirectory(prefix="triton-packager-push-") as tmp:
+        digestfile = Path(tmp) / "digest"
+        args = ["push", "--digestfile", str(digestfile), f"--tls-verify={str(tls_verify).lower()}"]
+        if authfile is not None:
+            args += ["--authfile", str(authfile)]
+        if cert_dir is not None:
+            args += ["--cert-dir", str(cert_dir)]
+        try:
+            proc = _buildah([*args, "--", reference, target], storage, timeout=timeout)
+        except BuildError as exc:  # a deadline or a missing binary, in push's own exit code
+            raise PushError(f"push of {bounded(dest)} failed: {exc.message}",
+                            log_tail=exc.log_tail, fix=exc.fix) from None
+        if proc.returncode != 0:
+            raise PushError(f"push of {bounded(dest)} failed: {_first_error(proc.stderr)}",
+                            log_tail=_tail(proc.stderr),
+                            fix="check the registry address, that it is up, the credentials in "
+                            "the auth file and the registry's CA (--cert-dir)")
+        digest = digestfile.read_text(encoding="ascii").strip() if digestfile.exists() else ""
+    if not digest.startswith("sha256:"):
+        raise PushError(f"push of {bounded(dest)} reported no digest",
+                        fix="check the registry's log")
+    return digest
