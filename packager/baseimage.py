@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
 from packager.backends import Backend
-from packager.errors import InputError
+from packager.errors import InputError, bounded
 from packager.imageref import parse_reference
 
 NGC_REPOSITORY = "nvcr.io/nvidia/tritonserver"
@@ -88,3 +89,32 @@ def choose_base_image(backend: Backend, requested: str | None) -> BaseImage:
             "has the model's backend, and adds no HEALTHCHECK unless --healthcheck curl is given",
         ),
     )
+
+
+BASE_SOURCE_TRANSPORTS = ("oci-archive", "docker-archive", "docker-daemon")
+_ARCHIVE_NAME_PREFIX = "localhost/triton-packager/base-archive"
+
+
+def split_base_source(value: str) -> tuple[str, str | None]:
+    """`--base-image` as (the name the Dockerfile's FROM uses, where the image comes from).
+
+    A plain reference is its own source (None). `docker-daemon:NAME` is NAME, copied from the
+    local Docker engine. `oci-archive:PATH[:NAME]` / `docker-archive:PATH[:NAME]` is NAME, or
+    without one a name derived from the path (the base is then not one the packager knows:
+    give --python-version for a Python model)."""
+    transport, sep, rest = value.partition(":")
+    if not sep or transport not in BASE_SOURCE_TRANSPORTS:
+        return value, None
+    fix = ("give oci-archive:PATH[:NAME], docker-archive:PATH[:NAME] or docker-daemon:NAME, "
+           "e.g. oci-archive:/workspace/base.tar:" + LOCAL_CPU_IMAGE)
+    if transport == "docker-daemon":
+        name = rest
+    else:
+        path, _, name = rest.partition(":")
+        if not path or any(ch in path for ch in "\n\r\0") or len(path) > 4096:
+            raise InputError(f"--base-image {bounded(value)} names no usable file", fix=fix)
+        if not name:
+            digest = hashlib.sha256(path.encode()).hexdigest()[:16]
+            name = f"{_ARCHIVE_NAME_PREFIX}:{digest}"
+    parse_reference(name, what=f"--base-image {bounded(value)}: image name", allow_digest=False)
+    return name, value

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from packager import __version__
+from packager.baseimage import split_base_source
 from packager.configgen import (
     DEFAULT_MAX_BATCH_SIZE,
     INSTANCE_KINDS,
@@ -21,6 +22,7 @@ from packager.configgen import (
     ConfigOptions,
 )
 from packager.errors import EnvironmentFault, InputError, Interrupted, PackagerError, bounded
+from packager.executor.builders import BUILDER_CHOICES
 from packager.executor.report import Reporter
 from packager.imageref import DEFAULT_NAME_TEMPLATE
 from packager.manifest import check_version
@@ -142,7 +144,8 @@ def _parser() -> argparse.ArgumentParser:
         sp = phase(name, text)
         sp.add_argument("--base-image", default=None,
                         help="base image (default: an NGC tritonserver release that has the "
-                        "model's backend)")
+                        "model's backend); with buildah also oci-archive:PATH[:NAME], "
+                        "docker-archive:PATH[:NAME] or docker-daemon:NAME")
         sp.add_argument("--healthcheck", choices=HEALTHCHECK_CHOICES, default="auto",
                         help="HEALTHCHECK tool (auto: where the base image is known to have curl)")
         sp.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
@@ -170,6 +173,10 @@ def _parser() -> argparse.ArgumentParser:
             sp.add_argument("--tag", default=None, help="exact image reference; wins over "
                             "--image-name")
             sp.add_argument("--no-cache", action="store_true", help="build without the cache")
+            sp.add_argument("--builder", choices=BUILDER_CHOICES, default="auto",
+                            help="image builder: docker (a Docker engine), buildah (no daemon; "
+                            "storage from TRITON_PACKAGER_BUILDAH_DRIVER/_ROOT/_RUNROOT) or "
+                            "auto (docker when an engine answers, else buildah)")
             sp.add_argument("--platform", default=None, help="target platform, e.g. linux/amd64")
     ve = sub.add_parser("verify", help="run the packaged image and send it one inference request")
     ve.add_argument("-o", "--output", default=DEFAULT_OUTPUT, help="output directory of package")
@@ -178,6 +185,22 @@ def _parser() -> argparse.ArgumentParser:
     pu.add_argument("-o", "--output", default=DEFAULT_OUTPUT, help="output directory of package")
     pu.add_argument("--registry", default=None,
                     help="registry host[:port][/path] to push to (the image is tagged under it)")
+    pu.add_argument("--builder", choices=("docker", "buildah"), default=None,
+                    help="push from this builder's images (default: the one result.json names)")
+    pu.add_argument("--authfile", default=None,
+                    help="Docker-style auth file (default: $REGISTRY_AUTH_FILE, "
+                    "$DOCKER_CONFIG/config.json); or set TRITON_PACKAGER_REGISTRY_USERNAME and "
+                    "TRITON_PACKAGER_REGISTRY_PASSWORD (or their _FILE variants). Credentials "
+                    "are never taken from the command line")
+    pu.add_argument("--ca-bundle", default=None,
+                    help="PEM file of the registry's CA (buildah; the Docker engine reads "
+                    "/etc/docker/certs.d)")
+    pu.add_argument("--tls-verify", choices=("true", "false"), default="true",
+                    help="check the registry's certificate (default: true; buildah only)")
+    pu.add_argument("--image-url-file", default=None,
+                    help="write the pushed reference here (Tekton result IMAGE_URL)")
+    pu.add_argument("--image-digest-file", default=None,
+                    help="write the pushed digest here (Tekton result IMAGE_DIGEST)")
     for sp in (ve, pu):
         _output_flags(sp)
     tr = sub.add_parser("train", help="run an MLproject entry point and collect a model directory")
@@ -322,9 +345,16 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
         verify(Path(args.output), report, user=args.user)
         return 0
     if args.command == "push":
-        from packager.executor.push import push
+        from packager.executor.builders import Tls
+        from packager.executor.push import PushRequest, push
 
-        pushed = push(Path(args.output), report, registry=args.registry)
+        pushed = push(PushRequest(
+            out=Path(args.output), registry=args.registry, builder=args.builder,
+            authfile=Path(args.authfile) if args.authfile else None,
+            tls=Tls(Path(args.ca_bundle) if args.ca_bundle else None, args.tls_verify == "true"),
+            image_url_file=Path(args.image_url_file) if args.image_url_file else None,
+            image_digest_file=Path(args.image_digest_file) if args.image_digest_file else None,
+        ), report)
         print(f"{pushed.image}@{pushed.pushed_digest}")
         return 0
     from packager.executor.phases import BuildEnv, Workspace
@@ -364,10 +394,13 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
     if platform is not None and not re.fullmatch(r"[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?", platform):
         raise InputError(f"--platform {bounded(platform)} is not os/arch[/variant]",
                          fix="use e.g. linux/amd64 or linux/arm64")
+    base_image, base_source = (None, None)
+    if getattr(args, "base_image", None):
+        base_image, base_source = split_base_source(args.base_image)
     options = Options(
         labels=tuple(labels),
         template_dirs=(str(Path(template_dir).resolve()),) if template_dir else (),
-        base_image=getattr(args, "base_image", None),
+        base_image=base_image,
         healthcheck=getattr(args, "healthcheck", "auto"),
         image_template=getattr(args, "image_name", DEFAULT_NAME_TEMPLATE),
         tag=getattr(args, "tag", None),
@@ -375,14 +408,17 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
         model_config=_config_options(args),
     )
     build_env = BuildEnv(Path(ca_bundle) if ca_bundle else None, proxies,
-                         no_cache=getattr(args, "no_cache", False), platform=platform)
+                         no_cache=getattr(args, "no_cache", False), platform=platform,
+                         base_source=base_source)
     ws = Workspace(args.input, args.output, options, report, force=args.force,
-                   build_env=build_env)
+                   build_env=build_env, builder=getattr(args, "builder", "auto"))
     outcome = ws.run(args.command)
     if outcome.result is not None and report.mode != "json":
         r = outcome.result
+        where = (" (it is in buildah's storage: `triton-packager push` it, or `buildah push "
+                 f"{r.image} docker-daemon:{r.image}`)" if r.builder == "buildah" else "")
         report.info(
-            "run it:\n"
+            f"run it{where}:\n"
             f"  docker run --rm --shm-size=256m -p 8000:8000 -p 8001:8001 -p 8002:8002 {r.image}\n"
             "query it:\n"
             f"  curl -s localhost:8000/v2/models/{r.model_name}/versions/{r.model_version}/ready\n"

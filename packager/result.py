@@ -29,6 +29,7 @@ class ResultDocument:
     pushed_digest: str | None = None  # sha256:... of the pushed manifest
     pushed_image: str | None = None  # the digest reference: repository@sha256:...
     base_image_id: str | None = None
+    builder: str = "docker"  # the builder that holds the image: push uses the same one
     warnings: tuple[str, ...] = ()
 
     # The first model names the image; a one-model package is described by these alone.
@@ -58,6 +59,7 @@ class ResultDocument:
             doc[f"model.{m.name}.backend"] = m.backend
         doc["base_image"] = self.base_image
         doc["dockerfile_sha256"] = self.dockerfile_sha256
+        doc["builder"] = self.builder
         for key in ("image_id", "base_image_id", "pushed_digest", "pushed_image"):
             value = getattr(self, key)
             if value is not None:
@@ -108,5 +110,6 @@ class ResultDocument:
             pushed_digest=field("pushed_digest"),
             pushed_image=field("pushed_image"),
             base_image_id=field("base_image_id"),
+            builder=field("builder") or "docker",
             warnings=tuple((field("warnings") or "").splitlines()),
         )

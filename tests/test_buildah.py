@@ -31,6 +31,7 @@ from packager.baseimage import LOCAL_CPU_IMAGE
 from packager.errors import BuildError, InputError, PushError
 from packager.executor import buildah_build as bb
 from packager.executor.buildah_build import Storage
+from packager.executor.push import check_authfile
 
 SECRET = "s3cret-index-pass-7d1e"
 PROXY_SECRET = "s3cret-proxy-pass-9b2c"
@@ -96,11 +97,11 @@ def test_bad_auth_file_is_refused_without_echoing_it(tmp_path: Path, content: by
     auth = tmp_path / "auth.json"
     auth.write_bytes(content + SECRET.encode())
     with pytest.raises(InputError) as info:
-        bb.push("x:1", "127.0.0.1:1/x:1", authfile=auth)
+        check_authfile(auth)
     assert info.value.exit_code == 2
     assert SECRET not in str(info.value)
     with pytest.raises(InputError):
-        bb.push("x:1", "127.0.0.1:1/x:1", authfile=tmp_path / "absent.json")
+        check_authfile(tmp_path / "absent.json")
 
 
 # --- real buildah ----------------------------------------------------------------------------

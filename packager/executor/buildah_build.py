@@ -102,6 +102,13 @@ def _binary() -> str:
     return found
 
 
+def require() -> None:
+    """buildah is installed and answers; BuildError (exit 3) naming how to install it if not."""
+    proc = _buildah(["--version"], Storage(), timeout=QUERY_TIMEOUT)
+    if proc.returncode != 0:
+        raise BuildError(f"buildah does not run: {_first_error(proc.stderr)}", fix=INSTALL_FIX)
+
+
 def available() -> bool:
     """buildah is installed and runs (for `--builder auto`)."""
     found = shutil.which("buildah")
@@ -235,6 +242,15 @@ def _split_transport(reference: str) -> tuple[str, str]:
     return "", reference
 
 
+def archive_path(reference: str) -> tuple[str, Path]:
+    """(transport, file) of an `oci-archive:PATH[:NAME]` / `docker-archive:...` reference;
+    ("", Path()) for anything else."""
+    transport, rest = _split_transport(reference)
+    if transport not in ARCHIVE_TRANSPORTS:
+        return "", Path()
+    return transport, Path(rest.split(":", 1)[0])
+
+
 def _pull(source: str, storage: Storage | None, timeout: float) -> str:
     proc = _buildah(["pull", "--quiet", "--policy", "always", "--", source], storage,
                     timeout=timeout)
@@ -274,7 +290,7 @@ def ensure_image(reference: str, *, storage: Storage | None = None, name: str | 
     (what a Dockerfile's FROM will call an image read from an archive)."""
     transport, rest = _split_transport(reference)
     if transport in ARCHIVE_TRANSPORTS:
-        path = Path(rest.split(":", 1)[0])
+        path = archive_path(reference)[1]
         if not path.is_file():
             raise BuildError(f"image archive {bounded(str(path), 300)} does not exist",
                              fix=_BASE_FIX)
@@ -310,6 +326,18 @@ def remove_image(reference: str, *, storage: Storage | None = None) -> bool:
     """Untag/remove `reference` from storage; False when it was not there."""
     proc = _buildah(["rmi", "--", reference], storage, timeout=QUERY_TIMEOUT)
     return proc.returncode == 0
+
+
+def copy_to_docker(reference: str, *, storage: Storage | None = None,
+                   timeout: float = TRANSFER_TIMEOUT) -> None:
+    """Copy `reference` from buildah's storage into the local Docker engine under the same
+    name (for `verify`, which runs images with the engine). The ID stays the same."""
+    proc = _buildah(["push", "--quiet", "--", reference, f"docker-daemon:{reference}"], storage,
+                    timeout=timeout)
+    if proc.returncode != 0:
+        raise BuildError(f"buildah could not copy {bounded(reference)} to the Docker engine: "
+                         f"{_first_error(proc.stderr)}", log_tail=_tail(proc.stderr),
+                         fix="start dockerd, or push the image and run it where it is pulled")
 
 
 def check_output(output: str) -> tuple[str, Path]:
@@ -452,24 +480,6 @@ def build_image(context: Path, tag: str, report: Reporter,
 
 # --- push --------------------------------------------------------------------------------------
 
-def check_authfile(authfile: Path) -> None:
-    """A readable JSON object; its content is never shown (it holds credentials)."""
-    try:
-        text = authfile.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise InputError(f"the auth file cannot be read: {why}", file=str(authfile),
-                         fix="give a readable Docker-style auth file (config.json)") from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"the auth file is not JSON (line {exc.lineno})", file=str(authfile),
-                         fix="give a Docker-style auth file: {\"auths\": {...}}") from None
-    if not isinstance(doc, dict):
-        raise InputError("the auth file is not a JSON object", file=str(authfile),
-                         fix="give a Docker-style auth file: {\"auths\": {...}}")
-
-
 def push(reference: str, dest: str, authfile: Path | None = None, tls_verify: bool = True,
          cert_dir: Path | None = None, timeout: float = TRANSFER_TIMEOUT, *,
          storage: Storage | None = None) -> str:
@@ -477,9 +487,8 @@ def push(reference: str, dest: str, authfile: Path | None = None, tls_verify: bo
     return the pushed manifest's digest (`sha256:...`).
 
     Credentials come only from `authfile` (or buildah's defaults: REGISTRY_AUTH_FILE, the
-    containers auth.json, ~/.docker/config.json), never from the command line."""
-    if authfile is not None:
-        check_authfile(authfile)
+    containers auth.json, ~/.docker/config.json), never from the command line. The caller
+    has checked the auth file (push.check_authfile)."""
     target = dest if dest.startswith("docker://") else f"docker://{dest}"
     with tempfile.TemporaryDirectory(prefix="triton-packager-push-") as tmp:
         digestfile = Path(tmp) / "digest"

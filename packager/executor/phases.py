@@ -15,6 +15,7 @@ from pathlib import Path
 
 from packager.dockerfile import WEIGHTS_CONTEXT, DockerfileSpec
 from packager.errors import InputError, bounded
+from packager.executor.builders import Builder, select
 from packager.executor.digestcache import DigestCache
 from packager.executor.fs import materialize, staged_dir, write_atomic
 from packager.executor.lock import DEFAULT_WAIT, exclusive, lock_for
@@ -68,6 +69,10 @@ class BuildEnv:
     proxies: tuple[tuple[str, str], ...] = ()  # Docker's predefined proxy build arguments
     no_cache: bool = False
     platform: str | None = None
+    # Where the base image comes from when it is not a name the builder finds by itself
+    # (`oci-archive:PATH[:NAME]`, `docker-archive:...`, `docker-daemon:NAME`); the Dockerfile's
+    # FROM names it by Options.base_image.
+    base_source: str | None = None
 
 
 def chain(target: str) -> list[str]:
@@ -95,7 +100,8 @@ class Workspace:
     def __init__(self, input_dir: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
                  output_dir: str | os.PathLike[str],
                  options: Options, reporter: Reporter | None = None, force: bool = False,
-                 build_env: BuildEnv | None = None, lock_wait: float = DEFAULT_WAIT) -> None:
+                 build_env: BuildEnv | None = None, lock_wait: float = DEFAULT_WAIT,
+                 builder: str = "auto") -> None:
         dirs = [input_dir] if isinstance(input_dir, (str, os.PathLike)) else list(input_dir)
         self.input_dirs = [Path(d) for d in dirs]
         self.out = Path(output_dir)
@@ -106,6 +112,14 @@ class Workspace:
         self.report = reporter or Reporter("quiet")
         self.force = force
         self.lock_wait = lock_wait
+        self.builder_choice = builder
+        self._builder: Builder | None = None
+
+    @property
+    def builder(self) -> Builder:
+        if self._builder is None:
+            self._builder = select(self.builder_choice)
+        return self._builder
 
     # -- state -------------------------------------------------------------------------------
     @property
@@ -199,6 +213,8 @@ class Workspace:
         spec = dockerfile_for(analysis, self.options) if "dockerfile" in phases else None
         if "package" in phases:
             image_name_for(analysis, self.options, _PROBE_UUID)
+            # A builder that cannot run here (no engine, no buildah) is found before any write.
+            self.builder.check_base_source(self.build_env.base_source)
         ca = self.build_env.ca_bundle.read_bytes() if self.build_env.ca_bundle else b""
         for w in analysis.warnings:
             self.report.warn(w)
@@ -222,6 +238,10 @@ class Workspace:
                     spec: DockerfileSpec | None, ca: bytes) -> Outcome:
         outcome = Outcome(analysis=analysis)
         roots = [d.resolve() for d in self.input_dirs]
+        if "package" in phases and spec is not None:
+            # Before the digest: it holds the base image's ID, known once the base is there.
+            self.builder.ensure_image(self.build_env.base_source or spec.base.ref,
+                                      name=spec.base.ref)
         for name in phases:
             extra = self._phase_inputs(name, spec, ca)
             digest = phase_digest(name, trees, *extra)
@@ -250,12 +270,11 @@ class Workspace:
         assert spec is not None
         if name == "dockerfile":
             return (*config, spec.sha256, hashlib.sha256(ca).hexdigest())
-        from packager.executor.docker_build import image_id as lookup_id
-
         # The base image's ID, not only its name: a re-pulled or rebuilt base under the same
-        # tag must rebuild the model image.
+        # tag must rebuild the model image. The builder too: each keeps its own images.
         return (*config, spec.sha256, self.options.tag or "", self.options.image_template,
-                repr(self.build_env), lookup_id(spec.base.ref) or "base image absent")
+                repr(self.build_env), self.builder.name,
+                self.builder.image_id(spec.base.ref) or "base image absent")
 
     def _do(self, name: str, analysis: Package, roots: list[Path],
             spec: DockerfileSpec | None) -> dict[str, str]:
@@ -286,8 +305,6 @@ class Workspace:
             self.report.info(f"Dockerfile: {self.out / 'context' / 'Dockerfile'}")
             return {}
         # package: build the image, then (only then) write result.json
-        from packager.executor.docker_build import build_image
-
         image = image_name_for(analysis, self.options, str(uuid.uuid4()))
         result_path = self.out / "result.json"
         if result_path.exists():
@@ -295,12 +312,11 @@ class Workspace:
         buildargs = dict(self.build_env.proxies)
         if self.options.env.pip_index_url:
             buildargs["PIP_INDEX_URL"] = self.options.env.pip_index_url
-        from packager.executor.docker_build import image_id as lookup_id
-
         if spec.weights_tag is not None:
             self._weights_image(spec.weights_tag, spec.base.ref)
-        image_id = build_image(self.out / "context", str(image), self.report, buildargs=buildargs,
-                               nocache=self.build_env.no_cache, platform=self.build_env.platform)
+        image_id = self.builder.build_image(
+            self.out / "context", str(image), self.report, buildargs=buildargs,
+            nocache=self.build_env.no_cache, platform=self.build_env.platform)
 
         doc = ResultDocument(
             image=str(image),
@@ -309,33 +325,34 @@ class Workspace:
             base_image=spec.base.ref,
             dockerfile_sha256=spec.sha256,
             image_id=image_id,
-            base_image_id=lookup_id(spec.base.ref),
+            base_image_id=self.builder.image_id(spec.base.ref),
+            builder=self.builder.name,
             warnings=(*analysis.warnings, *spec.base.warnings),
         )
         write_atomic(result_path, doc.to_json())
         self.report.info(f"image {image} ({image_id[:19]})", image=str(image), image_id=image_id)
-        return {"image": str(image), "image_id": image_id}
+        return {"image": str(image), "image_id": image_id, "builder": self.builder.name}
 
     def _weights_image(self, tag: str, base_ref: str) -> None:
         """Build context/weights/ as `tag` unless an image built from the same weights on the
         same base image (by ID) is already there."""
-        from packager.executor.docker_build import build_image, ensure_image, image_labels
-
-        base_id = ensure_image(base_ref)
+        base_id = self.builder.ensure_image(base_ref)
         label = "io.triton-packager.weights.base-id"
-        if not self.build_env.no_cache and (image_labels(tag) or {}).get(label) == base_id:
+        if not self.build_env.no_cache and \
+                (self.builder.image_labels(tag) or {}).get(label) == base_id:
             self.report.step(f"package: weights image {tag[:40]}... is up to date")
             return
         self.report.step("package: building the weights image (once per weights digest)")
-        build_image(self.out / "context" / WEIGHTS_CONTEXT, tag, self.report,
-                    nocache=self.build_env.no_cache, platform=self.build_env.platform,
-                    labels={label: base_id}, stream_context=True)
+        self.builder.build_image(self.out / "context" / WEIGHTS_CONTEXT, tag, self.report,
+                                 nocache=self.build_env.no_cache,
+                                 platform=self.build_env.platform,
+                                 labels={label: base_id}, stream_context=True)
 
     def _image_still_there(self) -> bool:
         rec = self._state().get("package", {})
         image_id = rec.get("image_id")
         if not image_id:
             return False
-        from packager.executor.docker_build import image_exists
-
-        return image_exists(rec.get("image", ""), image_id)
+        if rec.get("builder", "docker") != self.builder.name:
+            return False
+        return self.builder.image_exists(rec.get("image", ""), image_id)

@@ -1,48 +1,98 @@
-"""`push`: the seed's result step. Push the image named in result.json, record its digest."""
+"""`push`: the seed's result step. Push the image named in result.json, record its digest.
+
+Everything is checked before the push: result.json, --registry, the credentials' sources and the
+files the results go to. Only a push that reported a digest is recorded; a failed one leaves
+result.json and the result files as they were."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+import json
+import os
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import docker.errors
-
-from packager.errors import InputError, PushError, bounded
-from packager.executor.docker_build import client
+from packager.errors import InputError, bounded
+from packager.executor.builders import Credentials, Tls, by_name
 from packager.executor.fs import write_atomic
 from packager.executor.lock import exclusive, lock_for
 from packager.executor.report import Reporter
 from packager.executor.verify import load_result
-from packager.imageref import ImageRef, parse_reference
+from packager.imageref import parse_reference
 from packager.result import ResultDocument
 
+ENV_USERNAME = "TRITON_PACKAGER_REGISTRY_USERNAME"
+ENV_PASSWORD = "TRITON_PACKAGER_REGISTRY_PASSWORD"
+SECRET_FILE_MAX = 64 << 10
+CA_BUNDLE_MAX = 16 << 20
 
-def push(out: Path, report: Reporter, *, registry: str | None = None) -> ResultDocument:
-    # Bad input (result.json, --registry) is refused before the lock file is created.
+
+@dataclass(frozen=True)
+class PushRequest:
+    out: Path
+    registry: str | None = None
+    builder: str | None = None  # None: the builder result.json names
+    authfile: Path | None = None
+    tls: Tls = field(default_factory=Tls)
+    image_url_file: Path | None = None  # Tekton results: IMAGE_URL, IMAGE_DIGEST
+    image_digest_file: Path | None = None
+
+
+def push(request: PushRequest, report: Reporter,
+         environ: Mapping[str, str] | None = None) -> ResultDocument:
+    # Bad input (result.json, --registry, credentials, result files) is refused before the
+    # lock file is created and before anything reaches a registry.
+    out = request.out
     result = load_result(out)
     ref = parse_reference(result.image, what="image in result.json")
-    target = ref
-    if registry is not None:
-        check_registry(registry)
-    if registry and not result.image.startswith(registry.rstrip("/") + "/"):
-        target = parse_reference(f"{registry.rstrip('/')}/{result.image}", what="--registry")
+    target = str(ref)
+    if request.registry is not None:
+        check_registry(request.registry)
+        prefix = request.registry.rstrip("/") + "/"
+        if not result.image.startswith(prefix):
+            target = str(parse_reference(prefix + result.image, what="--registry"))
+    builder = by_name(request.builder or result.builder)
+    credentials = resolve_credentials(request.authfile, os.environ if environ is None else environ)
+    check_tls(request.tls)
+    builder.check_push(request.tls)
+    for path in (request.image_url_file, request.image_digest_file):
+        if path is not None:
+            _check_result_file(path)
     # result.json is rewritten below: hold the output's lock, as package does.
     with exclusive(lock_for(out), what=str(out), report=report):
-        return _push(out, report, result, ref, target)
+        digest = builder.push(result.image, target, report, credentials, request.tls)
+        repository = parse_reference(target).repository
+        updated = dataclasses.replace(result, image=target, pushed_digest=digest,
+                                      pushed_image=f"{repository}@{digest}")
+        write_atomic(out / "result.json", updated.to_json())
+        # Tekton takes a result file's bytes as they are: no trailing newline.
+        if request.image_url_file is not None:
+            write_atomic(request.image_url_file, target)
+        if request.image_digest_file is not None:
+            write_atomic(request.image_digest_file, digest)
+    report.step(f"push: {target}@{digest}")
+    return updated
 
 
 _REGISTRY_RE = re.compile(
-    r"(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9a-fA-F:]{2,39}\])"
+    r"(?P<host>[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?|\[[0-9a-f:]{2,39}\])"
     r"(?::(?P<port>[0-9]{1,5}))?(?:/[a-z0-9._/-]{1,200})?/?")
 
 
 def check_registry(registry: str) -> None:
     """host[:port][/path], where Docker will read the host as a registry: a bare word without
     a dot or a port (`myreg`) would silently become docker.io/myreg."""
-    m = _REGISTRY_RE.fullmatch(registry)
     fix = "give host[:port][/path], e.g. registry.example.com or 127.0.0.1:5000/team"
+    if "://" in registry:
+        raise InputError(f"--registry {bounded(registry)} has a scheme; a registry reference "
+                         "names no protocol", fix=fix + " (no https://)")
+    if registry != registry.lower() and registry.lower() == registry.lower().strip() \
+            and _REGISTRY_RE.fullmatch(registry.lower()):
+        raise InputError(f"--registry {bounded(registry)} has upper-case letters, which image "
+                         "references do not allow", fix=f"use {bounded(registry.lower())}")
+    m = _REGISTRY_RE.fullmatch(registry)
     if m is None:
         raise InputError(f"--registry {bounded(registry)} is not host[:port][/path]", fix=fix)
     host, port = m.group("host"), m.group("port")
@@ -53,47 +103,114 @@ def check_registry(registry: str) -> None:
                          "would read it as a Docker Hub namespace, not a registry", fix=fix)
 
 
-def _push(out: Path, report: Reporter, result: ResultDocument, ref: ImageRef,
-          target: ImageRef) -> ResultDocument:
-    c = client()
+def _read_secret(path: str, what: str) -> str:
+    """A username or password from a file (a mounted Kubernetes Secret), one trailing newline
+    dropped. The content is never shown."""
     try:
-        return _push_with(c, out, report, result, ref, target)
-    except PushError:
-        if target != ref:  # the tag this push added names nothing that was pushed: drop it
-            with contextlib.suppress(docker.errors.DockerException):
-                c.images.remove(str(target))
-        raise
+        data = Path(path).read_bytes()[:SECRET_FILE_MAX + 1]
+    except OSError as exc:
+        raise InputError(f"the {what} file cannot be read: {exc.strerror or type(exc).__name__}",
+                         file=path, fix="give a readable file holding only the " + what) from None
+    if len(data) > SECRET_FILE_MAX:
+        raise InputError(f"the {what} file is larger than {SECRET_FILE_MAX} bytes", file=path,
+                         fix="give a file holding only the " + what)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"the {what} file is not UTF-8 text", file=path,
+                         fix="give a file holding only the " + what) from None
+    return text[:-1] if text.endswith("\n") else text
 
 
-def _push_with(c: docker.DockerClient, out: Path, report: Reporter, result: ResultDocument,
-               ref: ImageRef, target: ImageRef) -> ResultDocument:
+def _secret(environ: Mapping[str, str], name: str, what: str) -> tuple[str | None, str | None]:
+    """(value, where it came from) from $NAME or the file $NAME_FILE; at most one of them."""
+    value, file = environ.get(name), environ.get(name + "_FILE")
+    if value is not None and file is not None:
+        raise InputError(f"both ${name} and ${name}_FILE are set", fix="set only one of them")
+    if file is not None:
+        return _read_secret(file, what), f"${name}_FILE"
+    return value, (f"${name}" if value is not None else None)
+
+
+def resolve_credentials(authfile: Path | None, environ: Mapping[str, str]) -> Credentials:
+    """Credentials for push, first found wins: --authfile; a username and password from
+    $TRITON_PACKAGER_REGISTRY_USERNAME/_PASSWORD (or their *_FILE variants); $REGISTRY_AUTH_FILE;
+    $DOCKER_CONFIG/config.json; else the builder's own defaults. Never from the command line."""
+    if authfile is not None:
+        check_authfile(authfile)
+        return Credentials(authfile=authfile, source=f"--authfile {bounded(str(authfile), 200)}")
+    username, user_from = _secret(environ, ENV_USERNAME, "registry username")
+    password, pass_from = _secret(environ, ENV_PASSWORD, "registry password")
+    if (username is None) != (password is None):
+        missing = ENV_PASSWORD if password is None else ENV_USERNAME
+        raise InputError(f"a registry {'username' if password is None else 'password'} is set "
+                         f"({user_from or pass_from}) but not the "
+                         f"{'password' if password is None else 'username'}",
+                         fix=f"set ${missing} or ${missing}_FILE too")
+    if username is not None and password is not None:
+        if not username or ":" in username or any(ch in username for ch in "\r\n\0"):
+            raise InputError(f"the registry username from {user_from} is empty or holds ':' or "
+                             "a line break", fix="give the registry account's user name")
+        if any(ch in password for ch in "\r\n\0"):
+            raise InputError(f"the registry password from {pass_from} holds a line break",
+                             fix="give the password alone, on one line")
+        return Credentials(username=username, password=password,
+                           source=f"{user_from} and {pass_from}")
+    if environ.get("REGISTRY_AUTH_FILE"):
+        path = Path(environ["REGISTRY_AUTH_FILE"])
+        check_authfile(path)
+        return Credentials(authfile=path, source="$REGISTRY_AUTH_FILE")
+    if environ.get("DOCKER_CONFIG"):
+        path = Path(environ["DOCKER_CONFIG"]) / "config.json"
+        if path.exists():
+            check_authfile(path)
+            return Credentials(authfile=path, source="$DOCKER_CONFIG/config.json")
+    return Credentials()
+
+
+def check_authfile(authfile: Path) -> None:
+    """A readable JSON object whose `auths` (if any) is an object; its content is never shown
+    (it holds credentials), only the line of a syntax error."""
+    fix = "give a Docker-style auth file: {\"auths\": {\"HOST\": {\"auth\": \"...\"}}}"
     try:
-        image = c.images.get(result.image)
-        if target != ref:
-            image.tag(target.repository, target.tag)
-    except docker.errors.DockerException as exc:
-        raise PushError(f"image {result.image} is not on this engine: {exc}",
-                        fix="package the model again") from None
-    report.step(f"push: {target}")
-    digest = ""
+        data = authfile.read_bytes()[:SECRET_FILE_MAX + 1]
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise InputError(f"the auth file cannot be read: {why}", file=str(authfile),
+                         fix="give a readable Docker-style auth file (config.json)") from None
+    if len(data) > SECRET_FILE_MAX:
+        raise InputError(f"the auth file is larger than {SECRET_FILE_MAX} bytes",
+                         file=str(authfile), fix=fix)
     try:
-        for chunk in c.api.push(target.repository, tag=target.tag, stream=True, decode=True):
-            if "error" in chunk:
-                raise PushError(f"push of {target} failed: {bounded(chunk['error'], 300, quote=False)}",
-                                fix="check the registry address, that it is up, and "
-                                "`docker login` credentials")
-            aux = chunk.get("aux") or {}
-            if isinstance(aux, dict) and aux.get("Digest"):
-                digest = str(aux["Digest"])
-            elif "status" in chunk:
-                report.log(f"{chunk.get('id', '')} {chunk['status']}".strip())
-    except docker.errors.DockerException as exc:
-        raise PushError(f"push of {target} failed: {bounded(str(exc), 300, quote=False)}",
-                        fix="check the registry address and that it is up") from None
-    if not digest:
-        raise PushError(f"push of {target} reported no digest", fix="check the registry's log")
-    updated = dataclasses.replace(result, image=str(target), pushed_digest=digest,
-                                  pushed_image=f"{target.repository}@{digest}")
-    write_atomic(out / "result.json", updated.to_json())
-    report.step(f"push: {target}@{digest}")
-    return updated
+        doc = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InputError("the auth file is not UTF-8 text", file=str(authfile), fix=fix) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"the auth file is not JSON (line {exc.lineno})", file=str(authfile),
+                         fix=fix) from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("auths", {}), dict):
+        raise InputError("the auth file is not a JSON object with an `auths` object",
+                         file=str(authfile), fix=fix)
+
+
+def check_tls(tls: Tls) -> None:
+    if tls.ca_bundle is None:
+        return
+    path = tls.ca_bundle
+    if not path.is_file():
+        raise InputError("does not exist or is not a file", file=str(path),
+                         fix="give the PEM file of the registry's CA")
+    size = path.stat().st_size
+    if size > CA_BUNDLE_MAX or b"-----BEGIN CERTIFICATE-----" not in path.read_bytes()[:CA_BUNDLE_MAX]:
+        raise InputError("is not a PEM file of CA certificates" + (
+            f" ({size} bytes; at most {CA_BUNDLE_MAX})" if size > CA_BUNDLE_MAX else ""),
+            file=str(path), fix="give the PEM file of the registry's CA (-----BEGIN CERTIFICATE-----)")
+
+
+def _check_result_file(path: Path) -> None:
+    """A Tekton result file: its directory must exist and be writable, and it is no directory."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir() or not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise InputError("cannot be written (a directory, or its directory is missing or "
+                         "read-only)", file=str(path),
+                         fix="give a file in an existing, writable directory")

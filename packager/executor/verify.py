@@ -54,6 +54,8 @@ def verify(out: Path, report: Reporter, *, user: str | None = None) -> None:
                 f"{result.base_image} has no {m.backend} backend, so model {m.name} cannot load",
                 fix="package with an NGC base image that has the backend (the default)",
             )
+    if result.builder == "buildah":
+        _from_buildah(result, report)
     report.step(f"verify: starting {result.image}")
     with serve(result.image, user=user) as running:
         client = httpclient.InferenceServerClient(running.http_url)
@@ -65,6 +67,17 @@ def verify(out: Path, report: Reporter, *, user: str | None = None) -> None:
                     raise VerifyError(f"model {m.name} version {v} is not ready\n"
                                       f"{logs_tail(running.container_id)}")
             _one_request(client, running.container_id, m.name, str(max(served)), config, report)
+
+
+def _from_buildah(result: ResultDocument, report: Reporter) -> None:
+    """The Docker engine runs the image: copy it there from buildah's storage unless the engine
+    already holds the same image (by ID)."""
+    from packager.executor import buildah_build, docker_build
+
+    if result.image_id and docker_build.image_id(result.image) == result.image_id:
+        return
+    report.step(f"verify: copying {result.image} from buildah's storage to the Docker engine")
+    buildah_build.copy_to_docker(result.image)
 
 
 def _one_request(client: Any, container_id: str, name: str, version: str, config: ParsedConfig,
