@@ -78,13 +78,32 @@ def parse_config(text: str, *, file: str = CONFIG_NAME) -> ParsedConfig:
             f"{file}{where}: {bounded(detail, 300, quote=False)}",
             fix="compare with Triton's model_config.proto; every field must exist in ModelConfig",
         ) from None
+    except ValueError as exc:
+        # text_format lets this through without a position: an enum (open in proto3) given
+        # as a number beyond int32, `kind: 2147483648`, fails when the field is set.
+        raise InputError(
+            f"{file}: {bounded(str(exc), 200, quote=False)} (a number given for an enum field "
+            "such as data_type or kind must be one of that enum's values)",
+            fix="write enum fields by the names model_config.proto gives them "
+            "(data_type: TYPE_FP32, kind: KIND_GPU, ...)",
+        ) from None
     if msg.max_batch_size < 0:
         raise InputError(
             f"{file}: field 'max_batch_size' has value {msg.max_batch_size}; it must be >= 0",
             fix="set max_batch_size: 0 (no batching) or a positive batch size",
         )
 
-    def tensors(items: object) -> tuple[tuple[str, str, tuple[int, ...]], ...]:
+    def tensors(items: object, role: str) -> tuple[tuple[str, str, tuple[int, ...]], ...]:
+        for t in items:  # type: ignore[attr-defined]
+            # DataType is an open enum: text_format keeps any int32 (`data_type: 32`) it has
+            # no name for, which Triton would refuse at load.
+            if t.data_type not in model_config_pb2.DataType.values():
+                raise InputError(
+                    f"{file}: {role} {bounded(t.name)} has data_type {t.data_type}, which is "
+                    "not a DataType of model_config.proto",
+                    fix="write data_type by name: TYPE_FP32, TYPE_INT64, TYPE_STRING, ... "
+                    "(the DataType values of model_config.proto)",
+                )
         return tuple(
             (t.name, model_config_pb2.DataType.Name(t.data_type).removeprefix("TYPE_"),
              tuple(t.dims))
@@ -101,8 +120,8 @@ def parse_config(text: str, *, file: str = CONFIG_NAME) -> ParsedConfig:
         backend=msg.backend,
         platform=msg.platform,
         max_batch_size=msg.max_batch_size,
-        inputs=tensors(msg.input),
-        outputs=tensors(msg.output),
+        inputs=tensors(msg.input, "input"),
+        outputs=tensors(msg.output, "output"),
         parameters=tuple(sorted(msg.parameters.keys())),
         specific_versions=tuple(msg.version_policy.specific.versions)
         if msg.version_policy.WhichOneof("policy_choice") == "specific" else (),

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+import shutil
 import socket
 import subprocess
 import tarfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
@@ -66,23 +68,65 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Registry:
+    host: str  # 127.0.0.1:PORT
+    ca: Path | None = None  # the CA that signed its certificate (TLS registries)
+
+    def __str__(self) -> str:
+        return self.host
+
+
+def make_ca(tmp: Path, ip: str = "127.0.0.1") -> tuple[Path, Path, Path]:
+    """A CA of the test's own and a server certificate for `ip` signed by it (openssl):
+    (ca.crt, server.crt, server.key)."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    ca_key, ca_crt = tmp / "ca.key", tmp / "ca.crt"
+    key, csr, crt, ext = tmp / "server.key", tmp / "server.csr", tmp / "server.crt", tmp / "ext"
+    ext.write_text(f"subjectAltName=IP:{ip}\nbasicConstraints=CA:FALSE\n")
+    for cmd in (
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key),
+         "-out", str(ca_crt), "-days", "2", "-subj", "/CN=triton-packager test CA"],
+        ["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+         str(csr), "-subj", f"/CN={ip}"],
+        ["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca_crt), "-CAkey", str(ca_key),
+         "-CAcreateserial", "-out", str(crt), "-days", "2", "-extfile", str(ext)],
+    ):
+        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+    return ca_crt, crt, key
+
+
 @contextlib.contextmanager
-def registry(tmp: Path) -> Iterator[str]:
-    """A real registry (Debian's docker-registry) on a loopback port."""
+def registry(tmp: Path, *, user: str | None = None, password: str | None = None,
+             tls: bool = False, bind: str = "127.0.0.1") -> Iterator[Registry]:
+    """A real registry (Debian's docker-registry) on a loopback port; with `user` and
+    `password`, htpasswd authentication (bcrypt, apache2-utils' htpasswd); with `tls`, a
+    certificate from a CA the test makes (Registry.ca)."""
+    tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    cfg = tmp / "registry.yml"
-    cfg.write_text(
-        "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: "
-        f"{tmp / 'registry-data'}\nhttp:\n  addr: 127.0.0.1:{port}\n"
-    )
-    proc = subprocess.Popen(["docker-registry", "serve", str(cfg)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cfg = ("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: "
+           f"{tmp / 'registry-data'}\nhttp:\n  addr: {bind}:{port}\n")
+    ca = None
+    if tls:
+        ca, crt, key = make_ca(tmp / "certs", bind)
+        cfg += f"  tls:\n    certificate: {crt}\n    key: {key}\n"
+    if user is not None:
+        assert password is not None and shutil.which("htpasswd"), "run .ci/docker-up"
+        users = tmp / "htpasswd"
+        subprocess.run(["htpasswd", "-Bbc", str(users), user, password], check=True,
+                       capture_output=True, timeout=60)
+        cfg += f"auth:\n  htpasswd:\n    realm: test\n    path: {users}\n"
+    (tmp / "registry.yml").write_text(cfg)
+    proc = subprocess.Popen(["docker-registry", "serve", str(tmp / "registry.yml")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     try:
         for _ in range(100):
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            with contextlib.suppress(OSError), socket.create_connection((bind, port), 0.2):
                 break
+            assert proc.poll() is None, "docker-registry exited at start"
             time.sleep(0.1)
-        yield f"127.0.0.1:{port}"
+        yield Registry(f"{bind}:{port}", ca)
     finally:
         proc.terminate()
         proc.wait(timeout=10)

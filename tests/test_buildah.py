@@ -10,7 +10,6 @@ Every test uses its own buildah storage under the session's temporary directory,
 from __future__ import annotations
 
 import base64
-import contextlib
 import gzip
 import io
 import json
@@ -18,14 +17,12 @@ import os
 import shutil
 import subprocess
 import tarfile
-import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from e2e import Recorder, free_port
+from e2e import Recorder, registry
 
 from packager.baseimage import LOCAL_CPU_IMAGE
 from packager.errors import BuildError, InputError, PushError
@@ -105,29 +102,6 @@ def test_bad_auth_file_is_refused_without_echoing_it(tmp_path: Path, content: by
 
 
 # --- real buildah ----------------------------------------------------------------------------
-
-def _overlay_works(root: Path) -> bool:
-    probe = Storage("overlay", root / "probe", root / "probe-run")
-    cmd = ["buildah", *probe.flags(), "from", "--name", "overlay-probe", "scratch"]
-    ok = subprocess.run(cmd, capture_output=True, timeout=120).returncode == 0
-    subprocess.run(["buildah", *probe.flags(), "rm", "--all"], capture_output=True, timeout=120)
-    shutil.rmtree(root / "probe", ignore_errors=True)
-    return ok
-
-
-@pytest.fixture(scope="session")
-def storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storage]:
-    """A private buildah storage for the session: overlay where the kernel allows it, else vfs."""
-    # The engine tier's setup (.ci/docker-up) installs buildah: its absence is a real failure.
-    assert shutil.which("buildah"), "buildah is not installed: run .ci/docker-up"
-    root = tmp_path_factory.mktemp("buildah")
-    s = Storage("overlay" if _overlay_works(root) else "vfs", root / "root", root / "run")
-    yield s
-    subprocess.run(["buildah", *s.flags(), "rm", "--all"], capture_output=True, timeout=300)
-    subprocess.run(["buildah", *s.flags(), "rmi", "--all", "--force"], capture_output=True,
-                   timeout=300)
-    shutil.rmtree(root, ignore_errors=True)
-
 
 def _tiny_rootfs(dest: Path) -> Path:
     """/bin/sh, cat and ls from this machine with the libraries they load: a shell image."""
@@ -384,35 +358,6 @@ def test_only_given_proxies_reach_the_build(tmp_path: Path, storage: Storage, ti
 
 # --- a real registry with htpasswd authentication ---------------------------------------------
 
-@contextlib.contextmanager
-def _auth_registry(tmp: Path, user: str, password: str) -> Iterator[str]:
-    htpasswd = shutil.which("htpasswd")
-    assert htpasswd and shutil.which("docker-registry"), "run .ci/docker-up (installs both)"
-    users = tmp / "htpasswd"
-    subprocess.run([htpasswd, "-Bbc", str(users), user, password], check=True,
-                   capture_output=True, timeout=60)
-    port = free_port()
-    cfg = tmp / "registry.yml"
-    cfg.write_text(
-        "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: "
-        f"{tmp / 'registry-data'}\nhttp:\n  addr: 127.0.0.1:{port}\n"
-        f"auth:\n  htpasswd:\n    realm: test\n    path: {users}\n")
-    proc = subprocess.Popen(["docker-registry", "serve", str(cfg)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        for _ in range(100):
-            with contextlib.suppress(OSError), urllib.request.urlopen(
-                    f"http://127.0.0.1:{port}/", timeout=0.5):
-                break
-            if proc.poll() is not None:
-                pytest.fail("docker-registry exited at start")
-            time.sleep(0.1)
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
 def _authfile(path: Path, registry: str, user: str, password: str) -> Path:
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
     path.write_text(json.dumps({"auths": {registry: {"auth": token}}}))
@@ -424,7 +369,8 @@ def _authfile(path: Path, registry: str, user: str, password: str) -> Path:
 def test_push_with_an_auth_file_records_the_registry_digest(tmp_path: Path, storage: Storage,
                                                            tiny: str) -> None:
     password = "pw-" + SECRET
-    with _auth_registry(tmp_path, "ci", password) as reg:
+    with registry(tmp_path / "registry", user="ci", password=password) as r:
+        reg = r.host
         ctx = _context(tmp_path / "ctx", f"FROM {tiny}\nCOPY a.txt /a.txt\n", {"a.txt": "p\n"})
         bb.build_image(ctx, "push-test:1", Recorder(), storage=storage)
         good = _authfile(tmp_path / "good.json", reg, "ci", password)

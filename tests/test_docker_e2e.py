@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ from e2e import (
     image_files,
     package,
     registry,
-    remove_image,
 )
 from models import PYTHON_CONFIG, backend_files, manifest, write_tree
 
@@ -33,22 +31,6 @@ from packager.pipeline import Options
 from packager.plan import Layer
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture(scope="session")
-def client() -> docker.DockerClient:
-    c = docker.from_env()
-    c.ping()  # the suite needs the engine; .ci/run starts it (a failure here is a real failure)
-    assert c.images.get(LOCAL_CPU_IMAGE), "run `triton-packager base-image` first"
-    return c
-
-
-@pytest.fixture
-def images(client: docker.DockerClient) -> Iterator[list[str]]:
-    created: list[str] = []
-    yield created
-    for ref in created:
-        remove_image(client, ref)
 
 
 def _infer(module: Any, url: str, name: str, a: np.ndarray, b: np.ndarray) -> tuple[Any, ...]:
@@ -304,7 +286,8 @@ def test_push_records_the_digest_and_fails_cleanly_when_registry_is_down(
     outcome, _ = package(model, out)
     assert outcome.result is not None
     images.append(outcome.result.image)
-    with registry(tmp_path) as host:
+    with registry(tmp_path) as reg:
+        host = reg.host
         assert main(["push", "--output", str(out), "--registry", host]) == 0
         pushed = capsys.readouterr().out.strip()
         images.append(pushed.split("@")[0])

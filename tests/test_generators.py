@@ -21,6 +21,24 @@ def test_config_error_has_line_and_column() -> None:
     assert "config.pbtxt:3:" in str(err.value) and "nme" in str(err.value)
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ('output [ { name: "OUTPUT0" data_type: 32 dims: [ 4 ] } ]',
+     ["output 'OUTPUT0'", "data_type 32", "TYPE_FP32"]),
+    ("input { data_type: -1 }", ["input ''", "data_type -1"]),
+    ("instance_group { kind: 2147483648 }", ["2147483648", "KIND_GPU"]),
+    ("input { data_type: 0x" + "f" * 4000 + " }", ["config.pbtxt"]),
+])
+def test_config_enum_numbers_without_a_name_are_refused(text: str, expected: list[str]) -> None:
+    # Open (proto3) enums: text_format keeps a number the enum does not name, or fails with a
+    # ValueError setting one beyond int32.
+    with pytest.raises(InputError) as err:
+        parse_config(text)
+    message = str(err.value)
+    assert message.startswith("config.pbtxt") and "fix:" in message and len(message) < 600, message
+    for fragment in expected:
+        assert fragment in message, f"{fragment!r} missing from:\n{message}"
+
+
 def test_minimal_configs_are_valid_for_every_optional_backend() -> None:
     for key in ("tensorrt", "tf_savedmodel", "onnx", "openvino"):
         b = BY_KEY[key]

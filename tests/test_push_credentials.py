@@ -1,0 +1,353 @@
+"""Builders and pushes with credentials: `package --builder`, `push` with an auth file or a
+username and password from the environment or files, a registry with its own CA, and the
+results Tekton reads (IMAGE_URL, IMAGE_DIGEST).
+
+The real-registry tests run Debian's docker-registry on 127.0.0.1 with htpasswd authentication
+and, for buildah, TLS from a CA the test makes."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import urllib.request
+from pathlib import Path
+
+import pytest
+from e2e import Registry, registry
+from hypothesis import given
+from hypothesis import strategies as st
+
+from packager.baseimage import LOCAL_CPU_IMAGE, split_base_source
+from packager.cli import main
+from packager.errors import InputError
+from packager.executor.builders import Credentials, registry_host
+from packager.executor.push import (
+    ENV_PASSWORD,
+    ENV_USERNAME,
+    check_registry,
+    resolve_credentials,
+)
+from packager.result import ModelEntry, ResultDocument
+
+SECRET = "s3cr3t-Pa55word-that-must-not-leak"
+
+
+def _authfile(path: Path, host: str, user: str, password: str) -> Path:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    path.write_text(json.dumps({"auths": {host: {"auth": token}}}))
+    os.chmod(path, 0o600)
+    return path
+
+
+def _result(out: Path, image: str = "add-sub-1:abc", builder: str = "docker") -> str:
+    out.mkdir(parents=True, exist_ok=True)
+    text = ResultDocument(image=image, models=(ModelEntry("add-sub", (1,), "python"),),
+                          base_image=LOCAL_CPU_IMAGE, dockerfile_sha256="0" * 64,
+                          builder=builder).to_json()
+    (out / "result.json").write_text(text)
+    return text
+
+
+# --- credentials: where they come from, and that they never show -------------------------------
+
+def test_credentials_come_from_the_first_source_found(tmp_path: Path) -> None:
+    auth = _authfile(tmp_path / "auth.json", "r.example.com", "u", SECRET)
+    given_file = resolve_credentials(auth, {ENV_USERNAME: "x", ENV_PASSWORD: "y"})
+    assert given_file.authfile == auth and given_file.username is None
+    env = resolve_credentials(None, {ENV_USERNAME: "ci", ENV_PASSWORD: SECRET,
+                                     "REGISTRY_AUTH_FILE": str(auth)})
+    assert (env.username, env.password) == ("ci", SECRET)
+    assert SECRET not in repr(env) and SECRET not in env.source
+    (tmp_path / "pw").write_text(SECRET + "\n")  # a mounted Secret ends in a newline
+    (tmp_path / "user").write_text("ci")
+    files = resolve_credentials(None, {f"{ENV_USERNAME}_FILE": str(tmp_path / "user"),
+                                       f"{ENV_PASSWORD}_FILE": str(tmp_path / "pw")})
+    assert (files.username, files.password) == ("ci", SECRET)
+    assert resolve_credentials(None, {"REGISTRY_AUTH_FILE": str(auth)}).authfile == auth
+    (tmp_path / "cfg").mkdir()
+    _authfile(tmp_path / "cfg" / "config.json", "r.example.com", "u", "p")
+    assert resolve_credentials(None, {"DOCKER_CONFIG": str(tmp_path / "cfg")}).authfile == \
+        tmp_path / "cfg" / "config.json"
+    assert resolve_credentials(None, {}) == Credentials()
+
+
+@pytest.mark.parametrize("environ", [
+    {ENV_USERNAME: "ci"},
+    {ENV_PASSWORD: SECRET},
+    {ENV_USERNAME: "ci", ENV_PASSWORD: SECRET, f"{ENV_PASSWORD}_FILE": "/x"},
+    {ENV_USERNAME: "c:i", ENV_PASSWORD: SECRET},
+    {ENV_USERNAME: "ci", ENV_PASSWORD: SECRET + "\nmore"},
+    {ENV_USERNAME: "ci", f"{ENV_PASSWORD}_FILE": "/nonexistent/pw"},
+], ids=["no-password", "no-username", "both-value-and-file", "colon-in-user", "newline",
+        "unreadable-file"])
+def test_bad_credentials_are_refused_without_showing_them(environ: dict[str, str]) -> None:
+    with pytest.raises(InputError) as info:
+        resolve_credentials(None, environ)
+    assert info.value.exit_code == 2
+    assert SECRET not in str(info.value) and "fix:" in str(info.value)
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"\xff\xfe", b"[1, 2]", b'{"auths": 3}'],
+                         ids=["not-json", "not-utf8", "not-object", "auths-not-object"])
+def test_a_bad_auth_file_is_refused_without_echoing_it(tmp_path: Path, content: bytes) -> None:
+    auth = tmp_path / "auth.json"
+    auth.write_bytes(content + SECRET.encode())
+    with pytest.raises(InputError) as info:
+        resolve_credentials(auth, {})
+    assert info.value.exit_code == 2 and SECRET not in str(info.value)
+    assert str(auth) in str(info.value)
+
+
+@given(st.text(min_size=6, max_size=60).filter(lambda s: s.strip() == s))
+def test_a_password_never_appears_in_a_message_or_repr(password: str) -> None:
+    environ = {ENV_USERNAME: "ci", ENV_PASSWORD: password}
+    try:
+        creds = resolve_credentials(None, environ)
+    except InputError as err:
+        assert password not in str(err)
+        return
+    assert password not in repr(creds) and password not in creds.source
+
+
+# --- the registry reference -------------------------------------------------------------------
+
+@pytest.mark.parametrize("registry_ref", [
+    "https://registry.example.com", "registry.example.com/team name", "Registry.Example.com",
+    "registry.example.com/Team", "registry.example.com\n", "myregistry", "reg.example.com:99999",
+    "127.0.0.1:5000/$(params.x)", "reg.example.com/'quoted'",
+])
+def test_bad_registry_references_are_refused(registry_ref: str) -> None:
+    with pytest.raises(InputError) as info:
+        check_registry(registry_ref)
+    assert info.value.exit_code == 2 and "fix:" in str(info.value)
+
+
+@given(st.text(max_size=40), st.sampled_from(["://", " ", "\n", "A", "$(", "'", '"', "\t"]),
+       st.text(max_size=10))
+def test_registry_with_a_scheme_space_capital_or_shell_mark_is_refused(
+        head: str, mark: str, tail: str) -> None:
+    with pytest.raises(InputError):
+        check_registry(head + mark + tail)
+
+
+def test_good_registry_references_pass() -> None:
+    for ref in ("registry.example.com", "127.0.0.1:5000", "localhost:5000/team/sub",
+                "[::1]:5000", "reg.example.com/team/"):
+        check_registry(ref)
+
+
+def test_registry_host_names_the_auth_file_key() -> None:
+    assert registry_host("127.0.0.1:5000/team/m:1") == "127.0.0.1:5000"
+    assert registry_host("reg.example.com/m") == "reg.example.com"
+    assert registry_host("team/m:1") == "docker.io"
+
+
+# --- --base-image sources ---------------------------------------------------------------------
+
+def test_base_image_sources_name_what_from_uses() -> None:
+    assert split_base_source(LOCAL_CPU_IMAGE) == (LOCAL_CPU_IMAGE, None)
+    assert split_base_source(f"docker-daemon:{LOCAL_CPU_IMAGE}")[0] == LOCAL_CPU_IMAGE
+    name, source = split_base_source(f"oci-archive:/ws/base.tar:{LOCAL_CPU_IMAGE}")
+    assert (name, source) == (LOCAL_CPU_IMAGE, f"oci-archive:/ws/base.tar:{LOCAL_CPU_IMAGE}")
+    derived, _ = split_base_source("oci-archive:/ws/base.tar")
+    assert derived.startswith("localhost/triton-packager/base-archive:")
+    assert derived != split_base_source("oci-archive:/ws/other.tar")[0]
+    for bad in ("oci-archive:", "oci-archive:/x.tar:Bad Name", "docker-daemon:UPPER"):
+        with pytest.raises(InputError):
+            split_base_source(bad)
+
+
+# --- bad input to push and package: exit 2/3, nothing pushed, nothing written ----------------
+
+def _push_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], *args: str,
+                  builder: str = "docker", code: int = 2) -> str:
+    out = tmp_path / "out"
+    before = _result(out, builder=builder)
+    url = tmp_path / "url"
+    assert main(["push", "-o", str(out), "--image-url-file", str(url), *args]) == code
+    err = capsys.readouterr().err
+    assert (out / "result.json").read_text() == before
+    assert not url.exists()
+    assert "Traceback" not in err and "fix:" in err
+    return err
+
+
+def test_push_refuses_an_unreadable_or_not_json_auth_file(tmp_path: Path, capsys) -> None:
+    (tmp_path / "auth.json").write_text("{" + SECRET)
+    err = _push_refused(tmp_path, capsys, "--registry", "127.0.0.1:1",
+                        "--authfile", str(tmp_path / "auth.json"))
+    assert "not JSON" in err and SECRET not in err
+    err = _push_refused(tmp_path, capsys, "--registry", "127.0.0.1:1", "--authfile",
+                        str(tmp_path))
+    assert "cannot be read" in err
+
+
+def test_push_refuses_a_registry_with_a_scheme(tmp_path: Path, capsys) -> None:
+    err = _push_refused(tmp_path, capsys, "--registry", "https://127.0.0.1:5000")
+    assert "scheme" in err
+
+
+def test_push_refuses_what_the_docker_engine_cannot_honour(tmp_path: Path, capsys) -> None:
+    ca = tmp_path / "ca.crt"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    err = _push_refused(tmp_path, capsys, "--registry", "127.0.0.1:1", "--ca-bundle", str(ca))
+    assert "/etc/docker/certs.d/" in err and "--builder buildah" in err
+    err = _push_refused(tmp_path, capsys, "--registry", "127.0.0.1:1", "--tls-verify", "false")
+    assert "insecure-registries" in err
+
+
+def test_push_refuses_a_ca_bundle_that_is_not_pem(tmp_path: Path, capsys) -> None:
+    (tmp_path / "ca.crt").write_text("not a certificate")
+    err = _push_refused(tmp_path, capsys, "--registry", "127.0.0.1:1", "--ca-bundle",
+                        str(tmp_path / "ca.crt"), builder="buildah")
+    assert "PEM" in err
+
+
+def test_push_refuses_a_result_file_it_cannot_write(tmp_path: Path, capsys) -> None:
+    err = _push_refused(tmp_path, capsys, "--registry", "127.0.0.1:1", "--image-digest-file",
+                        str(tmp_path / "missing-dir" / "digest"))
+    assert "missing-dir" in err
+
+
+def test_unknown_builder_is_refused(tmp_path: Path, capsys, python_model: Path) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as info:
+        main(["package", str(python_model), "-o", str(out), "--builder", "kaniko"])
+    assert info.value.code == 2
+    assert "invalid choice: 'kaniko'" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_missing_buildah_names_how_to_install_it_and_writes_nothing(
+        tmp_path: Path, capsys, python_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    out = tmp_path / "out"
+    code = main(["package", str(python_model), "-o", str(out), "--builder", "buildah",
+                 "--base-image", LOCAL_CPU_IMAGE])
+    err = capsys.readouterr().err
+    assert code == 3 and "apt-get install -y buildah" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_auto_without_any_builder_says_so_and_writes_nothing(
+        tmp_path: Path, capsys, python_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    out = tmp_path / "out"
+    code = main(["package", str(python_model), "-o", str(out), "--base-image", LOCAL_CPU_IMAGE])
+    err = capsys.readouterr().err
+    assert code == 3 and "no image builder here" in err and "dockerd" in err
+    assert not out.exists()
+
+
+def test_image_archives_need_buildah(tmp_path: Path, capsys, python_model: Path) -> None:
+    out = tmp_path / "out"
+    code = main(["package", str(python_model), "-o", str(out), "--builder", "docker",
+                 "--base-image", f"oci-archive:{tmp_path}/base.tar:{LOCAL_CPU_IMAGE}"])
+    err = capsys.readouterr().err
+    if "cannot reach the Docker engine" in err:  # the unit tier runs without an engine
+        assert code == 3
+    else:
+        assert code == 2 and "--builder buildah" in err
+    assert not out.exists()
+
+
+# --- real registries --------------------------------------------------------------------------
+
+def _manifest_digest(reg: Registry, repo: str, tag: str, user: str, password: str) -> str:
+    req = urllib.request.Request(f"{'https' if reg.ca else 'http'}://{reg.host}/v2/{repo}/"
+                                 f"manifests/{tag}", method="HEAD", headers={
+        "Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode(),
+        "Accept": "application/vnd.docker.distribution.manifest.v2+json, "
+                  "application/vnd.oci.image.manifest.v1+json"})
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=str(reg.ca)) if reg.ca else None
+    with urllib.request.urlopen(req, timeout=10, context=ctx) as resp:
+        return str(resp.headers["Docker-Content-Digest"])
+
+
+@pytest.mark.docker
+def test_buildah_package_and_push_to_a_tls_registry_with_credentials(
+        tmp_path: Path, capsys, python_model: Path, buildah_env,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out"
+    assert main(["package", str(python_model), "-o", str(out), "--builder", "buildah",
+                 "--base-image", f"docker-daemon:{LOCAL_CPU_IMAGE}", "--tag", "push-me:1"]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["builder"] == "buildah" and result["image"] == "push-me:1"
+    capsys.readouterr()
+    # nothing changed: the package phase is not redone, the image is still in storage
+    assert main(["package", str(python_model), "-o", str(out), "--builder", "buildah",
+                 "--base-image", f"docker-daemon:{LOCAL_CPU_IMAGE}", "--tag", "push-me:1"]) == 0
+    assert "package: up to date" in capsys.readouterr().err
+    with registry(tmp_path / "reg", user="ci", password=SECRET, tls=True) as reg:
+        assert reg.ca is not None
+        url, digest_file = tmp_path / "IMAGE_URL", tmp_path / "IMAGE_DIGEST"
+        push = ["push", "-o", str(out), "--registry", f"{reg.host}/team",
+                "--image-url-file", str(url), "--image-digest-file", str(digest_file)]
+        before = (out / "result.json").read_text()
+
+        monkeypatch.setenv(ENV_USERNAME, "ci")
+        monkeypatch.setenv(ENV_PASSWORD, "wrong-password")
+        assert main([*push, "--ca-bundle", str(reg.ca)]) == 5  # wrong credentials
+        err = capsys.readouterr().err
+        assert "wrong-password" not in err and "Traceback" not in err
+        monkeypatch.setenv(ENV_PASSWORD, SECRET)
+        assert main(push) == 5  # the registry's CA is unknown without --ca-bundle
+        assert "certificate" in capsys.readouterr().err
+        assert (out / "result.json").read_text() == before
+        assert not url.exists() and not digest_file.exists()
+
+        assert main([*push, "--ca-bundle", str(reg.ca)]) == 0
+        captured = capsys.readouterr()
+        digest = digest_file.read_text()
+        assert url.read_text() == f"{reg.host}/team/push-me:1"
+        assert digest.startswith("sha256:") and len(digest) == 71
+        assert _manifest_digest(reg, "team/push-me", "1", "ci", SECRET) == digest
+        doc = json.loads((out / "result.json").read_text())
+        assert doc["image"] == f"{reg.host}/team/push-me:1"
+        assert doc["pushed_image"] == f"{reg.host}/team/push-me@{digest}"
+        assert all(isinstance(v, str) for v in doc.values())
+        for text in (captured.out, captured.err, (out / "result.json").read_text()):
+            assert SECRET not in text
+    monkeypatch.delenv(ENV_USERNAME)
+    monkeypatch.delenv(ENV_PASSWORD)
+    auth = _authfile(tmp_path / "auth.json", reg.host, "ci", SECRET)
+    assert main([*push, "--ca-bundle", str(reg.ca), "--authfile", str(auth)]) == 5  # down
+    assert url.read_text() == f"{reg.host}/team/push-me:1"  # the earlier push's, unchanged
+
+
+@pytest.mark.docker
+def test_docker_push_with_an_auth_file_and_with_environment_credentials(
+        tmp_path: Path, capsys, python_model: Path, client, images,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out"
+    assert main(["package", str(python_model), "-o", str(out), "--builder", "docker",
+                 "--base-image", LOCAL_CPU_IMAGE]) == 0
+    image = json.loads((out / "result.json").read_text())["image"]
+    images.append(image)
+    # The Docker engine pushes to 127.0.0.0/8 over plain HTTP: no CA to install.
+    with registry(tmp_path / "reg", user="ci", password=SECRET) as reg:
+        push = ["push", "-o", str(out), "--registry", reg.host]
+        before = (out / "result.json").read_text()
+        bad = _authfile(tmp_path / "bad.json", reg.host, "ci", "wrong")
+        assert main([*push, "--authfile", str(bad)]) == 5
+        assert (out / "result.json").read_text() == before
+        good = _authfile(tmp_path / "good.json", reg.host, "ci", SECRET)
+        assert main([*push, "--authfile", str(good)]) == 0
+        pushed = capsys.readouterr().out.strip()
+        images.append(pushed.split("@")[0])
+        digest = pushed.split("@")[1]
+        assert _manifest_digest(reg, image.split(":")[0], image.split(":")[1], "ci",
+                                SECRET) == digest
+        # the same image again, with a username and password from files
+        (tmp_path / "u").write_text("ci\n")
+        (tmp_path / "p").write_text(SECRET + "\n")
+        monkeypatch.setenv(f"{ENV_USERNAME}_FILE", str(tmp_path / "u"))
+        monkeypatch.setenv(f"{ENV_PASSWORD}_FILE", str(tmp_path / "p"))
+        assert main(push) == 0
+        captured = capsys.readouterr()
+        assert captured.out.strip().endswith(digest)
+        assert SECRET not in captured.out + captured.err
