@@ -191,3 +191,12 @@ def lint(session: nox.Session) -> None:
     _install(session, "[dev]")
     session.run("ruff", "check", "packager", "tests", "noxfile.py", "examples", "benchmarks")
     session.run("mypy")
+
+
+@nox.session(name="packager_image")
+def packager_image(session: nox.Session) -> None:
+    """Build the packager's own image, triton-packager:latest and :<version> (the one every
+    Tekton step runs; skipped when up to date, `-- --force` rebuilds). See deploy/image/build.py."""
+    _install(session)
+    _docker(session)
+    session.run("python", "deploy/image/build.py", *session.posargs)

@@ -1,0 +1,383 @@
+"""Build the packager's own image, `triton-packager:latest` and `triton-packager:<version>`.
+
+It is the image every Tekton step runs (deploy/tekton/task-*.yaml: `python -m packager ...` in a
+privileged container, buildah's storage a volume at /var/lib/containers). Nothing is pulled
+from an image registry; only the package registries are reached, and only from the host:
+
+1. A Debian root filesystem made with debootstrap (PACKAGES: Python, Debian's numpy, buildah),
+   apt's caches and the docs removed, imported into Docker as `ROOTFS_REPO:<recipe>`. It is
+   reused while its recipe (suite and packages) is unchanged, so a change to the packager's code
+   costs seconds, not a debootstrap.
+2. The packager and its dependencies as wheels, made on the host with `pip wheel` (the host's pip
+   reaches PyPI; a container behind this machine's TLS-inspecting proxy would not). The host's
+   Python and the image's are both CPython 3.11 on glibc, so the wheels fit.
+3. A two-stage `docker build` FROM the root filesystem: the first stage makes the venv VENV
+   (--system-site-packages, so Debian's numpy is used) and installs the wheels offline
+   (`--no-index`); the final stage copies only the venv, so no wheel and no pip cache lands in
+   a layer.
+
+The image carries RECIPE_LABEL, a digest of the recipe and of the packager's sources; a build
+whose digest matches the existing image's is skipped (`--force` rebuilds everything, e.g. to
+pick up new releases of the dependencies or Debian security updates).
+
+buildah's storage driver (ENV TRITON_PACKAGER_BUILDAH_DRIVER and STORAGE_DRIVER, read by the
+packager and by buildah itself): `overlay`. It works in a privileged container whose
+/var/lib/containers is a volume on ext4/xfs (Tekton's workspace, `docker run -v`), shares layers
+between images, and is much faster and smaller than `vfs`, which stores every layer as a full
+copy. Where /var/lib/containers is not a volume (overlay on the container's own overlayfs) or
+lies on NFS, overlay mounts fail: set TRITON_PACKAGER_BUILDAH_DRIVER=vfs and STORAGE_DRIVER=vfs.
+
+Usage: python deploy/image/build.py [--force] [--mirror URL]   (as root, with debootstrap)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+
+import packager
+from packager.executor import process
+from packager.executor.base_image import apt_mirror
+
+REPO = Path(__file__).resolve().parents[2]
+IMAGE = "triton-packager"
+ROOTFS_REPO = "triton-packager/packager-rootfs"
+RECIPE_LABEL = "io.triton-packager.image.recipe"
+ROOTFS_LABEL = "io.triton-packager.image.rootfs"
+STAGE_LABEL = "io.triton-packager.image.stage"  # the install stage, removed after the build
+VENV = "/opt/triton-packager"
+SUITE = "bookworm"
+# netavark: golang-github-containers-common (buildah's dependency) depends on the virtual
+# container-network-stack, which debootstrap cannot resolve by itself; netavark is the small
+# provider (4 MB). buildah brings containers-common's /etc/containers/policy.json and
+# registries.conf, and uidmap.
+PACKAGES = ("python3", "python3-venv", "python3-numpy", "buildah", "netavark",
+            "ca-certificates", "tar", "gzip")
+ROOTFS_RECIPE_VERSION = "1"
+BUILDAH_DRIVER = "overlay"
+SOURCES = ("packager", "templates", "pyproject.toml", "README.md")
+
+DEBOOTSTRAP_TIMEOUT = 1800.0
+WHEEL_TIMEOUT = 900.0
+BUILD_TIMEOUT = 1200.0
+DOCKER_TIMEOUT = 600  # seconds for one request to the engine
+
+Log = Callable[[str], None]
+
+
+class ImageBuildError(Exception):
+    """A step of the image build failed; the message says which, with its output's tail."""
+
+
+@dataclass(frozen=True)
+class Built:
+    image_id: str
+    tags: tuple[str, ...]
+    recipe: str
+    skipped: bool
+    seconds: float
+
+
+def version() -> str:
+    return packager.__version__
+
+
+def tags() -> tuple[str, str]:
+    return f"{IMAGE}:latest", f"{IMAGE}:{version()}"
+
+
+def rootfs_recipe() -> str:
+    text = "\n".join((ROOTFS_RECIPE_VERSION, SUITE, *PACKAGES))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _source_files(root: Path) -> Iterable[Path]:
+    for name in SOURCES:
+        path = root / name
+        if path.is_file():
+            yield path
+        elif path.is_dir():
+            for f in sorted(path.rglob("*")):
+                if f.is_file() and "__pycache__" not in f.parts and f.suffix != ".pyc":
+                    yield f
+
+
+def recipe_digest(root: Path = REPO) -> str:
+    """What the image is made of: the root filesystem's recipe, this file (the Dockerfile,
+    environment and labels are written here) and every file the packager's wheel is built from."""
+    h = hashlib.sha256()
+    h.update(rootfs_recipe().encode())
+    for f in (Path(__file__).resolve(), *_source_files(root)):
+        h.update(f.relative_to(root).as_posix().encode() if f.is_relative_to(root) else f.name.encode())
+        h.update(b"\0")
+        h.update(hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()[:16]
+
+
+def client() -> docker.DockerClient:
+    try:
+        c = docker.from_env(timeout=DOCKER_TIMEOUT)
+        c.ping()
+        return c
+    except docker.errors.DockerException as exc:
+        raise ImageBuildError(f"cannot reach the Docker engine: {exc} (run `bash .ci/docker-up`)"
+                              ) from None
+
+
+def _labels(ref: str) -> dict[str, str] | None:
+    try:
+        return dict(client().images.get(ref).labels or {})
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def existing(recipe: str | None = None) -> str | None:
+    """The ID of `triton-packager:latest` when it was built from `recipe` (default: the
+    current one) and `triton-packager:<version>` is the same image; else None."""
+    want = recipe or recipe_digest()
+    c = client()
+    try:
+        ids = {c.images.get(t).id for t in tags()}
+        img = c.images.get(tags()[0])
+    except docker.errors.ImageNotFound:
+        return None
+    if len(ids) != 1 or (img.labels or {}).get(RECIPE_LABEL) != want:
+        return None
+    return str(img.id)
+
+
+def _run(cmd: list[str], what: str, timeout: float, **kwargs: Any) -> str:
+    try:
+        proc = process.run(cmd, timeout=timeout, **kwargs)
+    except process.Timeout as exc:
+        tail = "\n".join(exc.output.strip().splitlines()[-15:])
+        raise ImageBuildError(f"{what} did not finish within {timeout:.0f}s\n{tail}") from None
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+        raise ImageBuildError(f"{what} failed (exit {proc.returncode})\n{tail}")
+    return proc.stdout
+
+
+def _trim(rootfs: Path) -> None:
+    """Drop what a container never reads: apt's caches and lists, docs (copyright files stay),
+    man pages, and the host's resolv.conf that debootstrap copied in."""
+    for rel in ("var/cache/apt", "var/lib/apt/lists", "usr/share/man", "usr/share/info",
+                "var/cache/debconf/templates.dat-old", "var/cache/debconf/config.dat-old"):
+        p = rootfs / rel
+        if p.is_dir():
+            for child in p.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+        elif p.exists():
+            p.unlink()
+    (rootfs / "var/lib/apt/lists/partial").mkdir(parents=True, exist_ok=True)
+    (rootfs / "var/cache/apt/archives/partial").mkdir(parents=True, exist_ok=True)
+    doc = rootfs / "usr/share/doc"
+    for f in sorted(doc.rglob("*"), reverse=True):
+        if f.is_symlink() or f.is_file():
+            if f.name != "copyright":
+                f.unlink()
+        elif f.is_dir() and not any(f.iterdir()):
+            f.rmdir()
+    (rootfs / "etc/resolv.conf").unlink(missing_ok=True)
+    (rootfs / "etc/resolv.conf").write_text("")
+    (rootfs / "etc/hostname").write_text("triton-packager\n")
+    (rootfs / "var/lib/containers").mkdir(parents=True, exist_ok=True)
+
+
+def ensure_rootfs(log: Log, work: Path, *, force: bool = False, mirror: str | None = None) -> str:
+    """The Debian root filesystem image, `ROOTFS_REPO:<rootfs recipe>`, built when missing."""
+    recipe = rootfs_recipe()
+    ref = f"{ROOTFS_REPO}:{recipe}"
+    if not force and (_labels(ref) or {}).get(ROOTFS_LABEL) == recipe:
+        log(f"root filesystem {ref} is up to date")
+        return ref
+    if os.geteuid() != 0 or shutil.which("debootstrap") is None:
+        raise ImageBuildError("the root filesystem needs root and debootstrap "
+                              "(apt-get install debootstrap; .ci/docker-up installs it)")
+    rootfs = work / "rootfs"
+    source = mirror or apt_mirror()
+    log(f"debootstrap {SUITE} from {source}: {', '.join(PACKAGES)}")
+    _run(["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE,
+          str(rootfs), source], "debootstrap", DEBOOTSTRAP_TIMEOUT)
+    for path in ("etc/containers/policy.json", "etc/containers/registries.conf", "usr/bin/buildah",
+                 "usr/bin/python3"):
+        if not (rootfs / path).exists():
+            raise ImageBuildError(f"debootstrap left no /{path} in the root filesystem")
+    _trim(rootfs)
+    tar_path = work / "rootfs.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        for child in sorted(rootfs.iterdir()):
+            tar.add(child, arcname=child.name)
+    shutil.rmtree(rootfs)
+    log(f"importing {ref}")
+    try:
+        client().api.import_image_from_file(
+            str(tar_path), repository=ROOTFS_REPO, tag=recipe,
+            changes=[f"LABEL {ROOTFS_LABEL}={recipe}",
+                     "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"])
+    except docker.errors.DockerException as exc:
+        raise ImageBuildError(f"docker import of the root filesystem failed: {exc}") from None
+    finally:
+        tar_path.unlink(missing_ok=True)
+    if (_labels(ref) or {}).get(ROOTFS_LABEL) != recipe:
+        raise ImageBuildError(f"{ref} is missing after the import")
+    _untag_old_rootfs(keep=ref)
+    return ref
+
+
+def _untag_old_rootfs(keep: str) -> None:
+    c = client()
+    for img in c.images.list(name=ROOTFS_REPO):
+        for t in img.tags:
+            if t != keep:
+                with contextlib.suppress(docker.errors.APIError):  # still in use: leave it
+                    c.images.remove(t)
+
+
+def make_wheels(dest: Path, log: Log) -> None:
+    """The packager's wheel and all of its dependencies', for the image's CPython 3.11."""
+    log(f"pip wheel {REPO} (the packager and its dependencies)")
+    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
+          "--wheel-dir", str(dest), str(REPO)], "pip wheel", WHEEL_TIMEOUT)
+    if not list(dest.glob(f"triton_packager-{version()}-*.whl")):
+        raise ImageBuildError(f"pip wheel left no triton_packager-{version()} wheel in {dest}")
+
+
+def dockerfile(rootfs: str) -> str:
+    env = {
+        "PATH": f"{VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "VIRTUAL_ENV": VENV,
+        "PYTHONUNBUFFERED": "1",
+        "PIP_NO_CACHE_DIR": "1",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        # The packager passes --isolation chroot itself; this is the default of a bare `buildah`.
+        "BUILDAH_ISOLATION": "chroot",
+        "TRITON_PACKAGER_BUILDAH_DRIVER": BUILDAH_DRIVER,
+        "STORAGE_DRIVER": BUILDAH_DRIVER,
+    }
+    env_lines = "".join(f"ENV {k}={json.dumps(v)}\n" for k, v in env.items())
+    return (
+        f"FROM {rootfs} AS install\n"
+        "COPY wheels /tmp/wheels\n"
+        f"RUN python3 -m venv --system-site-packages {VENV} \\\n"
+        f" && {VENV}/bin/python -m pip install --no-index --no-cache-dir --disable-pip-version-check"
+        f" --find-links /tmp/wheels triton-packager=={version()} \\\n"
+        f" && {VENV}/bin/python -m packager --version \\\n"
+        f" && {VENV}/bin/python -c 'import numpy, onnx, tritonclient.grpc, tritonclient.http, docker'\n"
+        f"LABEL {STAGE_LABEL}=install\n"
+        f"FROM {rootfs}\n"
+        f"COPY --from=install {VENV} {VENV}\n"
+        f"{env_lines}"
+        'CMD ["python", "-m", "packager", "--help"]\n'
+    )
+
+
+def _docker_build(context: Path, tag: str, labels: dict[str, str], log: Log, *,
+                  nocache: bool) -> str:
+    deadline = time.monotonic() + BUILD_TIMEOUT
+    c = client()
+    tail: list[str] = []
+    try:
+        for chunk in c.api.build(path=str(context), tag=tag, rm=True, forcerm=True, pull=False,
+                                 decode=True, nocache=nocache, labels=labels):
+            if "error" in chunk:
+                raise ImageBuildError(f"docker build failed: {chunk['error']}\n" + "\n".join(tail))
+            text = str(chunk.get("stream", "")).rstrip()
+            if text:
+                tail = [*tail[-14:], text]
+                log(f"  | {text}")
+            if time.monotonic() > deadline:
+                raise ImageBuildError(f"docker build did not finish within {BUILD_TIMEOUT:.0f}s")
+    except docker.errors.DockerException as exc:
+        raise ImageBuildError(f"docker build failed: {exc}\n" + "\n".join(tail)) from None
+    return str(c.images.get(tag).id)
+
+
+def _prune() -> None:
+    """Remove what earlier builds left untagged: replaced images, root filesystems and the
+    install stages."""
+    c = client()
+    for label in (STAGE_LABEL, RECIPE_LABEL, ROOTFS_LABEL):
+        for img in c.images.list(filters={"label": label, "dangling": True}):
+            with contextlib.suppress(docker.errors.APIError):  # still used by a container
+                c.images.remove(img.id)
+
+
+def build(*, force: bool = False, mirror: str | None = None, log: Log | None = None) -> Built:
+    """Build (or find up to date) `triton-packager:latest` and `triton-packager:<version>`."""
+    say: Log = log or (lambda text: print(text, file=sys.stderr, flush=True))
+    started = time.monotonic()
+    recipe = recipe_digest()
+    latest, versioned = tags()
+    if not force and (found := existing(recipe)):
+        say(f"{latest} is up to date (recipe {recipe})")
+        return Built(found, (latest, versioned), recipe, True, time.monotonic() - started)
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "triton-packager"
+    base.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="packager-image-", dir=base))
+    try:
+        rootfs = ensure_rootfs(say, work, force=force, mirror=mirror)
+        context = work / "context"
+        make_wheels(context / "wheels", say)
+        (context / "Dockerfile").write_text(dockerfile(rootfs))
+        labels = {
+            "org.opencontainers.image.title": "triton-packager",
+            "org.opencontainers.image.description":
+                "Packages model directories into NVIDIA Triton server images (with buildah)",
+            "org.opencontainers.image.version": version(),
+            "org.opencontainers.image.licenses": "Apache-2.0",
+            "org.opencontainers.image.base.name": f"debian:{SUITE} (debootstrap)",
+            RECIPE_LABEL: recipe,
+            ROOTFS_LABEL: rootfs_recipe(),
+            "io.triton-packager.image.buildah-driver": BUILDAH_DRIVER,
+        }
+        say(f"docker build {versioned}")
+        image_id = _docker_build(context, versioned, labels, say, nocache=force)
+        client().images.get(image_id).tag(IMAGE, "latest")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if existing(recipe) != image_id:
+        raise ImageBuildError(f"{latest} and {versioned} are not the image just built")
+    _prune()
+    say(f"built {latest} and {versioned}: {image_id} (recipe {recipe})")
+    return Built(image_id, (latest, versioned), recipe, False, time.monotonic() - started)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="deploy/image/build.py",
+                                description="Build the packager's own image (triton-packager).")
+    p.add_argument("--force", action="store_true",
+                   help="rebuild everything, debootstrap included, even when up to date")
+    p.add_argument("--mirror", default=None,
+                   help="Debian mirror for debootstrap (default: the one this machine's apt uses)")
+    args = p.parse_args(argv)
+    try:
+        built = build(force=args.force, mirror=args.mirror)
+    except ImageBuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({"image_id": built.image_id, "tags": list(built.tags), "recipe": built.recipe,
+                      "skipped": built.skipped, "seconds": round(built.seconds, 1)}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
