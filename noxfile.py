@@ -189,7 +189,7 @@ def snapshots(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff and mypy."""
     _install(session, "[dev]")
-    session.run("ruff", "check", "packager", "tests", "noxfile.py", "examples", "benchmarks")
+    session.run("ruff", "check", "packager", "tests", "noxfile.py", "examples", "benchmarks", "deploy")
     session.run("mypy")
 
 

@@ -238,6 +238,13 @@ def _parser() -> argparse.ArgumentParser:
     bi = sub.add_parser("base-image", help="build the local CPU Triton base image from PyPI")
     bi.add_argument("--force", action="store_true", help="rebuild even if it exists")
     bi.add_argument("--mirror", default=None, help="Debian mirror for debootstrap")
+    bi.add_argument("--builder", choices=BUILDER_CHOICES, default="auto",
+                    help="where the image goes: the Docker engine or buildah's storage (no "
+                    "engine needed); auto: buildah with --output, else docker when an engine "
+                    "answers")
+    bi.add_argument("--output", default=None, metavar="oci-archive:PATH",
+                    help="also write the image to oci-archive:PATH or docker-archive:PATH "
+                    "(with buildah)")
     _output_flags(bi)
     return p
 
@@ -301,7 +308,8 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
     if args.command == "base-image":
         from packager.executor.base_image import ensure_base_image
 
-        ref = ensure_base_image(report, force=args.force, mirror=args.mirror)
+        ref = ensure_base_image(report, force=args.force, mirror=args.mirror,
+                                builder=args.builder, output=args.output)
         print(ref)
         return 0
     if args.command == "train":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import shutil
 import socket
 import subprocess
@@ -135,3 +136,32 @@ def registry(tmp: Path, *, user: str | None = None, password: str | None = None,
 def remove_image(client: docker.DockerClient, ref: str) -> None:
     with contextlib.suppress(docker.errors.DockerException):
         client.images.remove(ref, force=True)
+
+
+# Linux capabilities by bit number (capability.h), as `docker run --cap-drop` names them.
+_CAPS = ("CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID",
+         "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN",
+         "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE",
+         "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME",
+         "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
+         "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ",
+         "PERFMON", "BPF", "CHECKPOINT_RESTORE")
+
+
+def privileged_flags(image: str = "triton-packager:latest") -> tuple[str, ...]:
+    """`--privileged`; or, where this machine's capability bounding set lacks some capability
+    (docker inside a restricted container: runc fails with `unable to apply caps`), the same
+    minus the missing ones: every other capability, no seccomp filter, /proc and /sys unmasked."""
+    probe = subprocess.run(["docker", "run", "--rm", "--privileged", "--network", "none", image,
+                            "true"], capture_output=True, text=True, timeout=120)
+    if probe.returncode == 0:
+        return ("--privileged",)
+    assert "apply caps" in probe.stderr, probe.stderr
+    m = re.search(r"^CapBnd:\s*([0-9a-f]+)$", Path("/proc/self/status").read_text(), re.M)
+    assert m
+    bounding = int(m.group(1), 16)
+    missing = [name for bit, name in enumerate(_CAPS) if not bounding >> bit & 1]
+    assert "SYS_ADMIN" not in missing, "buildah's overlay mounts need CAP_SYS_ADMIN"
+    return ("--cap-add=ALL", *(f"--cap-drop={name}" for name in missing),
+            "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+            "--security-opt", "systempaths=unconfined")

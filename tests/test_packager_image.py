@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from conftest import REPO
+from e2e import privileged_flags
 
 pytestmark = pytest.mark.docker
 
@@ -115,34 +116,6 @@ def test_no_pip_or_apt_cache_is_left_in_the_image(packager_image: Any) -> None:
     assert _run_in(packager_image.tags[0], "python", "-c", _FIND_CACHES).strip() == ""
 
 
-# Linux capabilities by bit number (capability.h), as `docker run --cap-drop` names them.
-_CAPS = ("CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID",
-         "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN",
-         "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE",
-         "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME",
-         "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
-         "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ",
-         "PERFMON", "BPF", "CHECKPOINT_RESTORE")
-
-
-def _privileged() -> tuple[str, ...]:
-    """`--privileged`; or, where this machine's capability bounding set lacks some capability
-    (docker inside a restricted container: runc fails with `unable to apply caps`), the same
-    minus the missing ones: every other capability, no seccomp filter, /proc and /sys unmasked."""
-    probe = _docker("run", "--rm", "--privileged", "--network", "none", "triton-packager:latest",
-                    "true", timeout=120)
-    if probe.returncode == 0:
-        return ("--privileged",)
-    assert "apply caps" in probe.stderr, probe.stderr
-    m = re.search(r"^CapBnd:\s*([0-9a-f]+)$", Path("/proc/self/status").read_text(), re.M)
-    assert m
-    bounding = int(m.group(1), 16)
-    missing = [name for bit, name in enumerate(_CAPS) if not bounding >> bit & 1]
-    assert "SYS_ADMIN" not in missing, "buildah's overlay mounts need CAP_SYS_ADMIN"
-    return ("--cap-add=ALL", *(f"--cap-drop={name}" for name in missing),
-            "--security-opt", "seccomp=unconfined", "--security-opt", "systempaths=unconfined")
-
-
 def test_buildah_builds_in_the_image_without_a_docker_socket(
         image_build: ModuleType, packager_image: Any, tmp_path: Path) -> None:
     # The base: the image's own Debian root filesystem (already on the engine), as an archive.
@@ -167,7 +140,7 @@ def test_buildah_builds_in_the_image_without_a_docker_socket(
         "buildah run --isolation chroot \"$ctr\" cat /proof\n"
     )
     out = _run_in(packager_image.tags[0], "bash", "-c", script, options=(
-        *_privileged(), "-v", f"{storage}:/var/lib/containers", "-v", f"{archive}:/base.tar:ro",
+        *privileged_flags(), "-v", f"{storage}:/var/lib/containers", "-v", f"{archive}:/base.tar:ro",
         "-v", f"{context}:/context:ro"))
     assert out.startswith("buildah version ")
     assert f"driver={image_build.BUILDAH_DRIVER}" in out

@@ -11,6 +11,7 @@ user with uid 1000. Skipped when an image built from the same recipe exists.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -23,8 +24,9 @@ from pathlib import Path
 import docker.errors
 
 from packager.baseimage import LOCAL_CPU_IMAGE
-from packager.errors import BuildError
+from packager.errors import BuildError, InputError
 from packager.executor import process
+from packager.executor.builders import Builder, select
 from packager.executor.docker_build import client
 from packager.executor.report import Reporter
 
@@ -129,18 +131,50 @@ def _add_user(rootfs: Path) -> None:
     os.chown(home, 1000, 1000)
 
 
-def existing(ref: str = LOCAL_CPU_IMAGE) -> bool:
-    try:
-        img = client().images.get(ref)
-    except docker.errors.ImageNotFound:
-        return False
-    return bool((img.labels or {}).get(RECIPE_LABEL) == recipe_digest())
+ENV = (
+    "PATH=/opt/tritonserver/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "TRITON_SERVER_VERSION=2.51.0",
+    "TRITON_SERVER_USER=triton-server",
+)
+WORKDIR = "/opt/tritonserver"
+CMD = ("tritonserver", "--help")
 
 
-def ensure_base_image(report: Reporter, *, force: bool = False, mirror: str | None = None) -> str:
+def _labels() -> dict[str, str]:
+    return {RECIPE_LABEL: recipe_digest(), "io.triton-packager.base.wheel": f"{WHEEL}=={WHEEL_VERSION}"}
+
+
+def existing(ref: str = LOCAL_CPU_IMAGE, builder: Builder | None = None) -> bool:
+    if builder is None:
+        try:
+            img = client().images.get(ref)
+        except docker.errors.ImageNotFound:
+            return False
+        return bool((img.labels or {}).get(RECIPE_LABEL) == recipe_digest())
+    return (builder.image_labels(ref) or {}).get(RECIPE_LABEL) == recipe_digest()
+
+
+def ensure_base_image(report: Reporter, *, force: bool = False, mirror: str | None = None,
+                      builder: str = "docker", output: str | None = None) -> str:
+    """Build the base image with `builder` (docker: `docker import`; buildah: no engine
+    needed), skipped when one from the same recipe exists; `output` (buildah:
+    `oci-archive:PATH` / `docker-archive:PATH`) also writes it to that file."""
+    from packager.executor import buildah_build
+
     ref = LOCAL_CPU_IMAGE
-    if not force and existing(ref):
-        report.step(f"base image {ref} is up to date (recipe {recipe_digest()})")
+    if output is not None:
+        buildah_build.check_output(output)
+        if builder == "auto":
+            builder = "buildah"
+        if builder != "buildah":
+            raise InputError("--output writes an image file with buildah",
+                             fix="add --builder buildah (or leave --builder out)")
+    chosen = select(builder)
+    if not force and existing(ref, chosen if chosen.name == "buildah" else None):
+        report.step(f"base image {ref} is up to date (recipe {recipe_digest()}, {chosen.name})")
+        if output is not None:
+            report.step(f"writing {ref} to {output}")
+            buildah_build.export_image(ref, output, name=ref)
         return ref
     if os.geteuid() != 0 or not shutil.which("debootstrap"):
         raise BuildError(
@@ -163,25 +197,26 @@ def ensure_base_image(report: Reporter, *, force: bool = False, mirror: str | No
         with tarfile.open(tar_path, "w") as tar:
             for child in sorted(rootfs.iterdir()):
                 tar.add(child, arcname=child.name)
-        report.step(f"importing {ref}")
-        repo, tag = ref.rsplit(":", 1)
-        changes = [
-            "ENV PATH=/opt/tritonserver/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "ENV TRITON_SERVER_VERSION=2.51.0",
-            "ENV TRITON_SERVER_USER=triton-server",
-            "WORKDIR /opt/tritonserver",
-            f"LABEL {RECIPE_LABEL}={recipe_digest()}",
-            f"LABEL io.triton-packager.base.wheel={WHEEL}=={WHEEL_VERSION}",
-            'CMD ["tritonserver", "--help"]',
-        ]
-        try:
-            client().api.import_image_from_file(str(tar_path), repository=repo, tag=tag,
-                                                changes=changes)
-        except docker.errors.DockerException as exc:
-            raise BuildError(f"docker import of the base image failed: {exc}") from None
+        report.step(f"importing {ref} ({chosen.name})")
+        if chosen.name == "buildah":
+            buildah_build.import_rootfs(tar_path, ref, env=ENV, workdir=WORKDIR,
+                                        labels=_labels(), cmd=CMD)
+        else:
+            repo, tag = ref.rsplit(":", 1)
+            changes = [*(f"ENV {e}" for e in ENV), f"WORKDIR {WORKDIR}",
+                       *(f"LABEL {k}={v}" for k, v in _labels().items()),
+                       f"CMD {json.dumps(list(CMD))}"]
+            try:
+                client().api.import_image_from_file(str(tar_path), repository=repo, tag=tag,
+                                                    changes=changes)
+            except docker.errors.DockerException as exc:
+                raise BuildError(f"docker import of the base image failed: {exc}") from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if not existing(ref):
+    if not existing(ref, chosen if chosen.name == "buildah" else None):
         raise BuildError(f"the base image {ref} is missing after import")
+    if output is not None:
+        report.step(f"writing {ref} to {output}")
+        buildah_build.export_image(ref, output, name=ref)
     report.step(f"base image {ref} ready")
     return ref

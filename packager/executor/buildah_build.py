@@ -340,6 +340,40 @@ def copy_to_docker(reference: str, *, storage: Storage | None = None,
                          fix="start dockerd, or push the image and run it where it is pulled")
 
 
+def import_rootfs(tar_path: Path, reference: str, *, env: Sequence[str] = (),
+                  workdir: str | None = None, labels: Mapping[str, str] | None = None,
+                  cmd: Sequence[str] = (), storage: Storage | None = None,
+                  timeout: float = TRANSFER_TIMEOUT) -> str:
+    """An image from a root filesystem tar (`docker import`, without an engine): a container
+    from scratch, the tar unpacked into it, its config set, committed as `reference`."""
+    proc = _buildah(["from", "--quiet", "scratch"], storage, timeout=QUERY_TIMEOUT)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        raise BuildError(f"buildah could not start a container: {_first_error(proc.stderr)}",
+                         log_tail=_tail(proc.stderr))
+    ctr = proc.stdout.strip().splitlines()[-1]
+    try:
+        config = [f"--env={e}" for e in env] + [f"--label={k}={v}" for k, v in
+                                                 (labels or {}).items()]
+        if workdir:
+            config.append(f"--workingdir={workdir}")
+        if cmd:
+            config.append(f"--cmd={json.dumps(list(cmd))}")
+        for args, what in ((["add", "--quiet", ctr, str(tar_path), "/"], "unpack the rootfs"),
+                           (["config", *config, ctr], "configure the image"),
+                           (["commit", "--quiet", "--format", "docker", "--rm", ctr, reference],
+                            f"commit {reference}")):
+            proc = _buildah(args, storage, timeout=timeout)
+            if proc.returncode != 0:
+                raise BuildError(f"buildah could not {what}: {_first_error(proc.stderr)}",
+                                 log_tail=_tail(proc.stderr))
+    finally:
+        _buildah(["rm", ctr], storage, timeout=QUERY_TIMEOUT)  # gone already after a commit
+    found = image_id(reference, storage=storage)
+    if found is None:
+        raise BuildError(f"buildah committed {reference}, but it is not in storage")
+    return found
+
+
 def check_output(output: str) -> tuple[str, Path]:
     """`oci-archive:PATH` or `docker-archive:PATH` -> (transport, path); anything else is bad input."""
     transport, rest = _split_transport(output)
