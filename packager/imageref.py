@@ -85,5 +85,5 @@ def render_image_name(template: str, *, name: str, version: int, random_uuid: st
     if any(mark in text for mark in ("{{", "}}", "{%", "%}", "{#")):
         raise InputError(f"--image-name {bounded(template)} has template syntax other than "
                          "plain placeholders", fix=fix)
-    return parse_reference(text.lower(), what=f"image name rendered from {bounded(template)}:",
+    return parse_reference(text.lower(), what=f"--image-name {bounded(template)}: the name",
                            allow_digest=False)

@@ -186,3 +186,55 @@ def test_the_push_task_resolves_to_the_cli_contract() -> None:
     assert {m.name: m.path for m in push.workspaces} == {
         "shared": "/workspace/shared", "varlibcontainers": "/var/lib/containers",
         "dockerconfig": "/workspace/dockerconfig"}
+
+
+# --- a hostile param value reaches the packager as one literal argument, which refuses it ------
+
+HOSTILE = ["$(params.registry)", "reg.example.com'; rm -rf /", 'reg.example.com"', "reg.example.com\nx",
+           "$(cat /workspace/dockerconfig/.dockerconfigjson)"]
+
+
+@pytest.mark.parametrize("value", HOSTILE, ids=["reference", "single-quote", "double-quote",
+                                                "newline", "command"])
+def test_a_hostile_registry_param_is_one_argument_and_refused(
+        value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from packager.cli import main
+    from packager.result import ModelEntry, ResultDocument
+
+    task = yaml.safe_load((DEPLOY / "task-push.yaml").read_text(encoding="utf-8"))
+    (push,) = resolve_steps(task, {"registry": value},
+                            workspaces={"shared": str(tmp_path), "varlibcontainers": "/unused",
+                                        "dockerconfig": str(tmp_path / "cfg")},
+                            results={"IMAGE_URL": str(tmp_path / "url"),
+                                     "IMAGE_DIGEST": str(tmp_path / "digest")})
+    assert value in push.args  # substituted once, as one list entry: no shell splits it
+    (tmp_path / "out").mkdir()
+    before = ResultDocument("add-sub-1:abc", (ModelEntry("add-sub", (1,), "python"),),
+                            "base:1", "0" * 64).to_json()
+    (tmp_path / "out" / "result.json").write_text(before)
+    monkeypatch.chdir(tmp_path)
+    assert main(list(push.args)) == 2
+    err = capsys.readouterr().err
+    assert "--registry" in err and "fix:" in err and "Traceback" not in err
+    assert (tmp_path / "out" / "result.json").read_text() == before
+    assert not (tmp_path / "url").exists() and not (tmp_path / "digest").exists()
+
+
+@pytest.mark.parametrize("value", ["{{ Name }}:'1'", '{{ Name }}:"1"', "{{ Name }}:1\n",
+                                   "$(params.imageName)", "{{ Name }}:$(date)"])
+def test_a_hostile_image_name_param_is_refused_before_anything_is_written(
+        value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, python_model: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from packager.cli import main
+
+    task = yaml.safe_load((DEPLOY / "task-package.yaml").read_text(encoding="utf-8"))
+    (package,) = resolve_steps(task, {"imageName": value, "modelDir": str(python_model),
+                                      "outputDir": str(tmp_path / "out")},
+                               workspaces={"shared": str(tmp_path),
+                                           "varlibcontainers": "/unused"})
+    assert value in package.args
+    assert main(list(package.args)) == 2
+    err = capsys.readouterr().err
+    assert "--image-name" in err and "fix:" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
