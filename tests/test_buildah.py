@@ -490,3 +490,32 @@ def test_generated_requirements_build_leaks_no_index_proxy_or_ca(
     assert not [n for n in files if "triton-packager-ca" in n or "build-secrets" in n]
     for name, data in files.items():
         assert marker.strip() not in data and PROXY_SECRET.encode() not in data, name
+
+
+@pytest.mark.docker
+def test_import_rootfs_makes_an_image_without_an_engine(tmp_path: Path, storage: Storage) -> None:
+    """What `base-image --builder buildah` does with its debootstrap tree (here a tiny one)."""
+    rootfs = _tiny_rootfs(tmp_path / "rootfs")
+    tar_path = tmp_path / "rootfs.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        for child in sorted(rootfs.iterdir()):
+            tar.add(child, arcname=child.name)
+    ref = "localhost/triton-packager-test/imported:1"
+    got = bb.import_rootfs(tar_path, ref, env=("GREETING=hi there",), workdir="/tmp",
+                           labels={"io.example.recipe": "abc"}, cmd=("/bin/sh", "-c", "echo"),
+                           storage=storage)
+    assert got == bb.image_id(ref, storage=storage)
+    assert (bb.image_labels(ref, storage=storage) or {})["io.example.recipe"] == "abc"
+    inspected = json.loads(subprocess.run(
+        ["buildah", *storage.flags(), "inspect", "--type", "image", ref], capture_output=True,
+        text=True, check=True, timeout=60).stdout)["Docker"]["config"]
+    assert "GREETING=hi there" in inspected["Env"]
+    assert inspected["Cmd"] == ["/bin/sh", "-c", "echo"] and inspected["WorkingDir"] == "/tmp"
+    archive = tmp_path / "imported.tar"
+    bb.export_image(ref, f"oci-archive:{archive}", name=ref, storage=storage)
+    files, _ = _oci_archive_contents(archive)
+    assert "bin/sh" in files
+    # no working container is left behind
+    left = subprocess.run(["buildah", *storage.flags(), "containers", "--quiet"],
+                          capture_output=True, text=True, timeout=60).stdout
+    assert left.strip() == ""
