@@ -51,6 +51,12 @@ class Builder(Protocol):
                     platform: str | None = None, labels: dict[str, str] | None = None,
                     stream_context: bool = False) -> str: ...
 
+    def build_weights(self, context: Path, tag: str, base_ref: str, report: Reporter, *,
+                      labels: dict[str, str], nocache: bool = False,
+                      platform: str | None = None) -> str:
+        """Build the weights image `tag` from context/weights (its Dockerfile: FROM the base,
+        one COPY per model); return its ID."""
+
     def image_id(self, reference: str) -> str | None: ...
 
     def image_exists(self, reference: str, image_id: str) -> bool: ...
@@ -85,6 +91,19 @@ class DockerBuilder:
         return docker_build.build_image(context, tag, report, buildargs, nocache=nocache,
                                         platform=platform, labels=labels,
                                         stream_context=stream_context)
+
+    def build_weights(self, context: Path, tag: str, base_ref: str, report: Reporter, *,
+                      labels: dict[str, str], nocache: bool = False,
+                      platform: str | None = None) -> str:
+        if platform is not None:  # another platform's base: the engine's build resolves it
+            return self.build_image(context, tag, report, nocache=nocache, platform=platform,
+                                    labels=labels, stream_context=True)
+        # The layers assembled here and loaded: the bytes are written twice, not three times
+        # as by the legacy builder's COPY (packager/layers.py). The Dockerfile beside them
+        # says what the layers hold, and buildah builds it.
+        from packager.executor.weights_load import load_weights_image
+
+        return load_weights_image(context, tag, base_ref, report, labels)
 
     def image_id(self, reference: str) -> str | None:
         from packager.executor import docker_build
@@ -146,6 +165,12 @@ class BuildahBuilder:
 
         return buildah_build.build_image(context, tag, report, buildargs, nocache=nocache,
                                          platform=platform, labels=labels)
+
+    def build_weights(self, context: Path, tag: str, base_ref: str, report: Reporter, *,
+                      labels: dict[str, str], nocache: bool = False,
+                      platform: str | None = None) -> str:
+        return self.build_image(context, tag, report, nocache=nocache, platform=platform,
+                                labels=labels)
 
     def image_id(self, reference: str) -> str | None:
         from packager.executor import buildah_build

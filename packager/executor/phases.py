@@ -343,10 +343,10 @@ class Workspace:
             self.report.step(f"package: weights image {tag[:40]}... is up to date")
             return
         self.report.step("package: building the weights image (once per weights digest)")
-        self.builder.build_image(self.out / "context" / WEIGHTS_CONTEXT, tag, self.report,
-                                 nocache=self.build_env.no_cache,
-                                 platform=self.build_env.platform,
-                                 labels={label: base_id}, stream_context=True)
+        self.builder.build_weights(self.out / "context" / WEIGHTS_CONTEXT, tag, base_ref,
+                                   self.report, labels={label: base_id},
+                                   nocache=self.build_env.no_cache,
+                                   platform=self.build_env.platform)
 
     def _image_still_there(self) -> bool:
         rec = self._state().get("package", {})

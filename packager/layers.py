@@ -1,0 +1,146 @@
+"""Image layers assembled directly (pure): the tar members of a weights layer, their exact byte
+layout, and the image config and manifest of a `docker load` archive.
+
+Why: a Dockerfile `COPY` of gigabytes through the Docker engine's legacy builder writes the bytes
+three times (the received context, the container's layer, the committed layer). `docker load`
+of a layer the packager streams writes them twice (the unpacked archive, the registered layer),
+and the layer tar is deterministic -- fixed owner, modes and mtime -- so the same weights on the
+same base give the same image ID on every machine.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import tarfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+BLOCK = 512
+END_OF_ARCHIVE = b"\0" * (2 * BLOCK)
+OWNER = 1000  # COPY --chown=1000:1000, as the generated Dockerfiles do
+DIR_MODE = 0o755
+
+
+@dataclass(frozen=True)
+class Member:
+    """One tar entry of a layer: `name` is the path inside the image without a leading `/`."""
+
+    name: str
+    size: int = 0  # regular files only
+    mode: int = 0o644
+    is_dir: bool = False
+    owner: int = OWNER
+
+    def header(self, mtime: int) -> bytes:
+        info = tarfile.TarInfo(self.name + ("/" if self.is_dir else ""))
+        info.type = tarfile.DIRTYPE if self.is_dir else tarfile.REGTYPE
+        info.size = 0 if self.is_dir else self.size
+        info.mode = self.mode
+        info.uid = info.gid = self.owner
+        info.uname = info.gname = ""
+        info.mtime = mtime
+        return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+def padding(size: int) -> int:
+    return -size % BLOCK
+
+
+def members(files: Iterable[tuple[str, int, int]], root: str) -> list[Member]:
+    """The members of a layer holding `files` ((path below `root`, size, mode)), in tar order:
+    `root` owned by root (as COPY creates a missing parent), every directory below it and every
+    file owned by uid/gid 1000, parents before children, sorted."""
+    root = root.strip("/")
+    dirs: set[str] = set()
+    out: list[Member] = []
+    for rel, size, mode in sorted(files):
+        parts = rel.strip("/").split("/")
+        for i in range(1, len(parts)):
+            dirs.add("/".join(parts[:i]))
+        out.append(Member(f"{root}/{rel.strip('/')}", size=size, mode=mode & 0o7777))
+    out += [Member(f"{root}/{d}", mode=DIR_MODE, is_dir=True) for d in dirs]
+    out.append(Member(root, mode=DIR_MODE, is_dir=True, owner=0))
+    return sorted(out, key=lambda m: m.name)
+
+
+def layer_size(layer: Sequence[Member], mtime: int) -> int:
+    """The exact byte length of the layer tar `stream_layer` writes."""
+    total = len(END_OF_ARCHIVE)
+    for m in layer:
+        total += len(m.header(mtime))
+        if not m.is_dir:
+            total += m.size + padding(m.size)
+    return total
+
+
+def image_config(base: Mapping[str, Any], diff_ids: Sequence[str], *,
+                 labels: Mapping[str, str], created_by: Sequence[str]) -> bytes:
+    """The config of an image made of `base` plus one layer per `diff_ids` entry: the base's
+    runtime config (env, cmd, workdir, user) and labels, with `labels` added. Deterministic:
+    the base's creation time is reused, so equal inputs give an equal image ID."""
+    config = dict(base.get("config") or {})
+    config["Labels"] = {**(config.get("Labels") or {}), **labels}
+    created = str(base.get("created") or "1970-01-01T00:00:00Z")
+    history = [*list(base.get("history") or []),
+               *({"created": created, "created_by": c} for c in created_by)]
+    doc = {
+        "architecture": base.get("architecture", "amd64"),
+        "os": base.get("os", "linux"),
+        **({"variant": base["variant"]} if base.get("variant") else {}),
+        "config": config,
+        "created": created,
+        "history": history,
+        "rootfs": {"type": "layers",
+                   "diff_ids": [*((base.get("rootfs") or {}).get("diff_ids") or []),
+                                *diff_ids]},
+    }
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def base_history(api_history: Sequence[Mapping[str, Any]], layer_count: int) -> list[dict[str, Any]]:
+    """The base image's config history from the engine's history API (newest first: Created in
+    epoch seconds, CreatedBy, Size). An entry made a layer where its Size is not zero; when that
+    does not account for every layer (a layer can be empty), one plain entry per layer instead,
+    so that history and layers still agree."""
+    entries = list(reversed(api_history))
+
+    def when(h: Mapping[str, Any]) -> str:
+        stamp = int(h.get("Created") or 0)
+        return datetime.datetime.fromtimestamp(stamp, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    if sum(1 for h in entries if h.get("Size")) != layer_count:
+        return [{"created": when(entries[-1]) if entries else "1970-01-01T00:00:00Z",
+                 "comment": "base image layer"} for _ in range(layer_count)]
+    out: list[dict[str, Any]] = []
+    for h in entries:
+        entry: dict[str, Any] = {"created": when(h)}
+        if h.get("CreatedBy"):
+            entry["created_by"] = str(h["CreatedBy"])
+        if h.get("Comment"):
+            entry["comment"] = str(h["Comment"])
+        if not h.get("Size"):
+            entry["empty_layer"] = True
+        out.append(entry)
+    return out
+
+
+def config_name(config: bytes) -> str:
+    return hashlib.sha256(config).hexdigest() + ".json"
+
+
+def manifest(config: bytes, tag: str, layer_paths: Sequence[str]) -> bytes:
+    """`docker load`'s manifest.json. Layers already on the engine (the base's) are named but not
+    in the archive: the engine looks a layer up by its chain ID before it opens the file."""
+    return json.dumps([{"Config": config_name(config), "RepoTags": [tag],
+                        "Layers": list(layer_paths)}]).encode()
+
+
+def outer_header(name: str, size: int, mtime: int) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mode = 0o644
+    info.mtime = mtime
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
