@@ -146,19 +146,65 @@ sys.exit(os.waitstatus_to_exitcode(status))
 class Packager:
     """`triton-packager package` as a user runs it: a fresh process, peak RSS recorded."""
 
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, builder: Builder) -> None:
         self.out = out
+        self.builder = builder
         self.peak_kib = 0
 
     def __call__(self, model: Path, tag: str) -> None:
         proc = subprocess.run(
             [sys.executable, "-c", _WRAPPER, sys.executable, "-m", "packager", "package",
              str(model), "--output", str(self.out), "--base-image", LOCAL_CPU_IMAGE, "--tag", tag,
-             "--quiet"], cwd=REPO, capture_output=True, text=True, timeout=3600)
+             "--builder", self.builder.name, "--quiet"], cwd=REPO, capture_output=True,
+            text=True, timeout=3600, env={**os.environ, **self.builder.env})
         if proc.returncode != 0:
             raise SystemExit(f"package failed ({proc.returncode}):\n{proc.stderr}")
         # The packager prints the image name on stdout; the wrapper's figure comes last.
         self.peak_kib = max(self.peak_kib, int(proc.stdout.strip().splitlines()[-1]))
+
+
+class Builder:
+    """One of the packager's builders, and the hand-written baseline built through it."""
+
+    def __init__(self, name: str, client: docker.DockerClient, tmp: Path) -> None:
+        self.name = name
+        self.client = client
+        self.env: dict[str, str] = {}
+        if name == "buildah":
+            from packager.executor import buildah_build as bb
+
+            self.storage = bb.Storage("overlay", tmp / "buildah" / "root", tmp / "buildah" / "run")
+            self.env = {bb.ENV_DRIVER: "overlay", bb.ENV_ROOT: str(self.storage.root),
+                        bb.ENV_RUNROOT: str(self.storage.runroot)}
+            # the base comes into buildah's storage once, outside the timings
+            bb.ensure_image(f"docker-daemon:{LOCAL_CPU_IMAGE}", storage=self.storage)
+
+    def baseline(self, ctx: Path, tag: str) -> None:
+        if self.name == "docker":
+            self.client.images.build(path=str(ctx), tag=tag, rm=True)
+            return
+        subprocess.run(["buildah", *self.storage.flags(), "build", "--isolation", "chroot",
+                        "--layers", "--pull=never", "--format", "docker", "--quiet", "-t", tag,
+                        str(ctx)], check=True, capture_output=True, timeout=3600)
+
+    def remove(self, refs: list[str]) -> None:
+        if self.name == "docker":
+            for ref in refs:
+                with contextlib.suppress(docker.errors.DockerException):
+                    self.client.images.remove(ref, force=True)
+            with contextlib.suppress(docker.errors.DockerException):
+                for img in self.client.images.list("triton-packager/weights"):
+                    self.client.images.remove(img.id, force=True)
+            with contextlib.suppress(docker.errors.DockerException):
+                self.client.images.prune(filters={"dangling": True})
+            return
+        b = ["buildah", *self.storage.flags()]
+        names = subprocess.run([*b, "images", "--format", "{{.Name}}:{{.Tag}}"],
+                               capture_output=True, text=True, timeout=300).stdout.split()
+        for name in names:
+            if not name.endswith(LOCAL_CPU_IMAGE):
+                subprocess.run([*b, "rmi", "-f", name], capture_output=True, timeout=300)
+        subprocess.run([*b, "rmi", "--prune"], capture_output=True, timeout=300)
 
 
 def dir_bytes(path: Path) -> int:
@@ -182,33 +228,26 @@ def push_bytes(client: docker.DockerClient, reg: str, data: Path, first: str,
 
 
 @contextlib.contextmanager
-def cleanup(client: docker.DockerClient) -> Iterator[list[str]]:
+def cleanup(builder: Builder) -> Iterator[list[str]]:
     refs: list[str] = []
     try:
         yield refs
     finally:
-        for ref in refs:
-            with contextlib.suppress(docker.errors.DockerException):
-                client.images.remove(ref, force=True)
-        with contextlib.suppress(docker.errors.DockerException):
-            for img in client.images.list("triton-packager/weights"):
-                client.images.remove(img.id, force=True)
-        with contextlib.suppress(docker.errors.DockerException):
-            client.images.prune(filters={"dangling": True})
+        builder.remove(refs)
 
 
-def one_round(client: docker.DockerClient, tmp: Path, shape: str, size: int, rnd: int,
-              reg: str | None) -> dict[str, float]:
+def one_round(client: docker.DockerClient, builder: Builder, tmp: Path, shape: str, size: int,
+              rnd: int, reg: str | None) -> dict[str, float]:
     seed = os.urandom(16)
     model = make_model(tmp / "model", shape, size, seed)
     ctx = baseline_context(model, tmp / "baseline")
     shutil.rmtree(tmp / "out", ignore_errors=True)
-    ours = Packager(tmp / "out")
+    ours = Packager(tmp / "out", builder)
     r: dict[str, float] = {}
-    with cleanup(client) as refs:
+    with cleanup(builder) as refs:
         def base_build(tag: str) -> None:
             refs.append(tag)
-            client.images.build(path=str(ctx), tag=tag, rm=True)
+            builder.baseline(ctx, tag)
 
         r["baseline_cold"] = timed(lambda: base_build("bench-base:cold"))
         refs.append("bench-ours:cold")
@@ -224,7 +263,7 @@ def one_round(client: docker.DockerClient, tmp: Path, shape: str, size: int, rnd
         r["package_small"] = timed(lambda: ours(model, "bench-ours:small"))
         r["package_nochange"] = timed(lambda: ours(model, "bench-ours:small"))
         r["peak_rss_mib"] = ours.peak_kib / 1024
-        if reg is not None and rnd == 0:
+        if reg is not None and rnd == 0 and builder.name == "docker":
             data = tmp / "registry-data"
             r["push_ours_config_bytes"] = push_bytes(client, reg, data, "bench-ours:cold",
                                                      "bench-ours:config")
@@ -242,36 +281,44 @@ def main() -> None:
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=SHAPES)
     parser.add_argument("--no-push", action="store_true", help="skip the registry measurements")
     parser.add_argument("--json", default="out/bench.json")
+    parser.add_argument("--builders", nargs="+", choices=("docker", "buildah"),
+                        default=["docker", "buildah"] if shutil.which("buildah") else ["docker"])
     args = parser.parse_args()
     client = docker.from_env(timeout=1800)
     results: list[dict[str, Any]] = []
-    builders = {"docker": client.version().get("Version", "?"),
-                "buildah": (shutil.which("buildah") and "installed, not a builder of this packager yet")
-                or "not installed"}
+    buildah_version = subprocess.run(["buildah", "--version"], capture_output=True, text=True,
+                                     timeout=60).stdout.strip() if shutil.which("buildah") else ""
+    versions = {"docker": client.version().get("Version", "?"),
+                "buildah": buildah_version or "not installed"}
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR"), prefix="bench-") as t, \
             (contextlib.nullcontext(None) if args.no_push else registry(Path(t))) as reg:
         tmp = Path(t)
+        builders = [Builder(name, client, tmp) for name in args.builders]
         for size_gib in args.sizes_gib:
             size = int(size_gib * (1 << 30))
             for shape in args.shapes:
-                rounds = []
-                for rnd in range(args.rounds):
-                    rounds.append(one_round(client, tmp, shape, size, rnd, reg))
-                    print(f"  {size_gib:g} GiB {shape} round {rnd + 1}: "
-                          + ", ".join(f"{k}={v:.2f}" for k, v in rounds[-1].items()
-                                      if not k.endswith("bytes")), flush=True)
-                med = {k: statistics.median(r[k] for r in rounds if k in r)
-                       for k in rounds[0]}
-                results.append({"size_gib": size_gib, "shape": shape, "rounds": rounds,
-                                "median": med})
+                for builder in builders:
+                    rounds = []
+                    for rnd in range(args.rounds):
+                        rounds.append(one_round(client, builder, tmp, shape, size, rnd, reg))
+                        print(f"  {builder.name} {size_gib:g} GiB {shape} round {rnd + 1}: "
+                              + ", ".join(f"{k}={v:.2f}" for k, v in rounds[-1].items()
+                                          if not k.endswith("bytes")), flush=True)
+                    med = {k: statistics.median(r[k] for r in rounds if k in r)
+                           for k in rounds[0]}
+                    results.append({"builder": builder.name, "size_gib": size_gib,
+                                    "shape": shape, "rounds": rounds, "median": med})
+        for builder in builders:
+            if builder.name == "buildah":
+                builder.remove([])
     machine = {"cores": os.cpu_count(), "memory_gib": round(
         os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30), 1),
-        "python": platform.python_version(), "builders": builders}
+        "python": platform.python_version(), "builders": versions}
     print(f"\nmachine: {machine['cores']} cores, {machine['memory_gib']} GiB, "
-          f"Docker {builders['docker']}, buildah: {builders['buildah']}")
+          f"Docker {versions['docker']}, {versions['buildah']}")
     print(f"medians of {args.rounds} rounds; ratio = package / baseline cold, measured in the "
           "same round\n")
-    head = (f"{'model':24s} {'baseline':>9s} {'cold':>8s} {'ratio':>6s} {'config':>8s} "
+    head = (f"{'builder':8s} {'model':24s} {'baseline':>9s} {'cold':>8s} {'ratio':>6s} {'config':>8s} "
             f"{'/cold':>6s} {'small':>7s} {'nochange':>9s} {'push cfg':>10s} {'base push':>10s} "
             f"{'RSS MiB':>8s}")
     print(head)
@@ -281,14 +328,15 @@ def main() -> None:
         push = m.get("push_ours_config_bytes")
         bpush = m.get("push_baseline_config_bytes")
         size = res["size_gib"] * (1 << 30)
-        print(f"{res['size_gib']:g} GiB {res['shape']:18s} {m['baseline_cold']:8.2f}s "
+        print(f"{res['builder']:8s} {res['size_gib']:g} GiB {res['shape']:18s} "
+              f"{m['baseline_cold']:8.2f}s "
               f"{m['package_cold']:7.2f}s {m['package_cold'] / m['baseline_cold']:6.2f} "
               f"{m['package_config']:7.2f}s {m['package_config'] / m['package_cold']:6.1%} "
               f"{m['package_small']:6.2f}s {m['package_nochange']:8.2f}s "
               + (f"{push / size:10.3%} {bpush / size:10.1%}" if push is not None and bpush
                  else f"{'-':>10s} {'-':>10s}")
               + f" {m['peak_rss_mib']:8.1f}")
-        print(f"{'':24s} baseline after config edit: {m['baseline_config']:.2f}s "
+        print(f"{'':33s} baseline after config edit: {m['baseline_config']:.2f}s "
               f"({m['baseline_config'] / m['baseline_cold']:.0%} of its cold build)")
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)

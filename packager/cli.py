@@ -356,6 +356,12 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
         from packager.executor.builders import Tls
         from packager.executor.push import PushRequest, push
 
+        for flag in ("authfile", "ca_bundle", "image_url_file", "image_digest_file"):
+            # An empty Tekton param must not silently fall back to other credentials or CAs.
+            if getattr(args, flag) == "":
+                option = "--" + flag.replace("_", "-")
+                raise InputError(f"{option} is empty", fix=f"give a file path, or leave {option} "
+                                 "out")
         pushed = push(PushRequest(
             out=Path(args.output), registry=args.registry, builder=args.builder,
             authfile=Path(args.authfile) if args.authfile else None,

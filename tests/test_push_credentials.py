@@ -312,6 +312,13 @@ def test_buildah_package_and_push_to_a_tls_registry_with_credentials(
         assert all(isinstance(v, str) for v in doc.values())
         for text in (captured.out, captured.err, (out / "result.json").read_text()):
             assert SECRET not in text
+        # pushed again (a retried Task on a kept volume): result.json names the pushed
+        # reference now, which the push tagged in buildah's storage
+        assert main([*push, "--ca-bundle", str(reg.ca)]) == 0
+        assert digest_file.read_text() == digest
+        monkeypatch.delenv(ENV_PASSWORD)  # verify needs no credentials: it runs the local image
+        assert main(["verify", "-o", str(out)]) == 0
+        monkeypatch.setenv(ENV_PASSWORD, SECRET)
     monkeypatch.delenv(ENV_USERNAME)
     monkeypatch.delenv(ENV_PASSWORD)
     auth = _authfile(tmp_path / "auth.json", reg.host, "ci", SECRET)
@@ -351,3 +358,67 @@ def test_docker_push_with_an_auth_file_and_with_environment_credentials(
         captured = capsys.readouterr()
         assert captured.out.strip().endswith(digest)
         assert SECRET not in captured.out + captured.err
+
+
+def test_push_refuses_empty_file_options(tmp_path: Path, capsys) -> None:
+    for flag in ("--authfile", "--ca-bundle", "--image-url-file", "--image-digest-file"):
+        err = _push_refused(tmp_path, capsys, "--registry", "127.0.0.1:1", flag, "")
+        assert f"{flag} is empty" in err
+
+
+def test_push_with_buildah_missing_is_an_environment_fault_before_the_lock(
+        tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    err = _push_refused(tmp_path, capsys, "--registry", "127.0.0.1:1", builder="buildah", code=3)
+    assert "apt-get install -y buildah" in err
+    assert not list((tmp_path).glob(".out.lock*")) and not list((tmp_path / "out").glob("*lock*"))
+
+
+def test_base_image_output_refuses_to_overwrite(tmp_path: Path, capsys) -> None:
+    existing = tmp_path / "base.tar"
+    existing.write_bytes(b"someone's file")
+    assert main(["base-image", "--output", f"oci-archive:{existing}"]) == 2
+    assert "exists already" in capsys.readouterr().err
+    assert existing.read_bytes() == b"someone's file"
+
+
+@pytest.mark.docker
+def test_an_oci_archive_base_without_a_name_inside_is_read_once(
+        tmp_path: Path, capsys, python_model: Path, buildah_env, storage) -> None:
+    from packager.executor import buildah_build as bb
+
+    bb.ensure_image(f"docker-daemon:{LOCAL_CPU_IMAGE}", storage=storage)
+    archive = tmp_path / "base.tar"  # as `buildah push IMAGE oci-archive:PATH` writes it: no name
+    bb.export_image(LOCAL_CPU_IMAGE, f"oci-archive:{archive}", storage=storage)
+    out = tmp_path / "out"
+    args = ["package", str(python_model), "-o", str(out), "--base-image",
+            f"oci-archive:{archive}:{LOCAL_CPU_IMAGE}", "--tag", "from-archive:1"]
+    assert main(args) == 0  # auto picks buildah: only it reads an image file
+    assert json.loads((out / "result.json").read_text())["builder"] == "buildah"
+    capsys.readouterr()
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "up to date with" in err and "package: up to date" in err
+    # a damaged archive: exit 3 before anything is written
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(b"not an archive" * 100)
+    out2 = tmp_path / "out2"
+    assert main(["package", str(python_model), "-o", str(out2), "--base-image",
+                 f"oci-archive:{bad}:{LOCAL_CPU_IMAGE}"]) == 3
+    assert "Traceback" not in capsys.readouterr().err
+    assert not out2.exists()
+
+
+@pytest.mark.docker
+def test_a_failed_docker_push_leaves_a_tag_that_was_there(
+        tmp_path: Path, python_model: Path, client, images) -> None:
+    out = tmp_path / "out"
+    assert main(["package", str(python_model), "-o", str(out), "--builder", "docker",
+                 "--base-image", LOCAL_CPU_IMAGE, "--tag", "keep-me:1"]) == 0
+    images.append("keep-me:1")
+    # the tag the push would add already names someone's image
+    theirs = client.images.get(LOCAL_CPU_IMAGE)
+    theirs.tag("127.0.0.1:1/keep-me", "1")
+    images.append("127.0.0.1:1/keep-me:1")
+    assert main(["push", "-o", str(out), "--registry", "127.0.0.1:1"]) == 5  # nothing listens
+    assert client.images.get("127.0.0.1:1/keep-me:1").id == theirs.id  # theirs again

@@ -311,14 +311,26 @@ def _docker_build(context: Path, tag: str, labels: dict[str, str], log: Log, *,
     return str(c.images.get(tag).id)
 
 
-def _prune() -> None:
-    """Remove what earlier builds left untagged: replaced images, root filesystems and the
-    install stages."""
+def _current_ids() -> set[str]:
+    """The IDs our tags name now: after a rebuild, those left untagged are ours to remove."""
     c = client()
-    for label in (STAGE_LABEL, RECIPE_LABEL, ROOTFS_LABEL):
-        for img in c.images.list(filters={"label": label, "dangling": True}):
-            with contextlib.suppress(docker.errors.APIError):  # still used by a container
-                c.images.remove(img.id)
+    ids = set()
+    for img in c.images.list(IMAGE) + c.images.list(ROOTFS_REPO):
+        ids.add(str(img.id))
+    return ids
+
+
+def _prune(replaced: set[str]) -> None:
+    """Remove what this build left untagged: the images our tags named before it (only those:
+    an untagged image built FROM ours by someone else carries our labels too, and is not ours),
+    and the install stages (their label is never inherited: the final stage starts afresh)."""
+    c = client()
+    dangling = {str(img.id) for img in c.images.list(filters={"dangling": True})}
+    stages = {str(img.id) for img in c.images.list(filters={"label": STAGE_LABEL,
+                                                              "dangling": True})}
+    for image_id in (replaced & dangling) | stages:
+        with contextlib.suppress(docker.errors.APIError):  # still used by a container
+            c.images.remove(image_id)
 
 
 def build(*, force: bool = False, mirror: str | None = None, log: Log | None = None) -> Built:
@@ -332,6 +344,7 @@ def build(*, force: bool = False, mirror: str | None = None, log: Log | None = N
         return Built(found, (latest, versioned), recipe, True, time.monotonic() - started)
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "triton-packager"
     base.mkdir(parents=True, exist_ok=True)
+    replaced = _current_ids()
     work = Path(tempfile.mkdtemp(prefix="packager-image-", dir=base))
     try:
         rootfs = ensure_rootfs(say, work, force=force, mirror=mirror)
@@ -356,7 +369,7 @@ def build(*, force: bool = False, mirror: str | None = None, log: Log | None = N
         shutil.rmtree(work, ignore_errors=True)
     if existing(recipe) != image_id:
         raise ImageBuildError(f"{latest} and {versioned} are not the image just built")
-    _prune()
+    _prune(replaced)
     say(f"built {latest} and {versioned}: {image_id} (recipe {recipe})")
     return Built(image_id, (latest, versioned), recipe, False, time.monotonic() - started)
 

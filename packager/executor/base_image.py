@@ -163,7 +163,10 @@ def ensure_base_image(report: Reporter, *, force: bool = False, mirror: str | No
 
     ref = LOCAL_CPU_IMAGE
     if output is not None:
-        buildah_build.check_output(output)
+        _, path = buildah_build.check_output(output)
+        if path.exists() and not force:
+            raise InputError("exists already", file=str(path),
+                             fix="remove it, choose another --output, or pass --force")
         if builder == "auto":
             builder = "buildah"
         if builder != "buildah":

@@ -294,7 +294,15 @@ def ensure_image(reference: str, *, storage: Storage | None = None, name: str | 
         if not path.is_file():
             raise BuildError(f"image archive {bounded(str(path), 300)} does not exist",
                              fix=_BASE_FIX)
-        got = _pull(reference, storage, timeout)
+        # `oci-archive:PATH:NAME` selects the image whose ref.name annotation is NAME; archives
+        # written by `buildah push IMAGE oci-archive:PATH` or skopeo hold one image and no such
+        # name. So the file alone first, the selector only when the file holds several images.
+        try:
+            got = _pull(f"{transport}:{path}", storage, timeout)
+        except BuildError:
+            if rest == str(path):
+                raise
+            got = _pull(reference, storage, timeout)
     elif transport == "docker-daemon":
         want = _docker_engine_id(rest)
         if want is None:
@@ -328,11 +336,11 @@ def remove_image(reference: str, *, storage: Storage | None = None) -> bool:
     return proc.returncode == 0
 
 
-def copy_to_docker(reference: str, *, storage: Storage | None = None,
+def copy_to_docker(reference: str, name: str, *, storage: Storage | None = None,
                    timeout: float = TRANSFER_TIMEOUT) -> None:
-    """Copy `reference` from buildah's storage into the local Docker engine under the same
-    name (for `verify`, which runs images with the engine). The ID stays the same."""
-    proc = _buildah(["push", "--quiet", "--", reference, f"docker-daemon:{reference}"], storage,
+    """Copy `reference` (a name or ID) from buildah's storage into the local Docker engine as
+    `name` (for `verify`, which runs images with the engine). The ID stays the same."""
+    proc = _buildah(["push", "--quiet", "--", reference, f"docker-daemon:{name}"], storage,
                     timeout=timeout)
     if proc.returncode != 0:
         raise BuildError(f"buildah could not copy {bounded(reference)} to the Docker engine: "
@@ -539,8 +547,8 @@ def push(reference: str, dest: str, authfile: Path | None = None, tls_verify: bo
         if proc.returncode != 0:
             raise PushError(f"push of {bounded(dest)} failed: {_first_error(proc.stderr)}",
                             log_tail=_tail(proc.stderr),
-                            fix="check the registry address, that it is up, the credentials in "
-                            "the auth file and the registry's CA (--cert-dir)")
+                            fix="check the registry address, that it is up, the credentials and "
+                            "the registry's CA (--ca-bundle)")
         digest = digestfile.read_text(encoding="ascii").strip() if digestfile.exists() else ""
     if not digest.startswith("sha256:"):
         raise PushError(f"push of {bounded(dest)} reported no digest",

@@ -74,8 +74,9 @@ class Builder(Protocol):
         """Refuse push options this builder cannot honour (before anything is pushed)."""
 
     def push(self, image: str, target: str, report: Reporter, credentials: Credentials,
-             tls: Tls) -> str:
-        """Push `image` as `target`; return the manifest digest (sha256:...)."""
+             tls: Tls, image_id: str | None = None) -> str:
+        """Push `image` (ID `image_id`, when known) as `target`, which names it locally too
+        afterwards; return the manifest digest (sha256:...)."""
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ class DockerBuilder:
                 "or package and push with --builder buildah")
 
     def push(self, image: str, target: str, report: Reporter, credentials: Credentials,
-             tls: Tls) -> str:
+             tls: Tls, image_id: str | None = None) -> str:
         from packager.executor import docker_push
 
         return docker_push.push(image, target, report, credentials)
@@ -210,13 +211,19 @@ class BuildahBuilder:
         return None
 
     def push(self, image: str, target: str, report: Reporter, credentials: Credentials,
-             tls: Tls) -> str:
+             tls: Tls, image_id: str | None = None) -> str:
         from packager.executor import buildah_build
 
+        # By ID: an earlier push renamed the image in result.json to its pushed name, which
+        # only the tag below gives it in storage (a rerun on a kept volume pushes it again).
+        source = image_id or image
         report.step(f"push: {target} (buildah; credentials from {credentials.source})")
         with _authfile_for(credentials, target) as authfile, _cert_dir(tls) as cert_dir:
-            return buildah_build.push(image, target, authfile=authfile, tls_verify=tls.verify,
-                                      cert_dir=cert_dir)
+            digest = buildah_build.push(source, target, authfile=authfile,
+                                        tls_verify=tls.verify, cert_dir=cert_dir)
+        if target != image:
+            buildah_build.tag_image(source, target)
+        return digest
 
 
 def registry_host(reference: str) -> str:
@@ -266,7 +273,7 @@ def docker_answers() -> bool:
     return True
 
 
-def select(name: str) -> Builder:
+def select(name: str, *, prefer_buildah: bool = False) -> Builder:
     """The builder `--builder NAME` asks for, after checking that it can run here (so a missing
     builder is found before the first write)."""
     if name not in BUILDER_CHOICES:
@@ -282,6 +289,8 @@ def select(name: str) -> Builder:
     if name == "buildah":
         buildah_build.require()
         return BuildahBuilder()
+    if prefer_buildah and buildah_build.available():
+        return BuildahBuilder()
     if docker_answers():
         return DockerBuilder()
     if buildah_build.available():
@@ -289,8 +298,3 @@ def select(name: str) -> Builder:
     raise BuildError("no image builder here: no Docker engine answers and buildah is not "
                      "installed",
                      fix="start dockerd (or set DOCKER_HOST), or " + buildah_build.INSTALL_FIX)
-
-
-def by_name(name: str) -> Builder:
-    """The builder a result.json names (push uses the one that built the image)."""
-    return BuildahBuilder() if name == "buildah" else DockerBuilder()

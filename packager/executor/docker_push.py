@@ -41,6 +41,9 @@ def push(image: str, target: str, report: Reporter, credentials: Credentials) ->
     c = client()
     try:
         img = c.images.get(image)
+        # If the push fails, the target tag goes back to what it was: removed when this push
+        # added it, or naming again the image it named (someone's) before.
+        before = _image_id(c, target) if target != image else None
         if target != image:
             img.tag(ref.repository, ref.tag)
     except docker.errors.DockerException as exc:
@@ -50,10 +53,20 @@ def push(image: str, target: str, report: Reporter, credentials: Credentials) ->
     try:
         return _push(c, ref.repository, ref.tag, target, report, auth, credentials)
     except PushError:
-        if target != image:  # the tag this push added names nothing that was pushed: drop it
+        if target != image:
             with contextlib.suppress(docker.errors.DockerException):
-                c.images.remove(target)
+                if before is None:
+                    c.images.remove(target)
+                else:
+                    c.images.get(before).tag(ref.repository, ref.tag)
         raise
+
+
+def _image_id(c: docker.DockerClient, reference: str) -> str | None:
+    try:
+        return str(c.images.get(reference).id)
+    except docker.errors.ImageNotFound:
+        return None
 
 
 def _push(c: docker.DockerClient, repository: str, tag: str | None, target: str,

@@ -114,11 +114,16 @@ class Workspace:
         self.lock_wait = lock_wait
         self.builder_choice = builder
         self._builder: Builder | None = None
+        self._base_record: dict[str, str] = {}
 
     @property
     def builder(self) -> Builder:
         if self._builder is None:
-            self._builder = select(self.builder_choice)
+            # An image file as the base: only buildah reads one, so `auto` prefers it.
+            source = self.build_env.base_source or ""
+            self._builder = select(self.builder_choice,
+                                   prefer_buildah=source.startswith(("oci-archive:",
+                                                                     "docker-archive:")))
         return self._builder
 
     # -- state -------------------------------------------------------------------------------
@@ -215,6 +220,11 @@ class Workspace:
             image_name_for(analysis, self.options, _PROBE_UUID)
             # A builder that cannot run here (no engine, no buildah) is found before any write.
             self.builder.check_base_source(self.build_env.base_source)
+            assert spec is not None
+            # Before the lock and the first write: a base that cannot be had (no such archive
+            # image, no engine for docker-daemon:, a failed pull) leaves no output behind.
+            # Before the digest too, which holds the base image's ID.
+            self._ensure_base(spec.base.ref)
         ca = self.build_env.ca_bundle.read_bytes() if self.build_env.ca_bundle else b""
         for w in analysis.warnings:
             self.report.warn(w)
@@ -238,10 +248,10 @@ class Workspace:
                     spec: DockerfileSpec | None, ca: bytes) -> Outcome:
         outcome = Outcome(analysis=analysis)
         roots = [d.resolve() for d in self.input_dirs]
-        if "package" in phases and spec is not None:
-            # Before the digest: it holds the base image's ID, known once the base is there.
-            self.builder.ensure_image(self.build_env.base_source or spec.base.ref,
-                                      name=spec.base.ref)
+        if self._base_record:
+            state = self._state()
+            state["base"] = self._base_record
+            write_atomic(self.state_file, json.dumps(state, indent=2, sort_keys=True) + "\n")
         for name in phases:
             extra = self._phase_inputs(name, spec, ca)
             digest = phase_digest(name, trees, *extra)
@@ -260,6 +270,27 @@ class Workspace:
         if "package" in phases:
             outcome.result = ResultDocument.from_json((self.out / "result.json").read_text())
         return outcome
+
+    def _ensure_base(self, name: str) -> None:
+        """Bring the base image into the builder. An image file given as the source is read
+        again only when it changed (its size, mtime, inode) or the image left the builder."""
+        source = self.build_env.base_source
+        identity = ""
+        if source is not None and ":" in source:
+            from packager.executor.buildah_build import archive_path
+
+            transport, path = archive_path(source)
+            if transport:
+                st = path.stat()
+                identity = f"{source}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
+                seen = self._state().get("base", {})
+                if (not self.force and seen.get("identity") == identity
+                        and self.builder.image_id(name) == seen.get("image_id")):
+                    self.report.step(f"base image {name}: up to date with {path}")
+                    return
+        image_id = self.builder.ensure_image(source or name, name=name)
+        if identity:
+            self._base_record = {"identity": identity, "image_id": image_id}
 
     def _phase_inputs(self, name: str, spec: DockerfileSpec | None,
                       ca: bytes) -> tuple[str, ...]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from packager.errors import InputError, bounded
-from packager.executor.builders import Credentials, Tls, by_name
+from packager.executor.builders import Credentials, Tls, select
 from packager.executor.fs import write_atomic
 from packager.executor.lock import exclusive, lock_for
 from packager.executor.report import Reporter
@@ -53,7 +53,8 @@ def push(request: PushRequest, report: Reporter,
         prefix = request.registry.rstrip("/") + "/"
         if not result.image.startswith(prefix):
             target = str(parse_reference(prefix + result.image, what="--registry"))
-    builder = by_name(request.builder or result.builder)
+    # The builder that holds the image, checked to run here (exit 3) before anything else.
+    builder = select(request.builder or result.builder)
     credentials = resolve_credentials(request.authfile, os.environ if environ is None else environ)
     check_tls(request.tls)
     builder.check_push(request.tls)
@@ -62,7 +63,8 @@ def push(request: PushRequest, report: Reporter,
             _check_result_file(path)
     # result.json is rewritten below: hold the output's lock, as package does.
     with exclusive(lock_for(out), what=str(out), report=report):
-        digest = builder.push(result.image, target, report, credentials, request.tls)
+        digest = builder.push(result.image, target, report, credentials, request.tls,
+                              image_id=result.image_id)
         repository = parse_reference(target).repository
         updated = dataclasses.replace(result, image=target, pushed_digest=digest,
                                       pushed_image=f"{repository}@{digest}")

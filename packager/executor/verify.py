@@ -77,7 +77,7 @@ def _from_buildah(result: ResultDocument, report: Reporter) -> None:
     if result.image_id and docker_build.image_id(result.image) == result.image_id:
         return
     report.step(f"verify: copying {result.image} from buildah's storage to the Docker engine")
-    buildah_build.copy_to_docker(result.image)
+    buildah_build.copy_to_docker(result.image_id or result.image, result.image)
 
 
 def _one_request(client: Any, container_id: str, name: str, version: str, config: ParsedConfig,
