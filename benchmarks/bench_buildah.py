@@ -71,6 +71,16 @@ def buildah_size(tag: str, storage: Storage) -> float:
     return float(number) * {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9}[unit]
 
 
+def package(model: Path, out: Path, builder: str, env: dict[str, str], *extra: str) -> float:
+    """`triton-packager package` end to end in a fresh process, as a user (or a Task) runs it."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "packager", "package", str(model), "-o", str(out),
+                    "-q", "--builder", builder, "--base-image", LOCAL_CPU_IMAGE,
+                    "--tag", f"bench-package-{builder}:1", *extra],
+                   check=True, capture_output=True, timeout=3600, env={**os.environ, **env})
+    return time.perf_counter() - start
+
+
 def one_round(ctx: Path, name: str, work: Path, buildargs: dict[str, str]) -> dict[str, float]:
     storage = Storage("overlay", work / f"bh-{name}" / "root", work / f"bh-{name}" / "run")
     tag = f"localhost/bench-buildah/{name}:1"
@@ -88,6 +98,24 @@ def one_round(ctx: Path, name: str, work: Path, buildargs: dict[str, str]) -> di
             tag, f"oci-archive:{oci}", storage=storage))
         row["oci-archive MB"] = oci.stat().st_size / 1e6
         oci.unlink()
+        # the whole `package` command, in the same storage (the base already in it): cold,
+        # then again with --force (every phase redone, the layer cache warm)
+        model = ctx.parent.parent / f"model-{'python' if name == 'python' else 'req'}"
+        env = {buildah_build.ENV_DRIVER: "overlay", buildah_build.ENV_ROOT: str(storage.root),
+               buildah_build.ENV_RUNROOT: str(storage.runroot)}
+        extra = [] if not buildargs else ["--pip-index-url", buildargs["PIP_INDEX_URL"],
+                                          "--ca-bundle", "/etc/ssl/certs/ca-certificates.crt"]
+        row["package buildah cold"] = package(model, work / f"pkg-bh-{name}", "buildah", env,
+                                              *extra)
+        row["package buildah again"] = package(model, work / f"pkg-bh-{name}", "buildah", env,
+                                               "--force", *extra)
+        row["package docker cold"] = package(model, work / f"pkg-d-{name}", "docker", {},
+                                             "--no-cache", *extra)
+        row["package docker again"] = package(model, work / f"pkg-d-{name}", "docker", {},
+                                              "--force", *extra)
+        docker_build.client().images.remove("bench-package-docker:1", force=True)
+        shutil.rmtree(work / f"pkg-bh-{name}", ignore_errors=True)
+        shutil.rmtree(work / f"pkg-d-{name}", ignore_errors=True)
     finally:
         subprocess.run(["buildah", *storage.flags(), "rmi", "--all", "--force"],
                        capture_output=True, timeout=600)

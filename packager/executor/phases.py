@@ -4,6 +4,7 @@ the outputs, and nothing redone while that digest is unchanged (Bazel-style)."""
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from packager.dockerfile import WEIGHTS_CONTEXT, DockerfileSpec
-from packager.errors import InputError, bounded
+from packager.errors import EnvironmentFault, InputError, bounded
 from packager.executor.builders import Builder, select
 from packager.executor.digestcache import DigestCache
 from packager.executor.fs import materialize, staged_dir, write_atomic
@@ -190,6 +191,19 @@ class Workspace:
                     continue
                 check_replaceable(path, option=f"--output's {rel}")
 
+    def _check_writable(self) -> None:
+        """A read-only or forbidden --output is an environment fault found before anything slow
+        (a base image pull) or written, not at the first write."""
+        where = self.out.absolute()
+        while not where.exists() and where != where.parent:
+            where = where.parent
+        if os.statvfs(where).f_flag & os.ST_RDONLY:
+            raise EnvironmentFault.from_oserror(OSError(errno.EROFS, os.strerror(errno.EROFS),
+                                                        str(where)))
+        if not os.access(where, os.W_OK | os.X_OK):
+            raise EnvironmentFault.from_oserror(OSError(errno.EACCES, os.strerror(errno.EACCES),
+                                                        str(where)))
+
     def _claim_output(self) -> None:
         """Mark --output as the packager's when this run creates it (or finds it empty); a
         user's directory that --force let us write into stays the user's."""
@@ -212,6 +226,7 @@ class Workspace:
         trees = [read_input(d, cache) for d in self.input_dirs]
         phases = chain(target)
         self._check_output_location(trees, phases)
+        self._check_writable()
         analysis = analyze_package(trees, self.options.model_config)
         # the model bytes are read; the build need not hold them
         trees = [t.without_blobs() for t in trees]
