@@ -98,15 +98,16 @@ def one_round(ctx: Path, name: str, work: Path, buildargs: dict[str, str]) -> di
             tag, f"oci-archive:{oci}", storage=storage))
         row["oci-archive MB"] = oci.stat().st_size / 1e6
         oci.unlink()
-        # the whole `package` command, in the same storage (the base already in it): cold,
-        # then again with --force (every phase redone, the layer cache warm)
+        # the whole `package` command, in the same storage (the base already in it): cold
+        # (--no-cache, as for docker), then again with --force (every phase redone, the layer
+        # cache warm)
         model = ctx.parent.parent / f"model-{'python' if name == 'python' else 'req'}"
         env = {buildah_build.ENV_DRIVER: "overlay", buildah_build.ENV_ROOT: str(storage.root),
                buildah_build.ENV_RUNROOT: str(storage.runroot)}
         extra = [] if not buildargs else ["--pip-index-url", buildargs["PIP_INDEX_URL"],
                                           "--ca-bundle", "/etc/ssl/certs/ca-certificates.crt"]
         row["package buildah cold"] = package(model, work / f"pkg-bh-{name}", "buildah", env,
-                                              *extra)
+                                              "--no-cache", *extra)
         row["package buildah again"] = package(model, work / f"pkg-bh-{name}", "buildah", env,
                                                "--force", *extra)
         row["package docker cold"] = package(model, work / f"pkg-d-{name}", "docker", {},
