@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -199,13 +200,32 @@ def _env_key(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class PipEnv:
+    """A builder stage installing one distinct requirements.txt to `path`, for `models`."""
+
+    stage: str
+    path: str
+    context_file: str
+    models: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CondaEnv:
+    """A builder stage creating one distinct conda environment, unpacked at each of `paths`."""
+
+    stage: str
+    context_file: str
+    models: tuple[str, ...]
+    paths: tuple[str, ...]
+
+
 def _python_envs(plan: RepositoryPlan, base: BaseImage, env_options: EnvOptions
-                 ) -> tuple[list[dict[str, object]], list[dict[str, object]],
-                            list[tuple[str, str]]]:
+                 ) -> tuple[list[PipEnv], list[CondaEnv], list[tuple[str, str]]]:
     """One builder stage per distinct requirements.txt and conda.yaml (models with the same
     file share it): the stages' template values, and the context files they read."""
-    pip: dict[str, dict[str, object]] = {}
-    conda: dict[str, dict[str, object]] = {}
+    pip: dict[str, PipEnv] = {}
+    conda: dict[str, CondaEnv] = {}
     texts: list[tuple[str, str]] = []
     envs_map: dict[str, str] = {}
     for m in plan.models:
@@ -218,11 +238,10 @@ def _python_envs(plan: RepositoryPlan, base: BaseImage, env_options: EnvOptions
                 # Numbered, not named by content: the build cache keys on the file's bytes.
                 n = len(pip) + 1
                 ctx = f"env/requirements-{n}.txt"
-                pip[key] = dict(stage=f"python-requirements-{n}", path=f"{PIP_ENVS}/{n}",
-                                context_file=ctx, models=[])
+                pip[key] = PipEnv(f"python-requirements-{n}", f"{PIP_ENVS}/{n}", ctx, ())
                 texts.append((ctx, text))
-            cast_list(pip[key]["models"]).append(m.model_name)
-            envs_map[f"{MODEL_REPOSITORY}/{m.model_name}"] = str(pip[key]["path"])
+            pip[key] = dataclasses.replace(pip[key], models=(*pip[key].models, m.model_name))
+            envs_map[f"{MODEL_REPOSITORY}/{m.model_name}"] = pip[key].path
         conda_file = next((n for n in CONDA_NAMES if n in m.env_files), None)
         if conda_file is not None:
             text = conda_for_server(m.env_text(conda_file),
@@ -232,21 +251,15 @@ def _python_envs(plan: RepositoryPlan, base: BaseImage, env_options: EnvOptions
             if key not in conda:
                 n = len(conda) + 1
                 ctx = f"env/conda-{n}.yaml"
-                conda[key] = dict(stage=f"conda-env-{n}", context_file=ctx, models=[],
-                                  paths=[])
+                conda[key] = CondaEnv(f"conda-env-{n}", ctx, (), ())
                 texts.append((ctx, text))
-            cast_list(conda[key]["models"]).append(m.model_name)
-            cast_list(conda[key]["paths"]).append(
-                f"{MODEL_REPOSITORY}/{m.model_name}/{ENV_DIR}")
+            conda[key] = dataclasses.replace(
+                conda[key], models=(*conda[key].models, m.model_name),
+                paths=(*conda[key].paths, f"{MODEL_REPOSITORY}/{m.model_name}/{ENV_DIR}"))
     if pip:
         texts += [("env/select_env.py", SELECT_ENV_PY), ("env/triton-packager.pth", PTH_TEXT),
                   ("env/envs.json", json.dumps(envs_map, indent=2, sort_keys=True) + "\n")]
     return list(pip.values()), list(conda.values()), texts
-
-
-def cast_list(value: object) -> list[str]:
-    assert isinstance(value, list)
-    return value
 
 
 def render_dockerfile(
