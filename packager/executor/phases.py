@@ -208,7 +208,8 @@ class Workspace:
         """Mark --output as the packager's when this run creates it (or finds it empty); a
         user's directory that --force let us write into stays the user's."""
         try:
-            empty = not any(os.scandir(self.out))
+            with os.scandir(self.out) as entries:
+                empty = not any(entries)
         except FileNotFoundError:
             self.out.mkdir(parents=True)
             empty = True
