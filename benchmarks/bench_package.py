@@ -274,6 +274,17 @@ def one_round(client: docker.DockerClient, builder: Builder, tmp: Path, shape: s
     return r
 
 
+def machine(versions: dict[str, str]) -> dict[str, Any]:
+    return {"cores": os.cpu_count(), "memory_gib": round(
+        os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30), 1),
+        "python": platform.python_version(), "builders": versions}
+
+
+def write_json(out: Path, machine_doc: dict[str, Any], results: list[dict[str, Any]]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"machine": machine_doc, "results": results}, indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes-gib", type=float, nargs="+", default=[1, 4])
@@ -308,13 +319,13 @@ def main() -> None:
                            for k in rounds[0]}
                     results.append({"builder": builder.name, "size_gib": size_gib,
                                     "shape": shape, "rounds": rounds, "median": med})
+                    # written after every case: a long run stopped early keeps what it measured
+                    write_json(Path(args.json), machine(versions), results)
         for builder in builders:
             if builder.name == "buildah":
                 builder.remove([])
-    machine = {"cores": os.cpu_count(), "memory_gib": round(
-        os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30), 1),
-        "python": platform.python_version(), "builders": versions}
-    print(f"\nmachine: {machine['cores']} cores, {machine['memory_gib']} GiB, "
+    machine_doc = machine(versions)
+    print(f"\nmachine: {machine_doc['cores']} cores, {machine_doc['memory_gib']} GiB, "
           f"Docker {versions['docker']}, {versions['buildah']}")
     print(f"medians of {args.rounds} rounds; ratio = package / baseline cold, measured in the "
           "same round\n")
@@ -338,10 +349,8 @@ def main() -> None:
               + f" {m['peak_rss_mib']:8.1f}")
         print(f"{'':33s} baseline after config edit: {m['baseline_config']:.2f}s "
               f"({m['baseline_config'] / m['baseline_cold']:.0%} of its cold build)")
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": machine, "results": results}, indent=2) + "\n")
-    print(f"\nJSON: {out}")
+    write_json(Path(args.json), machine_doc, results)
+    print(f"\nJSON: {args.json}")
 
 
 if __name__ == "__main__":
