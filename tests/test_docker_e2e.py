@@ -179,6 +179,35 @@ def test_a_changed_weight_is_never_served_stale(tmp_path: Path, client, images) 
     assert inside == bytes(data)
 
 
+def test_weights_are_loaded_or_built_for_a_platform_and_hold_the_same_bytes(
+        tmp_path: Path, client, images) -> None:
+    """Without --platform the weights layers are streamed into `docker load`; with it they are
+    built from context/weights/Dockerfile (its context streamed as a tar). Same bytes inside."""
+    model = write_tree(tmp_path / "model", {**backend_files("python", "both-ways", True),
+                                            "odahuflow.model.yaml": manifest("both-ways", 1)})
+    data = os.urandom(2 << 20)  # >= 1 MiB: in the weights image
+    (model / "weights.bin").write_bytes(data)
+    built = Workspace(model, tmp_path / "built", Options(base_image=LOCAL_CPU_IMAGE), Recorder(),
+                      build_env=BuildEnv(platform="linux/amd64")).run("package")
+    # the weights image is tagged by content: untag it, or the next run would reuse it
+    weights_tag = next(line.split()[1] for line in
+                       (tmp_path / "built/context/Dockerfile").read_text().splitlines()
+                       if line.startswith("FROM "))
+    client.images.remove(weights_tag)
+    loaded, _ = package(model, tmp_path / "loaded")
+    for outcome in (loaded, built):
+        assert outcome.result is not None
+        images.append(outcome.result.image)
+        inside = image_file_bytes(client, outcome.result.image, "/models/both-ways/1/weights.bin")
+        assert inside == data
+    history = [h.get("CreatedBy", "") for h in
+               client.images.get(loaded.result.image).history()]  # type: ignore[union-attr]
+    assert any("# triton-packager" in h for h in history)  # assembled and loaded
+    history = [h.get("CreatedBy", "") for h in
+               client.images.get(built.result.image).history()]  # type: ignore[union-attr]
+    assert not any("# triton-packager" in h for h in history)  # built by the engine
+
+
 def test_an_input_on_another_filesystem_packages(tmp_path: Path, client, images) -> None:
     """No hardlinks across filesystems: the files are copied, and the image is the same."""
     mount = tmp_path / "tmpfs"

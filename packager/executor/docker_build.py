@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import collections
+import contextlib
+import fcntl
 import os
 import re
 import tarfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import docker
 import docker.errors
@@ -100,6 +102,34 @@ def image_id(reference: str) -> str | None:
 _STREAM_CHUNK = 1 << 20
 
 
+def piped(write: Callable[[IO[bytes]], None], name: str) -> Iterator[bytes]:
+    """What `write` writes, as chunks for a streamed request body, produced while it is sent:
+    a thread writes into a pipe and the caller reads the other end, so memory stays at one
+    chunk however much is written. A failure of `write` is raised here, after the last chunk."""
+    read_fd, write_fd = os.pipe()
+    # A pipe holds 64 KiB by default: a 1 MiB chunk would cost 16 context switches. Linux lets
+    # an unprivileged process grow it to /proc/sys/fs/pipe-max-size (1 MiB by default).
+    with contextlib.suppress(OSError, AttributeError):
+        fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, _STREAM_CHUNK)
+    failure: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            with os.fdopen(write_fd, "wb", buffering=_STREAM_CHUNK) as pipe:
+                write(pipe)
+        except BaseException as exc:  # reported by the reading side
+            failure.append(exc)
+
+    thread = threading.Thread(target=writer, name=name, daemon=True)
+    thread.start()
+    with os.fdopen(read_fd, "rb") as pipe:
+        while chunk := pipe.read(_STREAM_CHUNK):
+            yield chunk
+    thread.join()
+    if failure:
+        raise failure[0]
+
+
 def _streamed_context(context: Path) -> Iterator[bytes]:
     """The build context as an uncompressed tar, produced while it is sent.
 
@@ -109,33 +139,20 @@ def _streamed_context(context: Path) -> Iterator[bytes]:
     are read once, straight from the hardlinked context. Entries are sorted and owned by
     root with a fixed mtime, like docker-py's own tar (COPY --chown sets the owner anyway).
     """
-    read_fd, write_fd = os.pipe()
-    failure: list[BaseException] = []
 
-    def writer() -> None:
-        try:
-            with os.fdopen(write_fd, "wb", buffering=_STREAM_CHUNK) as pipe, \
-                    tarfile.open(fileobj=pipe, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-                for path in sorted(context.rglob("*")):
-                    info = tar.gettarinfo(str(path), arcname=path.relative_to(context).as_posix())
-                    info.uid = info.gid = 0
-                    info.uname = info.gname = ""
-                    if info.isreg():
-                        with path.open("rb") as fh:
-                            tar.addfile(info, fh)
-                    else:
-                        tar.addfile(info)
-        except BaseException as exc:  # reported by the reading side
-            failure.append(exc)
+    def write(pipe: IO[bytes]) -> None:
+        with tarfile.open(fileobj=pipe, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            for path in sorted(context.rglob("*")):
+                info = tar.gettarinfo(str(path), arcname=path.relative_to(context).as_posix())
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                if info.isreg():
+                    with path.open("rb") as fh:
+                        tar.addfile(info, fh)
+                else:
+                    tar.addfile(info)
 
-    thread = threading.Thread(target=writer, name="context-tar", daemon=True)
-    thread.start()
-    with os.fdopen(read_fd, "rb") as pipe:
-        while chunk := pipe.read(_STREAM_CHUNK):
-            yield chunk
-    thread.join()
-    if failure:
-        raise failure[0]
+    return piped(write, "context-tar")
 
 
 def build_image(context: Path, tag: str, report: Reporter,

@@ -1,20 +1,16 @@
 """The weights image through `docker load`: one layer per model, streamed as a tar while the
 weight files are read once, with no temporary copy (see packager/layers.py for why).
 
-The archive is produced by a thread writing into a pipe; the request body is read from the other
-end, so memory stays at one chunk whatever the weights' size. Each layer's diff ID (the SHA-256
+The archive is produced while it is sent (docker_build.piped), so memory stays at one chunk
+whatever the weights' size. Each layer's diff ID (the SHA-256
 of its tar) is computed while it streams; the config and manifest, which name those IDs, come
 last -- `docker load` unpacks the whole archive before it reads the manifest.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
-import os
-import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -22,7 +18,7 @@ import docker.errors
 
 from packager import layers
 from packager.errors import BuildError, bounded
-from packager.executor.docker_build import client
+from packager.executor.docker_build import client, piped
 from packager.executor.report import Reporter
 
 CHUNK = 1 << 20
@@ -106,32 +102,6 @@ def _write_archive(sink: IO[bytes], context: Path, models: list[str], tag: str,
     sink.write(layers.END_OF_ARCHIVE)
 
 
-def _stream(context: Path, models: list[str], tag: str, base: Mapping[str, Any],
-            labels: Mapping[str, str], mtime: int) -> Iterator[bytes]:
-    read_fd, write_fd = os.pipe()
-    # A pipe holds 64 KiB by default: a 1 MiB chunk would cost 16 context switches. Linux lets
-    # an unprivileged process grow it to /proc/sys/fs/pipe-max-size (1 MiB by default).
-    with contextlib.suppress(OSError, AttributeError):
-        fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, CHUNK)
-    failure: list[BaseException] = []
-
-    def writer() -> None:
-        try:
-            with os.fdopen(write_fd, "wb", buffering=CHUNK) as pipe:
-                _write_archive(pipe, context, models, tag, base, labels, mtime)
-        except BaseException as exc:  # reported by the reading side
-            failure.append(exc)
-
-    thread = threading.Thread(target=writer, name="weights-archive", daemon=True)
-    thread.start()
-    with os.fdopen(read_fd, "rb") as pipe:
-        while chunk := pipe.read(CHUNK):
-            yield chunk
-    thread.join()
-    if failure:
-        raise failure[0]
-
-
 def load_weights_image(context: Path, tag: str, base_ref: str, report: Reporter,
                        labels: Mapping[str, str]) -> str:
     """Load `context` (context/weights: models/<name>/...) as image `tag` on top of `base_ref`,
@@ -156,8 +126,9 @@ def load_weights_image(context: Path, tag: str, base_ref: str, report: Reporter,
     }
     mtime = 0
     try:
-        for chunk in c.api.load_image(_stream(context, models, tag, doc, labels, mtime),
-                                      quiet=True):
+        archive = piped(lambda sink: _write_archive(sink, context, models, tag, doc, labels,
+                                                    mtime), "weights-archive")
+        for chunk in c.api.load_image(archive, quiet=True):
             if "error" in chunk:
                 raise BuildError(f"docker load of the weights image failed: "
                                  f"{bounded(str(chunk['error']), 300, quote=False)}")
