@@ -344,3 +344,19 @@ def render_dockerfile(
         ca_bundle=env_options.ca_bundle and uses_env,
         weights_tag=weights_tag,
     )
+
+
+_FROM_RE = re.compile(r"^FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?", re.M | re.I)
+
+
+def base_images(dockerfile: str) -> list[str]:
+    """The images a Dockerfile starts FROM, in order, without its own stages and `scratch`."""
+    stages: set[str] = set()
+    bases: list[str] = []
+    for m in _FROM_RE.finditer(dockerfile):
+        ref, alias = m.group(1), m.group(2)
+        if ref.lower() != "scratch" and ref not in stages and ref not in bases:
+            bases.append(ref)
+        if alias:
+            stages.add(alias)
+    return bases

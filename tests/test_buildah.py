@@ -25,6 +25,7 @@ import pytest
 from e2e import Recorder, registry
 
 from packager.baseimage import LOCAL_CPU_IMAGE
+from packager.dockerfile import base_images
 from packager.errors import BuildError, InputError, PushError
 from packager.executor import buildah_build as bb
 from packager.executor.buildah_build import Storage
@@ -63,7 +64,7 @@ def test_storage_from_environment_and_bad_driver() -> None:
 def test_base_images_skip_stages_and_scratch() -> None:
     text = ("FROM a/b:1 AS build\nRUN x\nFROM build AS two\nFROM scratch\n"
             "FROM --platform=linux/amd64 c:2\nfrom a/b:1\n")
-    assert bb.base_images(text) == ["a/b:1", "c:2"]
+    assert base_images(text) == ["a/b:1", "c:2"]
 
 
 def test_output_must_be_an_archive_transport() -> None:

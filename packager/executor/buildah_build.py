@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from packager.dockerfile import base_images
 from packager.errors import BuildError, InputError, PushError, bounded, redact
 from packager.executor.process import Timeout, child, kill_group, run
 from packager.executor.report import Reporter
@@ -56,7 +57,6 @@ INSTALL_FIX = ("install buildah (Debian/Ubuntu: `apt-get install -y buildah`; Fe
                "`dnf install -y buildah`), or build with the Docker engine instead")
 ARCHIVE_TRANSPORTS = ("oci-archive", "docker-archive")
 
-_FROM_RE = re.compile(r"^FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?", re.M | re.I)
 _DRIVER_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _BUILD_ARG_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _STEP_ERROR_RE = re.compile(r"(error building at STEP|^Error:|level=error)", re.I)
@@ -144,19 +144,6 @@ def _first_error(text: str) -> str:
         if _STEP_ERROR_RE.search(ln):
             return redact(ln)[:300]
     return redact(lines[-1])[:300] if lines else "no output"
-
-
-def base_images(dockerfile: str) -> list[str]:
-    """The images a Dockerfile starts FROM, in order, without its own stages and `scratch`."""
-    stages: set[str] = set()
-    bases: list[str] = []
-    for m in _FROM_RE.finditer(dockerfile):
-        ref, alias = m.group(1), m.group(2)
-        if ref.lower() != "scratch" and ref not in stages and ref not in bases:
-            bases.append(ref)
-        if alias:
-            stages.add(alias)
-    return bases
 
 
 # --- images in storage -------------------------------------------------------------------------

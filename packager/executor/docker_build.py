@@ -16,11 +16,11 @@ from typing import IO, Any
 import docker
 import docker.errors
 
+from packager.dockerfile import base_images
 from packager.errors import BuildError
 from packager.executor.report import Reporter
 
 LOG_TAIL = 15
-_FROM_RE = re.compile(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", re.M | re.I)
 
 
 def client() -> docker.DockerClient:
@@ -163,13 +163,8 @@ def build_image(context: Path, tag: str, report: Reporter,
     (no .dockerignore is applied: only for contexts that hold just what the build needs)."""
     dockerfile = (context / "Dockerfile").read_text(encoding="utf-8")
     c = client()
-    stages: set[str] = set()
-    for m in _FROM_RE.finditer(dockerfile):  # every base, builder stages' included
-        ref, alias = m.group(1), m.group(2)
-        if ref.lower() != "scratch" and ref not in stages:
-            _ensure_base(c, ref)
-        if alias:
-            stages.add(alias)
+    for ref in base_images(dockerfile):  # every base, builder stages' included
+        _ensure_base(c, ref)
     tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL)
     image_id = ""
     try:
