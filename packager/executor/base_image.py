@@ -144,13 +144,8 @@ def _labels() -> dict[str, str]:
     return {RECIPE_LABEL: recipe_digest(), "io.triton-packager.base.wheel": f"{WHEEL}=={WHEEL_VERSION}"}
 
 
-def existing(ref: str = LOCAL_CPU_IMAGE, builder: Builder | None = None) -> bool:
-    if builder is None:
-        try:
-            img = client().images.get(ref)
-        except docker.errors.ImageNotFound:
-            return False
-        return bool((img.labels or {}).get(RECIPE_LABEL) == recipe_digest())
+def existing(builder: Builder, ref: str = LOCAL_CPU_IMAGE) -> bool:
+    """`builder` holds `ref`, built from this recipe (its label says so)."""
     return (builder.image_labels(ref) or {}).get(RECIPE_LABEL) == recipe_digest()
 
 
@@ -173,7 +168,7 @@ def ensure_base_image(report: Reporter, *, force: bool = False, mirror: str | No
             raise InputError("--output writes an image file with buildah",
                              fix="add --builder buildah (or leave --builder out)")
     chosen = select(builder)
-    if not force and existing(ref, chosen if chosen.name == "buildah" else None):
+    if not force and existing(chosen, ref):
         report.step(f"base image {ref} is up to date (recipe {recipe_digest()}, {chosen.name})")
         if output is not None:
             report.step(f"writing {ref} to {output}")
@@ -216,7 +211,7 @@ def ensure_base_image(report: Reporter, *, force: bool = False, mirror: str | No
                 raise BuildError(f"docker import of the base image failed: {exc}") from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if not existing(ref, chosen if chosen.name == "buildah" else None):
+    if not existing(chosen, ref):
         raise BuildError(f"the base image {ref} is missing after import")
     if output is not None:
         report.step(f"writing {ref} to {output}")
