@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
+import json
+import os
 import re
 import shutil
 import socket
@@ -13,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import docker
 import docker.errors
@@ -165,3 +169,26 @@ def privileged_flags(image: str = "triton-packager:latest") -> tuple[str, ...]:
     return ("--cap-add=ALL", *(f"--cap-drop={name}" for name in missing),
             "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
             "--security-opt", "systempaths=unconfined")
+
+
+def authfile(path: Path, host: str, user: str, password: str) -> Path:
+    """A Docker-style auth file (what a kubernetes.io/dockerconfigjson Secret holds), mode 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    path.write_text(json.dumps({"auths": {host: {"auth": token}}}))
+    os.chmod(path, 0o600)
+    return path
+
+
+def infer_add_sub(url: str, a: Any, b: Any, *, module: Any = None,
+                  version: str = "") -> tuple[Any, Any]:
+    """One request to the Python example's `add-sub` (OUTPUT0, OUTPUT1), through
+    tritonclient.http or, as `module`, tritonclient.grpc (same API)."""
+    if module is None:
+        import tritonclient.http as module
+    c = module.InferenceServerClient(url)
+    ins = [module.InferInput("INPUT0", [4], "FP32"), module.InferInput("INPUT1", [4], "FP32")]
+    ins[0].set_data_from_numpy(a)
+    ins[1].set_data_from_numpy(b)
+    r = c.infer("add-sub", ins, model_version=version)
+    return r.as_numpy("OUTPUT0"), r.as_numpy("OUTPUT1")

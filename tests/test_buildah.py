@@ -13,7 +13,6 @@ import base64
 import gzip
 import io
 import json
-import os
 import shutil
 import subprocess
 import tarfile
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from e2e import Recorder, registry
+from e2e import Recorder, authfile, infer_add_sub, registry
 
 from packager.baseimage import LOCAL_CPU_IMAGE
 from packager.dockerfile import base_images
@@ -359,13 +358,6 @@ def test_only_given_proxies_reach_the_build(tmp_path: Path, storage: Storage, ti
 
 # --- a real registry with htpasswd authentication ---------------------------------------------
 
-def _authfile(path: Path, registry: str, user: str, password: str) -> Path:
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    path.write_text(json.dumps({"auths": {registry: {"auth": token}}}))
-    os.chmod(path, 0o600)
-    return path
-
-
 @pytest.mark.docker
 def test_push_with_an_auth_file_records_the_registry_digest(tmp_path: Path, storage: Storage,
                                                            tiny: str) -> None:
@@ -374,8 +366,8 @@ def test_push_with_an_auth_file_records_the_registry_digest(tmp_path: Path, stor
         reg = r.host
         ctx = _context(tmp_path / "ctx", f"FROM {tiny}\nCOPY a.txt /a.txt\n", {"a.txt": "p\n"})
         bb.build_image(ctx, "push-test:1", Recorder(), storage=storage)
-        good = _authfile(tmp_path / "good.json", reg, "ci", password)
-        bad = _authfile(tmp_path / "bad.json", reg, "ci", "wrong")
+        good = authfile(tmp_path / "good.json", reg, "ci", password)
+        bad = authfile(tmp_path / "bad.json", reg, "ci", "wrong")
         with pytest.raises(PushError) as info:
             bb.push("push-test:1", f"{reg}/team/m:1", authfile=bad, tls_verify=False,
                     storage=storage)
@@ -425,7 +417,6 @@ def _dockerfile_phase(model: Path, out: Path, *extra: str) -> Path:
 @pytest.mark.serving
 def test_generated_python_example_builds_with_buildah_and_serves(
         tmp_path: Path, storage: Storage, cpu_base: str, python_model: Path) -> None:
-    import tritonclient.http as httpclient
 
     from packager.executor.container import serve
 
@@ -451,13 +442,7 @@ def test_generated_python_example_builds_with_buildah_and_serves(
         a = np.array([1.0, 2.0, 3.0, 4.5], dtype=np.float32)
         b = np.array([0.5, -1.0, 2.0, 4.0], dtype=np.float32)
         with serve(tag) as running:
-            c = httpclient.InferenceServerClient(running.http_url)
-            ins = [httpclient.InferInput("INPUT0", [4], "FP32"),
-                   httpclient.InferInput("INPUT1", [4], "FP32")]
-            ins[0].set_data_from_numpy(a)
-            ins[1].set_data_from_numpy(b)
-            r = c.infer("add-sub", ins)
-            out0, out1 = r.as_numpy("OUTPUT0"), r.as_numpy("OUTPUT1")
+            out0, out1 = infer_add_sub(running.http_url, a, b)
         np.testing.assert_allclose(out0, (a + b) * 3.0)
         np.testing.assert_allclose(out1, (a - b) * 3.0)
     finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import docker
 import numpy as np
@@ -16,6 +15,7 @@ from e2e import (
     Recorder,
     image_file_bytes,
     image_files,
+    infer_add_sub,
     package,
     registry,
 )
@@ -33,16 +33,6 @@ from packager.plan import Layer
 pytestmark = pytest.mark.docker
 
 
-def _infer(module: Any, url: str, name: str, a: np.ndarray, b: np.ndarray) -> tuple[Any, ...]:
-    """One request through tritonclient.http or tritonclient.grpc (same API)."""
-    c = module.InferenceServerClient(url)
-    ins = [module.InferInput("INPUT0", [4], "FP32"), module.InferInput("INPUT1", [4], "FP32")]
-    ins[0].set_data_from_numpy(a)
-    ins[1].set_data_from_numpy(b)
-    r = c.infer(name, ins)
-    return r.as_numpy("OUTPUT0"), r.as_numpy("OUTPUT1")
-
-
 @pytest.mark.serving
 def test_python_example_serves_over_http_and_grpc(tmp_path: Path, client, images,
                                                  python_model: Path) -> None:
@@ -58,7 +48,7 @@ def test_python_example_serves_over_http_and_grpc(tmp_path: Path, client, images
     for user in (None, "4242:4242"):
         with serve(outcome.result.image, user=user) as running:
             for module, url in ((httpclient, running.http_url), (grpcclient, running.grpc_url)):
-                out0, out1 = _infer(module, url, "add-sub", a, b)
+                out0, out1 = infer_add_sub(url, a, b, module=module)
                 np.testing.assert_allclose(out0, (a + b) * 3.0)
                 np.testing.assert_allclose(out1, (a - b) * 3.0)
     config = client.images.get(outcome.result.image).attrs["Config"]

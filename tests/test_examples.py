@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import EXAMPLES
-from e2e import package, remove_image
+from e2e import infer_add_sub, package, remove_image
 from proof import onnxruntime_runner, openvino_runner, prove, require
 
 from packager.cli import main
@@ -226,7 +226,6 @@ def test_onnx_example_image_builds(trained, tmp_path: Path) -> None:
 @pytest.mark.serving
 def test_python_example_from_training_to_answer(trained, tmp_path: Path) -> None:
     import docker
-    import tritonclient.http as httpclient
 
     out = trained("python")
     scale = json.loads((out / "scale.json").read_text())["scale"]
@@ -237,13 +236,8 @@ def test_python_example_from_training_to_answer(trained, tmp_path: Path) -> None
         a = np.array([1, 2, 3, 4], dtype=np.float32)
         b = np.array([4, 3, 2, 1], dtype=np.float32)
         with serve(outcome.result.image) as running:
-            c = httpclient.InferenceServerClient(running.http_url)
-            ins = [httpclient.InferInput("INPUT0", [4], "FP32"),
-                   httpclient.InferInput("INPUT1", [4], "FP32")]
-            ins[0].set_data_from_numpy(a)
-            ins[1].set_data_from_numpy(b)
-            r = c.infer("add-sub", ins)
-        np.testing.assert_allclose(r.as_numpy("OUTPUT0"), (a + b) * scale, rtol=1e-6)
-        np.testing.assert_allclose(r.as_numpy("OUTPUT1"), (a - b) * scale, rtol=1e-6)
+            out0, out1 = infer_add_sub(running.http_url, a, b)
+        np.testing.assert_allclose(out0, (a + b) * scale, rtol=1e-6)
+        np.testing.assert_allclose(out1, (a - b) * scale, rtol=1e-6)
     finally:
         remove_image(docker.from_env(), outcome.result.image)

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import urllib.request
 from pathlib import Path
 
 import pytest
-from e2e import Registry, registry
+from e2e import Registry, authfile, registry
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -33,13 +32,6 @@ from packager.result import ModelEntry, ResultDocument
 SECRET = "s3cr3t-Pa55word-that-must-not-leak"
 
 
-def _authfile(path: Path, host: str, user: str, password: str) -> Path:
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    path.write_text(json.dumps({"auths": {host: {"auth": token}}}))
-    os.chmod(path, 0o600)
-    return path
-
-
 def _result(out: Path, image: str = "add-sub-1:abc", builder: str = "docker") -> str:
     out.mkdir(parents=True, exist_ok=True)
     text = ResultDocument(image=image, models=(ModelEntry("add-sub", (1,), "python"),),
@@ -52,7 +44,7 @@ def _result(out: Path, image: str = "add-sub-1:abc", builder: str = "docker") ->
 # --- credentials: where they come from, and that they never show -------------------------------
 
 def test_credentials_come_from_the_first_source_found(tmp_path: Path) -> None:
-    auth = _authfile(tmp_path / "auth.json", "r.example.com", "u", SECRET)
+    auth = authfile(tmp_path / "auth.json", "r.example.com", "u", SECRET)
     given_file = resolve_credentials(auth, {ENV_USERNAME: "x", ENV_PASSWORD: "y"})
     assert given_file.authfile == auth and given_file.username is None
     env = resolve_credentials(None, {ENV_USERNAME: "ci", ENV_PASSWORD: SECRET,
@@ -66,7 +58,7 @@ def test_credentials_come_from_the_first_source_found(tmp_path: Path) -> None:
     assert (files.username, files.password) == ("ci", SECRET)
     assert resolve_credentials(None, {"REGISTRY_AUTH_FILE": str(auth)}).authfile == auth
     (tmp_path / "cfg").mkdir()
-    _authfile(tmp_path / "cfg" / "config.json", "r.example.com", "u", "p")
+    authfile(tmp_path / "cfg" / "config.json", "r.example.com", "u", "p")
     assert resolve_credentials(None, {"DOCKER_CONFIG": str(tmp_path / "cfg")}).authfile == \
         tmp_path / "cfg" / "config.json"
     assert resolve_credentials(None, {}) == Credentials()
@@ -321,7 +313,7 @@ def test_buildah_package_and_push_to_a_tls_registry_with_credentials(
         monkeypatch.setenv(ENV_PASSWORD, SECRET)
     monkeypatch.delenv(ENV_USERNAME)
     monkeypatch.delenv(ENV_PASSWORD)
-    auth = _authfile(tmp_path / "auth.json", reg.host, "ci", SECRET)
+    auth = authfile(tmp_path / "auth.json", reg.host, "ci", SECRET)
     assert main([*push, "--ca-bundle", str(reg.ca), "--authfile", str(auth)]) == 5  # down
     assert url.read_text() == f"{reg.host}/team/push-me:1"  # the earlier push's, unchanged
 
@@ -339,10 +331,10 @@ def test_docker_push_with_an_auth_file_and_with_environment_credentials(
     with registry(tmp_path / "reg", user="ci", password=SECRET) as reg:
         push = ["push", "-o", str(out), "--registry", reg.host]
         before = (out / "result.json").read_text()
-        bad = _authfile(tmp_path / "bad.json", reg.host, "ci", "wrong")
+        bad = authfile(tmp_path / "bad.json", reg.host, "ci", "wrong")
         assert main([*push, "--authfile", str(bad)]) == 5
         assert (out / "result.json").read_text() == before
-        good = _authfile(tmp_path / "good.json", reg.host, "ci", SECRET)
+        good = authfile(tmp_path / "good.json", reg.host, "ci", SECRET)
         assert main([*push, "--authfile", str(good)]) == 0
         pushed = capsys.readouterr().out.strip()
         images.append(pushed.split("@")[0])

@@ -14,7 +14,6 @@ back through the Docker engine, served by Triton and asked a real inference requ
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import importlib.util
 import json
@@ -31,7 +30,7 @@ import numpy as np
 import pytest
 import yaml
 from conftest import EXAMPLES, REPO
-from e2e import Registry, privileged_flags, registry
+from e2e import Registry, authfile, infer_add_sub, privileged_flags, registry
 from tekton_steps import ResolvedStep, resolve_steps
 
 from packager.baseimage import LOCAL_CPU_IMAGE
@@ -99,14 +98,6 @@ def _run_step(step: ResolvedStep, mounts: dict[str, Path], *, network: str = "ho
     return output
 
 
-def _dockerconfigjson(dest: Path, reg: Registry, user: str, password: str) -> Path:
-    """The Secret's key `.dockerconfigjson`, as Kubernetes mounts it into the workspace."""
-    dest.mkdir(parents=True, exist_ok=True)
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    (dest / ".dockerconfigjson").write_text(json.dumps({"auths": {reg.host: {"auth": token}}}))
-    return dest
-
-
 @contextlib.contextmanager
 def _engine_trusts(reg: Registry) -> Iterator[None]:
     """The Docker engine reads a registry's CA from /etc/docker/certs.d/HOST:PORT/ca.crt at each
@@ -140,7 +131,9 @@ def test_pipeline_steps_run_as_containers_push_and_the_image_serves(
     with registry(tmp_path / "registry", user="ci", password=PASSWORD, tls=True) as reg:
         assert reg.ca is not None
         shutil.copyfile(reg.ca, ws / "registry-ca.crt")
-        dockerconfig = _dockerconfigjson(tmp_path / "dockerconfig", reg, "ci", PASSWORD)
+        # the Secret's key `.dockerconfigjson`, as Kubernetes mounts it into the workspace
+        dockerconfig = authfile(tmp_path / "dockerconfig" / ".dockerconfigjson", reg.host, "ci",
+                                PASSWORD).parent
         logs: dict[str, str] = {}
 
         # setup: the artifact from the workspace, unpacked into model-from-artifact/
@@ -197,16 +190,9 @@ def test_pipeline_steps_run_as_containers_push_and_the_image_serves(
                                        auth_config={"username": "ci", "password": PASSWORD})
         images.append(f"{repo}@{digest}")
         assert image.id == result["image_id"]  # the very image buildah built in the step
+    a = np.arange(4, dtype=np.float32)
+    b = np.full(4, 0.5, dtype=np.float32)
     with serve(f"{repo}@{digest}") as running:
-        import tritonclient.http as httpclient
-
-        c = httpclient.InferenceServerClient(running.http_url)
-        a = np.arange(4, dtype=np.float32)
-        b = np.full(4, 0.5, dtype=np.float32)
-        ins = [httpclient.InferInput("INPUT0", [4], "FP32"),
-               httpclient.InferInput("INPUT1", [4], "FP32")]
-        ins[0].set_data_from_numpy(a)
-        ins[1].set_data_from_numpy(b)
-        r = c.infer("add-sub", ins, model_version="3")
-        np.testing.assert_allclose(r.as_numpy("OUTPUT0"), (a + b) * scale, rtol=1e-5)
-        np.testing.assert_allclose(r.as_numpy("OUTPUT1"), (a - b) * scale, rtol=1e-5)
+        out0, out1 = infer_add_sub(running.http_url, a, b, version="3")
+    np.testing.assert_allclose(out0, (a + b) * scale, rtol=1e-5)
+    np.testing.assert_allclose(out1, (a - b) * scale, rtol=1e-5)
