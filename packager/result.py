@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 
 SCHEMA_VERSION = "2"
+BUILDERS = ("docker", "buildah")  # the builders that can hold an image push reads
 _VERSIONS_RE = re.compile(r"[0-9]{1,19}(?:,[0-9]{1,19}){0,999}")
 
 
@@ -87,6 +88,10 @@ class ResultDocument:
         image = field("image")
         if not image:
             raise ValueError("field 'image' is missing")
+        builder = field("builder") or "docker"
+        if builder not in BUILDERS:
+            raise ValueError(f"field 'builder' is {builder[:40]!r}, not one of "
+                             f"{', '.join(BUILDERS)}")
         names = [n for n in (field("models") or field("model_name") or "").split(",") if n]
         if not names:
             raise ValueError("field 'models' is missing")
@@ -110,6 +115,6 @@ class ResultDocument:
             pushed_digest=field("pushed_digest"),
             pushed_image=field("pushed_image"),
             base_image_id=field("base_image_id"),
-            builder=field("builder") or "docker",
+            builder=builder,
             warnings=tuple((field("warnings") or "").splitlines()),
         )

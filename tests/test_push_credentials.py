@@ -414,3 +414,13 @@ def test_a_failed_docker_push_leaves_a_tag_that_was_there(
     images.append("127.0.0.1:1/keep-me:1")
     assert main(["push", "-o", str(out), "--registry", "127.0.0.1:1"]) == 5  # nothing listens
     assert client.images.get("127.0.0.1:1/keep-me:1").id == theirs.id  # theirs again
+
+
+def test_push_names_a_tampered_builder_in_result_json(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    text = _result(out).replace('"builder": "docker"', '"builder": "kaniko"')
+    (out / "result.json").write_text(text)
+    assert main(["push", "-o", str(out), "--registry", "127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert "result.json" in err and "field 'builder'" in err and "kaniko" in err
+    assert (out / "result.json").read_text() == text
