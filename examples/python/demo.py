@@ -17,7 +17,7 @@ def main() -> None:
     parser.add_argument("--output", default="out")
     args = parser.parse_args()
     result = json.loads((Path(args.output) / "result.json").read_text())
-    image, name = result["image"], result["model"]["name"]
+    image, name = result["image"], result["model_name"]  # result.json: flat strings
     a = np.array([1, 2, 3, 4], dtype=np.float32)
     b = np.array([0.5, 0.5, 0.5, 0.5], dtype=np.float32)
     with serve(image) as running:
