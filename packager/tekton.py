@@ -65,6 +65,9 @@ def add_parsers(sub: argparse._SubParsersAction,  # type: ignore[type-arg]
                     help="where the `dockerconfig` workspace (the registry Secret) is mounted")
     ch.add_argument("--ca-dir", default="",
                     help="where the optional `ca` workspace is mounted; empty: not bound")
+    ch.add_argument("--reach", action="store_true",
+                    help="also open a TCP connection to the registry (and the base image's "
+                    "registry), so an unreachable one fails the run before anything is built")
     output_flags(ch)
     re_ = sub.add_parser("tekton-results", help="write result.json as Tekton results (RESULT, "
                          "BASE_IMAGE_DIGEST)")
@@ -80,6 +83,8 @@ def run(args: argparse.Namespace, report: Reporter) -> int:
         check_run(args.train, args.artifact, args.project, args.registry, args.tls_verify,
                   args.base_image, args.image_name, Path(args.dockerconfig),
                   Path(args.ca_dir) if args.ca_dir else None)
+        if args.reach:
+            reach_registries(args.registry, args.base_image)
         report.step("tekton-check: params and workspaces are usable")
         return 0
     results = write_results(Path(args.output), Path(args.result_file), Path(args.base_digest_file))
@@ -146,6 +151,40 @@ def check_run(train: str, artifact: str, project: str, registry: str, tls_verify
                          fix=exc.fix) from None
     if ca_dir is not None:
         ca_files(ca_dir)
+
+
+REACH_TIMEOUT = 15.0
+
+
+def _host_port(reference: str) -> tuple[str, int] | None:
+    """The registry host and port an image reference or registry param names; None for Docker
+    Hub (a bare name) and image archives."""
+    first, sep, _ = reference.partition("/")
+    if not sep or not ("." in first or ":" in first or first == "localhost"):
+        return None
+    host, _, port = first.rpartition(":") if first.count(":") == 1 else (first, "", "")
+    return (host, int(port)) if port.isdigit() else (first.strip("[]"), 443)
+
+
+def reach_registries(registry: str, base_image: str) -> None:
+    """A TCP connection to the push registry and the base image's registry, or InputError
+    naming the param (the build would fail after minutes otherwise)."""
+    import socket
+
+    targets = [("registry", registry + "/x")]
+    if not base_image.startswith(("oci-archive:", "docker-archive:", "docker-daemon:")):
+        targets.append(("baseImage", base_image))
+    for param, reference in targets:
+        where = _host_port(reference)
+        if where is None:
+            continue
+        try:
+            socket.create_connection(where, timeout=REACH_TIMEOUT).close()
+        except OSError as exc:
+            raise InputError(f"param {param}: the registry {where[0]}:{where[1]} cannot be reached "
+                             f"from the cluster ({exc.strerror or type(exc).__name__})",
+                             fix="check the name and port, DNS, and the namespace's egress "
+                             "policy and proxies") from None
 
 
 def ca_files(ca_dir: Path) -> list[Path]:

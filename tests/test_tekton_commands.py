@@ -146,3 +146,46 @@ def test_the_build_tasks_tls_verify_reaches_buildahs_pull() -> None:
     assert bb._pull_tls_flags({}) == []
     with pytest.raises(InputError, match="TRITON_PACKAGER_BUILDAH_TLS_VERIFY"):
         bb._pull_tls_flags({bb.ENV_TLS_VERIFY: "no"})
+
+
+def test_an_unreachable_registry_fails_the_check_naming_the_param(
+        mounts: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        up = server.getsockname()[1]
+        assert main([*_check(mounts, registry=f"127.0.0.1:{up}/ml",
+                             base_image=f"127.0.0.1:{up}/mirror/base:1"), "--reach"]) == 0
+        assert main([*_check(mounts, registry=f"127.0.0.1:{port}/ml",
+                             base_image=f"127.0.0.1:{up}/mirror/base:1"), "--reach"]) == 2
+        err = capsys.readouterr().err
+        assert f"param registry: the registry 127.0.0.1:{port} cannot be reached" in err
+        assert main([*_check(mounts, registry=f"127.0.0.1:{up}/ml",
+                             base_image=f"127.0.0.1:{port}/mirror/base:1"), "--reach"]) == 2
+        assert "param baseImage" in capsys.readouterr().err
+    assert tekton._host_port("nvcr.io/nvidia/tritonserver:26.07-py3") == ("nvcr.io", 443)
+    assert tekton._host_port("ubuntu:24.04") is None
+
+
+@pytest.mark.parametrize(("target", "words"), [
+    ("triton-packager", "names no registry"),
+    ("registry.example.com/ml/triton-packager@sha256:" + "0" * 64, "names a digest"),
+    ("Registry.example.com/ml/triton-packager", "has upper-case letters"),
+    ("registry.example.com/ML/triton-packager", "not a valid Docker image reference"),
+    ("myreg/triton-packager", "no dot and no port"),
+])
+def test_the_step_image_push_refuses_a_bad_target_before_building(target: str, words: str) -> None:
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(
+        "packager_image_build", Path(__file__).resolve().parent.parent / "deploy/image/build.py")
+    assert spec is not None and spec.loader is not None
+    build = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = build
+    spec.loader.exec_module(build)
+    with pytest.raises(build.ImageBuildError, match=words):
+        build.push(target, environ={})
