@@ -135,6 +135,14 @@ BREAKAGES: dict[str, tuple[str, str | None, Callable[[dict[str, Any]], None], st
         "Task", "triton-packager-build",
         lambda d: _step(d, "push")["args"].extend(["--x", "$(results.IMAGE_URI.path)"]),
         "$(results.IMAGE_URI.path) names no declared result", "ValidateStepResultsVariables"),
+    "result-the-task-does-not-declare": (
+        "Pipeline", "triton-packager",
+        lambda d: d["spec"]["results"][0].update(value="$(tasks.build.results.IMAGE_URI)"),
+        "Task triton-packager-build declares no result 'IMAGE_URI'", "resultrefresolution.go"),
+    "result-of-no-task": (
+        "Pipeline", "triton-packager",
+        lambda d: d["spec"]["results"][0].update(value="$(tasks.push.results.IMAGE_URL)"),
+        "names no pipeline task", "pipeline_validation.go validatePipelineResults"),
     "unknown-workspace": (
         "Task", "triton-packager-build",
         lambda d: _step(d, "push")["env"][0].update(value="$(workspaces.certs.path)"),

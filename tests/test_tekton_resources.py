@@ -475,6 +475,12 @@ def test_pipeline_tasks_reference_tasks_here_with_their_params_and_workspaces() 
             task_ws = {w["name"]: w for w in task["spec"].get("workspaces", [])}
             assert set(bound) <= set(task_ws), ptask["name"]
             assert {n for n, w in task_ws.items() if not w.get("optional")} <= set(bound)
+            # An optional Pipeline workspace may be left unbound: only optional Task workspaces
+            # may take it (tektoncd/pipeline docs/workspaces.md, "Optional Workspaces").
+            optional = {w["name"] for w in pipeline["spec"]["workspaces"] if w.get("optional")}
+            for task_ws_name, pipeline_ws_name in bound.items():
+                if pipeline_ws_name in optional:
+                    assert task_ws[task_ws_name].get("optional"), (ptask["name"], task_ws_name)
             assert set(bound.values()) <= pipeline_workspaces, ptask["name"]
             assert set(ptask.get("runAfter", [])) <= names - {ptask["name"]}
 

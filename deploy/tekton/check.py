@@ -217,7 +217,9 @@ def _sub_path_problems(sub_path: Any, where: str) -> Iterator[Problem]:
               "pkg/apis/core/validation/validation.go validateLocalDescendingPath]"
 
 
-def _param_reference_problems(doc: Mapping[str, Any], *, pipeline: bool) -> Iterator[Problem]:
+def _param_reference_problems(doc: Mapping[str, Any], *, pipeline: bool,
+                              known_tasks: Mapping[str, Mapping[str, Any]] | None = None
+                              ) -> Iterator[Problem]:
     spec = doc["spec"]
     declared = {p["name"] for p in spec.get("params") or []}
     results = {r["name"] for r in spec.get("results") or []}
@@ -239,7 +241,8 @@ def _param_reference_problems(doc: Mapping[str, Any], *, pipeline: bool) -> Iter
             if pipeline:
                 result = _TASK_RESULT.match(expression)
                 if result:
-                    yield from _task_result_problems(result[1], result[2], tasks, f"spec.{path}")
+                    yield from _task_result_problems(result[1], result[2], tasks, f"spec.{path}",
+                                                     known_tasks or {})
                     continue
                 if _PIPELINE_CONTEXT.fullmatch(expression):
                     continue
@@ -263,11 +266,19 @@ def _param_reference_problems(doc: Mapping[str, Any], *, pipeline: bool) -> Iter
                   "docs/variables.md]"
 
 
-def _task_result_problems(task: str, result: str, tasks: Mapping[str, Any],
-                          where: str) -> Iterator[Problem]:
+def _task_result_problems(task: str, result: str, tasks: Mapping[str, Any], where: str,
+                          known_tasks: Mapping[str, Mapping[str, Any]]) -> Iterator[Problem]:
     if task not in tasks:
         yield f"{where}: $(tasks.{task}.results.{result}) names no pipeline task [tektoncd/pipeline " \
               "pkg/apis/pipeline/v1/pipeline_validation.go validatePipelineResults]"
+        return
+    # A result the referenced Task does not declare fails the PipelineRun when it is resolved
+    # (pkg/reconciler/pipelinerun/resources/resultrefresolution.go: "Could not find result").
+    ref = (tasks[task].get("taskRef") or {}).get("name")
+    declared = known_tasks.get(ref or "")
+    if declared is not None and result not in {r["name"] for r in declared["spec"].get("results") or []}:
+        yield f"{where}: $(tasks.{task}.results.{result}): Task {ref} declares no result {result!r} " \
+              "[tektoncd/pipeline pkg/reconciler/pipelinerun/resources/resultrefresolution.go]"
 
 
 def _graph_problems(pipeline: Mapping[str, Any]) -> Iterator[Problem]:
@@ -401,6 +412,8 @@ def check_documents(docs: Iterable[tuple[str, Mapping[str, Any]]], *,
     docs = list(docs)
     pipelines = {d["metadata"]["name"]: d for _, d in docs
                  if d.get("apiVersion") == TEKTON and d.get("kind") == "Pipeline"}
+    tasks = {d["metadata"]["name"]: d for _, d in docs
+             if d.get("apiVersion") == TEKTON and d.get("kind") == "Task"}
     problems: list[Problem] = []
     for file, doc in docs:
         kind = doc.get("kind")
@@ -414,7 +427,7 @@ def check_documents(docs: Iterable[tuple[str, Mapping[str, Any]]], *,
                                  "(emptyDir, ConfigMap, Secret)")
         elif doc.get("apiVersion") == TEKTON and kind == "Pipeline":
             found += _graph_problems(doc)
-            found += _param_reference_problems(doc, pipeline=True)
+            found += _param_reference_problems(doc, pipeline=True, known_tasks=tasks)
         elif doc.get("apiVersion") == TEKTON and kind == "PipelineRun":
             found += _run_problems(doc, pipelines, classes)
         elif doc.get("apiVersion") == "v1" and kind == "PersistentVolumeClaim":
