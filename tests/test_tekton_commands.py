@@ -149,8 +149,12 @@ def test_the_build_tasks_tls_verify_reaches_buildahs_pull() -> None:
 
 
 def test_an_unreachable_registry_fails_the_check_naming_the_param(
-        mounts: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+        mounts: dict[str, Path], capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     import socket
+
+    for name in ("HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
 
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
@@ -166,6 +170,9 @@ def test_an_unreachable_registry_fails_the_check_naming_the_param(
         assert main([*_check(mounts, registry=f"127.0.0.1:{up}/ml",
                              base_image=f"127.0.0.1:{port}/mirror/base:1"), "--reach"]) == 2
         assert "param baseImage" in capsys.readouterr().err
+        # Behind a proxy the registries are not reached directly: not probed.
+        tekton.reach_registries(f"127.0.0.1:{port}/ml", "base:1",
+                                environ={"HTTPS_PROXY": "http://proxy.example.com:3128"})
     assert tekton._host_port("nvcr.io/nvidia/tritonserver:26.07-py3") == ("nvcr.io", 443)
     assert tekton._host_port("ubuntu:24.04") is None
 
