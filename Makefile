@@ -2,6 +2,8 @@
 # can be set (with no MODEL, package trains and packages examples/python):
 #   make package MODEL=path/to/model OUT=out BASE_IMAGE=nvcr.io/nvidia/tritonserver:26.07-py3
 #   make package MODEL="models/a models/b"   # several model directories in one image
+#   make packager-image PUSH=registry.example.com/ml/triton-packager ARGS="--authfile auth.json"
+#     (builds the step image, pushes it, prints the digest-pinned reference for Tekton)
 # nox itself is installed on first use into .tools/ (a virtualenv of the project's own), so a
 # fresh machine needs only python3, pip and make -- no pip install into the system Python.
 TOOLS := .tools
@@ -14,7 +16,7 @@ endif
 export OUT
 export BASE_IMAGE
 
-.PHONY: train setup package config detect repository dockerfile base-image verify push demo unit test lint snapshots bench packager-image
+.PHONY: train setup package config detect repository dockerfile base-image verify push demo unit test lint snapshots bench packager-image tekton-check
 
 # pip's --target skips the externally-managed check (PEP 668) of Debian's Python, and the
 # virtualenv package needs no python3-venv: together they bootstrap nox without root or apt.
@@ -39,4 +41,5 @@ test: $(NOX) ; $(NOX) -s lint tests
 lint: $(NOX) ; $(NOX) -s lint
 snapshots: $(NOX) ; $(NOX) -s snapshots
 bench: $(NOX) ; $(NOX) -s bench
-packager-image: $(NOX) ; $(NOX) -s packager_image
+packager-image: $(NOX) ; $(NOX) -s packager_image -- $(if $(PUSH),--push $(PUSH)) $(ARGS)
+tekton-check: $(NOX) ; $(NOX) -s tekton_check -- deploy/tekton $(ARGS)

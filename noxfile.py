@@ -200,3 +200,11 @@ def packager_image(session: nox.Session) -> None:
     _install(session)
     _docker(session)
     session.run("python", "deploy/image/build.py", *session.posargs)
+
+
+@nox.session(name="tekton_check")
+def tekton_check(session: nox.Session) -> None:
+    """What a cluster would refuse in deploy/tekton (offline): `-- --storage-class NAME` for the
+    classes your cluster has. See deploy/tekton/check.py."""
+    _install(session)
+    session.run("python", "deploy/tekton/check.py", *(session.posargs or ["deploy/tekton"]))

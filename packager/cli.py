@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from packager import __version__
+from packager import __version__, tekton
 from packager.baseimage import split_base_source
 from packager.configgen import (
     DEFAULT_MAX_BATCH_SIZE,
@@ -246,6 +246,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="also write the image to oci-archive:PATH or docker-archive:PATH "
                     "(with buildah)")
     _output_flags(bi)
+    tekton.add_parsers(sub, _output_flags)
     return p
 
 
@@ -305,6 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, report: Reporter) -> int:
+    if args.command in tekton.COMMANDS:
+        return tekton.run(args, report)
     if args.command == "base-image":
         from packager.executor.base_image import ensure_base_image
 

@@ -24,9 +24,12 @@ StepActions, sidecars, object params, `$(context...)` and other variables) rathe
 from __future__ import annotations
 
 import copy
+import os
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -36,6 +39,7 @@ __all__ = [
     "TektonSubstitutionError",
     "WorkspaceMount",
     "find_references",
+    "kubernetes_volume",
     "resolve_steps",
     "result_paths",
     "workspace_paths",
@@ -292,3 +296,19 @@ def resolve_steps(
             workspaces=mounts,
         ))
     return steps
+
+
+def kubernetes_volume(path: Path, files: Mapping[str, bytes], *, mode: int = 0o644) -> Path:
+    """`path` laid out as the kubelet mounts a Secret or ConfigMap volume (its AtomicWriter,
+    pkg/volume/util/atomic_writer.go): the files in a timestamped directory `..<time>`, a
+    symlink `..data` to it, and one symlink per key into `..data`. `mode` is the volume's
+    defaultMode (0644 unless the volume says otherwise)."""
+    path.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("..%Y_%m_%d_%H_%M_%S.000000001", time.gmtime())
+    (path / stamp).mkdir()
+    for key, data in files.items():
+        (path / stamp / key).write_bytes(data)
+        os.chmod(path / stamp / key, mode)
+        os.symlink(f"..data/{key}", path / key)
+    os.symlink(stamp, path / "..data")
+    return path

@@ -33,6 +33,8 @@ CLI_COMMANDS = (["python", "-m", "packager"], ["triton-packager"])
 BUILDAH_STORAGE = "/var/lib/containers"
 SECRET_TYPE = "kubernetes.io/dockerconfigjson"
 SECRET_KEY = ".dockerconfigjson"
+RUN_MODEL_DIR = "runs/$(context.pipelineRun.uid)/model"
+BUILD = "triton-packager-build"
 # Step fields Tekton adds to a Container; a Pod has no place for them.
 TEKTON_ONLY_STEP_FIELDS = frozenset({
     "displayName", "onError", "params", "ref", "results", "script", "stdoutConfig",
@@ -140,14 +142,15 @@ def tekton_errors(doc: dict[str, Any]) -> list[str]:
 def test_deploy_holds_the_flow() -> None:
     kinds = sorted({(doc.get("apiVersion"), doc.get("kind")) for _, doc in DOCS})
     assert kinds == [("tekton.dev/v1", "Pipeline"), ("tekton.dev/v1", "PipelineRun"),
-                     ("tekton.dev/v1", "Task"), ("v1", "Secret")]
-    assert set(TASKS) == {"triton-packager-setup", "triton-packager-train",
-                          "triton-packager-package", "triton-packager-push"}
+                     ("tekton.dev/v1", "Task"), ("v1", "ConfigMap"), ("v1", "PersistentVolumeClaim"),
+                     ("v1", "Secret"), ("v1", "ServiceAccount")]
+    assert set(TASKS) == {"triton-packager-check", "triton-packager-setup", "triton-packager-train",
+                          "triton-packager-build"}
     assert set(PIPELINES) == {"triton-packager"}
-    # The installable resources sit at the top; examples (Secret, PipelineRun) are in examples/.
+    # The installable resources sit at the top; examples (Secret, PipelineRun, ...) in examples/.
     for file, doc in DOCS:
         in_examples = file.startswith("examples/")
-        assert in_examples == (doc["kind"] in ("PipelineRun", "Secret")), file
+        assert in_examples == (doc["apiVersion"] == "v1" or doc["kind"] == "PipelineRun"), file
 
 
 def test_stored_schemas_name_their_source() -> None:
@@ -200,7 +203,7 @@ def test_tekton_schema_refuses_broken_task(path: tuple[Any, ...], value: Any) ->
 
 def test_tekton_schema_refuses_broken_when_expression() -> None:
     doc = copy.deepcopy(PIPELINES["triton-packager"])
-    doc["spec"]["tasks"][0]["when"][0]["operator"] = ["in"]
+    doc["spec"]["tasks"][1]["when"][0]["operator"] = ["in"]
     assert tekton_errors(doc)
 
 
@@ -241,7 +244,7 @@ def test_task_pod_valid_for_kubernetes(name: str) -> None:
 
 
 def test_kubernetes_schema_refuses_broken_step() -> None:
-    pod = task_pod(TASKS["triton-packager-package"])
+    pod = task_pod(TASKS["triton-packager-build"])
     pod["spec"]["containers"][0]["securityContext"]["privileged"] = "yes"
     with pytest.raises(kubernetes_validate.ValidationError):
         k8s_validate(pod)
@@ -312,11 +315,12 @@ def test_step_values_with_a_reference_are_exactly_one_reference() -> None:
                     seen += 1
                     assert ONE_REFERENCE.fullmatch(value), (name, step["name"], value)
     assert seen
-    # Pipeline params reach Task params whole, too.
+    # Pipeline params reach Task params whole, too; the one composed value is the per-run model
+    # directory, from the PipelineRun's uid (Tekton's, not the user's).
     for pipeline in PIPELINES.values():
         for task in pipeline["spec"]["tasks"]:
             for param in task.get("params", []):
-                if "$(" in param["value"]:
+                if "$(" in param["value"] and param["value"] != RUN_MODEL_DIR:
                     assert ONE_REFERENCE.fullmatch(param["value"]), (task["name"], param)
 
 
@@ -350,17 +354,36 @@ def _pipeline_task(pipeline: dict[str, Any], task_name: str) -> dict[str, Any]:
     return found[0]
 
 
-def test_push_writes_the_results_chains_reads() -> None:
-    push = TASKS["triton-packager-push"]
-    assert {r["name"] for r in push["spec"]["results"]} >= {"IMAGE_URL", "IMAGE_DIGEST"}
-    (step,) = push["spec"]["steps"]
-    assert _step_flag(step, "--image-url-file") == "$(results.IMAGE_URL.path)"
-    assert _step_flag(step, "--image-digest-file") == "$(results.IMAGE_DIGEST.path)"
+def test_the_building_task_writes_the_results_chains_reads() -> None:
+    # Tekton Chains reads IMAGE_URL and IMAGE_DIGEST of the TaskRun that built the image: the
+    # build Task both builds and pushes, so its TaskRun describes the build.
+    build = TASKS[BUILD]
+    results = {r["name"]: r for r in build["spec"]["results"]}
+    assert set(results) == {"IMAGE_URL", "IMAGE_DIGEST", "BASE_IMAGE_DIGEST", "RESULT"}
+    push = _step_named(build, "push")
+    assert _step_flag(push, "--image-url-file") == "$(results.IMAGE_URL.path)"
+    assert _step_flag(push, "--image-digest-file") == "$(results.IMAGE_DIGEST.path)"
+    done = _step_named(build, "results")
+    assert _step_flag(done, "--result-file") == "$(results.RESULT.path)"
+    assert _step_flag(done, "--base-digest-file") == "$(results.BASE_IMAGE_DIGEST.path)"
+    # RESULT is an object of strings: the properties the packager writes, in its order.
+    from packager.tekton import RESULT_PROPERTIES
+
+    assert results["RESULT"]["type"] == "object"
+    assert list(results["RESULT"]["properties"]) == list(RESULT_PROPERTIES)
+    assert all(p == {"type": "string"} for p in results["RESULT"]["properties"].values())
     for pipeline in PIPELINES.values():
-        pushed = _pipeline_task(pipeline, "triton-packager-push")["name"]
-        results = {r["name"]: r["value"] for r in pipeline["spec"]["results"]}
-        assert results == {"IMAGE_URL": f"$(tasks.{pushed}.results.IMAGE_URL)",
-                           "IMAGE_DIGEST": f"$(tasks.{pushed}.results.IMAGE_DIGEST)"}
+        built = _pipeline_task(pipeline, BUILD)["name"]
+        got = {r["name"]: r["value"] for r in pipeline["spec"]["results"]}
+        assert got == {"IMAGE_URL": f"$(tasks.{built}.results.IMAGE_URL)",
+                       "IMAGE_DIGEST": f"$(tasks.{built}.results.IMAGE_DIGEST)",
+                       "BASE_IMAGE_DIGEST": f"$(tasks.{built}.results.BASE_IMAGE_DIGEST)",
+                       "RESULT": f"$(tasks.{built}.results.RESULT[*])"}
+
+
+def _step_named(task: dict[str, Any], name: str) -> dict[str, Any]:
+    (step,) = [s for s in task["spec"]["steps"] if s["name"] == name]
+    return step
 
 
 def test_no_docker_socket_and_no_host_paths() -> None:
@@ -378,31 +401,50 @@ def _runs_buildah(step: dict[str, Any]) -> bool:
                                          and _step_flag(step, "--builder") == "buildah")
 
 
-def test_buildah_steps_have_the_catalog_buildah_privileges_and_storage() -> None:
-    # tektoncd/catalog task/buildah/0.10: securityContext.privileged on the step, and a volume
-    # named varlibcontainers at /var/lib/containers.
+def test_buildah_steps_have_the_catalog_buildah_privileges_and_per_pod_storage() -> None:
+    # tektoncd/catalog task/buildah/0.9: securityContext.privileged on the step, and
+    # /var/lib/containers on a per-pod emptyDir volume named varlibcontainers.
     buildah_steps = 0
     for name, task in TASKS.items():
-        storage = [w for w in task["spec"].get("workspaces", []) if w.get("mountPath") == BUILDAH_STORAGE]
+        volumes = {v["name"]: v for v in task["spec"].get("volumes", [])}
         for step in task["spec"]["steps"]:
-            if _runs_buildah(step):
+            mounts = {m["mountPath"]: m["name"] for m in step.get("volumeMounts", [])}
+            if name == BUILD:
                 buildah_steps += 1
-                assert step["securityContext"] == {"privileged": True}, name
-                assert [w["name"] for w in storage] == ["varlibcontainers"], name
+                assert step["securityContext"] == {"privileged": True}, step["name"]
+                assert mounts[BUILDAH_STORAGE] == "varlibcontainers"
+                assert volumes["varlibcontainers"] == {"name": "varlibcontainers", "emptyDir": {}}
+                env = {e["name"]: e["value"] for e in step["env"]}
+                # The optional cache workspace, when bound, is the storage instead ("" unbound).
+                assert env["TRITON_PACKAGER_BUILDAH_ROOT"] == "$(workspaces.cache.path)"
             else:
-                assert "securityContext" not in step, (name, step["name"])
-                assert not storage, name
-    assert buildah_steps == 2
+                # No privileges, no capabilities, no image store.
+                assert step["securityContext"]["allowPrivilegeEscalation"] is False, name
+                assert step["securityContext"]["capabilities"] == {"drop": ["ALL"]}, name
+                assert "privileged" not in step["securityContext"], name
+                assert not mounts and not volumes, name
+        workspace_paths = {w.get("mountPath") for w in task["spec"].get("workspaces", [])}
+        assert BUILDAH_STORAGE not in workspace_paths, name
+    assert buildah_steps == 3
 
 
-def test_package_and_push_share_buildah_storage_in_the_pipeline() -> None:
+def test_only_the_build_task_can_reach_the_image_store_the_secret_and_the_ca() -> None:
+    # By layout: the cache, Secret and CA workspaces are bound to check and build only; train and
+    # setup (untrusted training code) bind `shared` alone, and build mounts it read-only.
     for pipeline in PIPELINES.values():
-        bindings = set()
-        for task_name in ("triton-packager-package", "triton-packager-push"):
-            task = _pipeline_task(pipeline, task_name)
-            (binding,) = [w for w in task["workspaces"] if w["name"] == "varlibcontainers"]
-            bindings.add((binding["workspace"], binding.get("subPath")))
-        assert len(bindings) == 1
+        by_task = {t["name"]: {w["workspace"] for w in t.get("workspaces", [])}
+                   for t in pipeline["spec"]["tasks"]}
+        assert by_task["train"] == by_task["setup"] == {"shared"}
+        assert by_task["check"] == {"dockerconfig", "ca"}
+        assert by_task["build"] == {"shared", "dockerconfig", "ca", "buildCache"}
+        optional = {w["name"] for w in pipeline["spec"]["workspaces"] if w.get("optional")}
+        assert optional == {"ca", "buildCache"}
+    source = [w for w in TASKS[BUILD]["spec"]["workspaces"] if w["name"] == "source"]
+    assert source == [{"name": "source", "description": source[0]["description"], "readOnly": True}]
+    # The packager's output (result.json, what push reads) is on the build pod's own emptyDir.
+    for step in TASKS[BUILD]["spec"]["steps"]:
+        assert _step_flag(step, "-o") == "/packager-output/out"
+        assert {"name": "output", "mountPath": "/packager-output"} in step["volumeMounts"]
 
 
 def test_pipeline_tasks_reference_tasks_here_with_their_params_and_workspaces() -> None:
@@ -419,6 +461,9 @@ def test_pipeline_tasks_reference_tasks_here_with_their_params_and_workspaces() 
             required = {n for n, p in declared.items() if "default" not in p}
             assert required <= set(passed), ptask["name"]
             for name, value in passed.items():
+                if value == RUN_MODEL_DIR:
+                    assert declared[name].get("type", "string") == "string"
+                    continue
                 (expression,) = find_references(value)
                 source = PARAM_NAME.match(expression)
                 assert source, (ptask["name"], value)
@@ -430,26 +475,38 @@ def test_pipeline_tasks_reference_tasks_here_with_their_params_and_workspaces() 
             task_ws = {w["name"]: w for w in task["spec"].get("workspaces", [])}
             assert set(bound) <= set(task_ws), ptask["name"]
             assert {n for n, w in task_ws.items() if not w.get("optional")} <= set(bound)
+            # An optional Pipeline workspace may be left unbound: only optional Task workspaces
+            # may take it (tektoncd/pipeline docs/workspaces.md, "Optional Workspaces").
+            optional = {w["name"] for w in pipeline["spec"]["workspaces"] if w.get("optional")}
+            for task_ws_name, pipeline_ws_name in bound.items():
+                if pipeline_ws_name in optional:
+                    assert task_ws[task_ws_name].get("optional"), (ptask["name"], task_ws_name)
             assert set(bound.values()) <= pipeline_workspaces, ptask["name"]
             assert set(ptask.get("runAfter", [])) <= names - {ptask["name"]}
 
 
-def test_training_is_optional_and_exclusive_with_setup() -> None:
+def test_training_is_optional_and_exclusive_with_setup_after_the_check() -> None:
     for pipeline in PIPELINES.values():
+        check = _pipeline_task(pipeline, "triton-packager-check")
         train = _pipeline_task(pipeline, "triton-packager-train")
         setup = _pipeline_task(pipeline, "triton-packager-setup")
-        package = _pipeline_task(pipeline, "triton-packager-package")
+        build = _pipeline_task(pipeline, BUILD)
         (train_when,) = train["when"]
         (setup_when,) = setup["when"]
         assert train_when["input"] == setup_when["input"] == "$(params.train)"
         assert (train_when["operator"], setup_when["operator"]) == ("in", "in")
         assert not set(train_when["values"]) & set(setup_when["values"])
-        # Both guarded by one param with one value each: exactly one of them runs.
+        # Both guarded by one param with one value each, and the check refuses any other value:
+        # exactly one of them runs.
         assert set(train_when["values"]) | set(setup_when["values"]) == {"true", "false"}
-        assert set(package["runAfter"]) == {train["name"], setup["name"]}
-        # Both write the model directory package reads.
-        model_dirs = {_param(t, "modelDir") for t in (train, setup, package)}
-        assert model_dirs == {"$(params.modelDir)"}
+        assert _param(check, "train") == "$(params.train)"
+        assert train["runAfter"] == setup["runAfter"] == [check["name"]]
+        assert "runAfter" not in check and "when" not in check
+        assert set(build["runAfter"]) == {train["name"], setup["name"]}
+        # Both write, and build reads, this run's own model directory.
+        model_dirs = {_param(t, "modelDir") for t in (train, setup, build)}
+        assert model_dirs == {RUN_MODEL_DIR}
+        assert "modelDir" not in {p["name"] for p in pipeline["spec"]["params"]}
 
 
 def _param(ptask: dict[str, Any], name: str) -> str:
@@ -458,16 +515,22 @@ def _param(ptask: dict[str, Any], name: str) -> str:
 
 
 def test_registry_credentials_come_only_from_a_dockerconfigjson_secret() -> None:
-    push = TASKS["triton-packager-push"]
-    (step,) = push["spec"]["steps"]
-    authfile = _step_flag(step, "--authfile")
+    build = TASKS[BUILD]
+    push = _step_named(build, "push")
+    authfile = _step_flag(push, "--authfile")
     # A literal path: the Secret's key as a file in a read-only workspace's mountPath.
     assert "$(" not in authfile
-    (workspace,) = [w for w in push["spec"]["workspaces"] if authfile == f"{w.get('mountPath')}/{SECRET_KEY}"]
+    (workspace,) = [w for w in build["spec"]["workspaces"]
+                    if authfile == f"{w.get('mountPath')}/{SECRET_KEY}"]
     assert workspace.get("readOnly") is True
-    assert "env" not in step
+    # The base image pull (buildah, in the package step) reads the same file.
+    package = _step_named(build, "package")
+    assert {"name": "REGISTRY_AUTH_FILE", "value": authfile} in package["env"]
+    for step in build["spec"]["steps"]:
+        assert not any(SECRET_LOOKING.search(e["name"]) and e["name"] != "REGISTRY_AUTH_FILE"
+                       for e in step.get("env", []))
     for pipeline in PIPELINES.values():
-        ptask = _pipeline_task(pipeline, "triton-packager-push")
+        ptask = _pipeline_task(pipeline, BUILD)
         (pipeline_ws,) = [w["workspace"] for w in ptask["workspaces"] if w["name"] == workspace["name"]]
         for run in RUNS:
             if run["spec"]["pipelineRef"]["name"] != pipeline["metadata"]["name"]:
@@ -486,7 +549,8 @@ def test_pipelinerun_binds_what_the_pipeline_declares() -> None:
         assert given <= set(declared)
         assert {n for n, p in declared.items() if "default" not in p} <= given
         bound = {w["name"] for w in run["spec"]["workspaces"]}
-        assert bound == {w["name"] for w in pipeline["spec"]["workspaces"]}
+        workspaces = {w["name"]: w for w in pipeline["spec"]["workspaces"]}
+        assert {n for n, w in workspaces.items() if not w.get("optional")} <= bound <= set(workspaces)
 
 
 def test_every_param_reaches_the_cli_as_one_whole_arg() -> None:
@@ -496,12 +560,101 @@ def test_every_param_reaches_the_cli_as_one_whole_arg() -> None:
         for p in task["spec"]["params"]:
             if p.get("type", "string") == "array":
                 values[p["name"]] = [f"--{p['name']}-flag", f"value with spaces $(params.{p['name']})"]
-            elif p["name"] != "packagerImage":
+            elif p["name"] == "packagerImage":
+                values[p["name"]] = "registry.example.com/ml/triton-packager@sha256:" + "0" * 64
+            elif p["name"] not in ("train", "tlsVerify"):
                 values[p["name"]] = f"{p['name']}; rm -rf / `id` $(params.{p['name']}) \"'"
-        (step,) = resolve_steps(task, values)
+        values.update({k: "true" for k in ("train", "tlsVerify") if k in values or any(
+            p["name"] == k for p in task["spec"]["params"])})
+        steps = resolve_steps(task, values)
+        args = [a for step in steps for a in (*step.args, *(v for _, v in step.env))]
         for pname, value in values.items():
+            if pname in ("train", "tlsVerify", "packagerImage"):
+                continue
             if isinstance(value, list):
-                start = step.args.index(value[0])
-                assert list(step.args[start:start + len(value)]) == value, (name, pname)
+                start = args.index(value[0])
+                assert list(args[start:start + len(value)]) == value, (name, pname)
             else:
-                assert step.args.count(value) == 1, (name, pname)
+                assert value in args, (name, pname)
+
+
+# --- Issue 17: a step image users can get, parameters that cannot mislead, hygiene -------------
+
+
+@pytest.mark.parametrize("entry", [e for e in DOCS if e[1]["apiVersion"] == "v1"], ids=_id)
+def test_example_core_objects_valid_for_kubernetes(entry: tuple[str, dict[str, Any]]) -> None:
+    k8s_validate(entry[1])
+
+
+def test_no_latest_and_no_default_step_image() -> None:
+    # `:latest` (or no tag) makes Kubernetes pull on every start, and a bare name means
+    # docker.io/library/...: the step image is a required param, digest-pinned by the user.
+    for file, doc in DOCS:
+        for path, text in _strings(doc):
+            assert ":latest" not in text, (file, path)
+    for name, doc in {**TASKS, **PIPELINES}.items():
+        (param,) = [p for p in doc["spec"]["params"] if p["name"] == "packagerImage"]
+        assert "default" not in param, name
+        for step in doc["spec"].get("steps", []):
+            assert step["image"] == "$(params.packagerImage)", (name, step["name"])
+    for run in RUNS:
+        (value,) = [p["value"] for p in run["spec"]["params"] if p["name"] == "packagerImage"]
+        assert re.fullmatch(r"[a-z0-9.-]+\.[a-z]+(:[0-9]+)?/[a-z0-9/._-]+@sha256:[0-9a-f]{64}", value)
+
+
+def test_runs_use_a_service_account_with_the_registry_pull_secret() -> None:
+    (account,) = [d for _, d in DOCS if d["kind"] == "ServiceAccount"]
+    assert account["imagePullSecrets"] == [{"name": "triton-packager-registry"}]
+    assert "triton-packager-registry" in SECRETS
+    for run in RUNS:
+        assert run["spec"]["taskRunTemplate"]["serviceAccountName"] == account["metadata"]["name"]
+
+
+def _seconds(duration: str) -> int:
+    parts = re.fullmatch(r"(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?", duration)
+    assert parts and duration, duration
+    h, m, s = (int(x or 0) for x in parts.groups())
+    return h * 3600 + m * 60 + s
+
+
+def test_timeouts_let_the_packagers_own_deadlines_fire_first() -> None:
+    # Tekton's default is 60 minutes (config-defaults default-timeout-minutes); the packager's
+    # deadlines are longer, and a pod killed by Tekton gives no clean error.
+    from packager.cli import DEFAULT_SETUP_TIMEOUT, DEFAULT_TRAIN_TIMEOUT
+    from packager.executor.buildah_build import BUILD_TIMEOUT, TRANSFER_TIMEOUT
+
+    pipeline = PIPELINES["triton-packager"]
+    limits = {t["name"]: _seconds(t["timeout"]) for t in pipeline["spec"]["tasks"]}
+    assert limits["train"] > DEFAULT_TRAIN_TIMEOUT
+    assert limits["setup"] > DEFAULT_SETUP_TIMEOUT
+    # pull the base, build, push: one after the other in the build Task
+    assert limits["build"] > TRANSFER_TIMEOUT + BUILD_TIMEOUT + TRANSFER_TIMEOUT
+    for run in RUNS:
+        total = _seconds(run["spec"]["timeouts"]["pipeline"])
+        assert total >= limits["check"] + limits["setup"] + limits["build"], run["metadata"]
+
+
+def test_the_build_step_declares_requests_and_limits_and_runs_may_override_them() -> None:
+    package = _step_named(TASKS[BUILD], "package")
+    resources = package["computeResources"]
+    for kind in ("requests", "limits"):
+        assert {"memory", "ephemeral-storage"} <= set(resources[kind]), kind
+    assert "cpu" in resources["requests"]
+    # A Task cannot take them from params: Tekton's CRD checks every quantity's pattern.
+    broken = copy.deepcopy(TASKS[BUILD])
+    _step_named(broken, "package")["computeResources"]["limits"]["memory"] = "$(params.memory)"
+    assert any("computeResources" in e for e in tekton_errors(broken))
+    (run,) = [r for r in RUNS if "taskRunSpecs" in r["spec"]]
+    (spec,) = run["spec"]["taskRunSpecs"]
+    assert spec["pipelineTaskName"] == "build"
+    assert spec["stepSpecs"][0]["name"] == "package"
+
+
+def test_claim_templates_are_cleaned_up_and_leave_the_storage_class_to_the_cluster() -> None:
+    for run in RUNS:
+        templates = [w["volumeClaimTemplate"] for w in run["spec"]["workspaces"]
+                     if "volumeClaimTemplate" in w]
+        if templates:
+            assert run["metadata"]["annotations"]["tekton.dev/auto-cleanup-pvc"] == "true"
+        for template in templates:
+            assert "storageClassName" not in template["spec"]

@@ -1,26 +1,47 @@
-"""The Pipeline's steps, run for real without a cluster (issue #9, point 7).
+"""The Pipeline, rehearsed as a cluster would start it, without a cluster (issue 17, point 8).
 
-Each step of deploy/tekton's Tasks runs as a container of the packager's own image
-(`make packager-image`) with the command, args and env that `tekton_steps.resolve_steps` takes
-from the Task YAML (parameters substituted as Tekton substitutes them), the workspaces as host
-directories mounted where Tekton mounts them, and the privileges the Task declares
-(privileged, as Tekton's catalog buildah Task) -- and no Docker socket. The flow is the
-Pipeline's: setup (an artifact on the workspace) or train (an MLproject repo on the workspace),
-package with buildah from a base image given as an OCI archive, push to Debian's docker-registry
-on 127.0.0.1 with TLS from a CA the test makes and htpasswd authentication, the credentials from
-a kubernetes.io/dockerconfigjson Secret mounted as the Task mounts it. Then the image is pulled
-back through the Docker engine, served by Triton and asked a real inference request.
+Each step of deploy/tekton's Tasks runs as a container of the packager's step image with what
+`tekton_steps.resolve_steps` reads from the Task YAML: command, args, env, working directory,
+security context (user, capabilities, privilege escalation, privileged), the workspaces where
+Tekton mounts them (read-only where the Task says so), the Task's own volumes as per-TaskRun
+directories (an emptyDir lives as long as its pod), and /tekton/results. No Docker socket.
+
+Where a cluster starts, this starts:
+
+- the step image is the one `deploy/image/build.py --push` pushed to a registry, run by its
+  digest-pinned reference after the engine (the "node") pulled it with the registry's
+  credentials (point 1);
+- the `shared` workspace starts empty (only what an earlier Task of the same run, or of an
+  earlier run on the same claim, wrote);
+- the registry is Debian's docker-registry on 127.0.0.1 with TLS (a CA the test makes) and
+  htpasswd; the base image is pulled from it, as from a mirror on an air-gapped cluster;
+- the credentials are a directory laid out as the kubelet mounts a kubernetes.io/dockerconfigjson
+  Secret (`..data` symlinks), and the CA one laid out as a ConfigMap made with
+  `kubectl create configmap --from-file=ca.crt` (point 4);
+- the artifact comes over http from 127.0.0.1, not from the workspace.
+
+Three PipelineRuns on one `shared` directory (as on a named claim):
+1. `train: "True"`: the check Task fails naming the param; nothing else runs, nothing is pushed.
+2. `train: "true"`: a clone (the copy a git-clone Task would make), check, then a hostile probe
+   with the train step's mounts and privileges writes wherever it can; then the real train step.
+3. `train: "false"`: check, setup from the URL, build (package, push, results) -- which packages
+   run 3's model, not run 2's (still on the claim), from storage the probe could not reach. The
+   image is pulled back by digest, served by Triton and asked a real inference request.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import http.server
 import importlib.util
 import json
 import shutil
 import subprocess
 import sys
 import tarfile
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -30,11 +51,10 @@ import numpy as np
 import pytest
 import yaml
 from conftest import EXAMPLES, REPO
-from e2e import Registry, authfile, infer_add_sub, privileged_flags, registry
-from tekton_steps import ResolvedStep, resolve_steps
+from e2e import Registry, infer_add_sub, privileged_flags, registry
+from tekton_steps import ResolvedStep, kubernetes_volume, resolve_steps
 
 from packager.baseimage import LOCAL_CPU_IMAGE
-from packager.executor import buildah_build as bb
 from packager.executor.container import serve
 
 pytestmark = [pytest.mark.docker, pytest.mark.serving]
@@ -42,12 +62,23 @@ pytestmark = [pytest.mark.docker, pytest.mark.serving]
 TEKTON = REPO / "deploy" / "tekton"
 PASSWORD = "tekton-e2e-Pa55-never-printed"
 STEP_TIMEOUT = 1200
+RESULTS = "/tekton/results"
+TIMINGS: dict[str, float] = {}
 
 
-def _task(name: str) -> dict[str, Any]:
-    doc = yaml.safe_load((TEKTON / f"task-{name}.yaml").read_text())
+def _load(name: str) -> dict[str, Any]:
+    doc = yaml.safe_load((TEKTON / name).read_text())
     assert isinstance(doc, dict)
     return doc
+
+
+def _checker() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("tekton_check", TEKTON / "check.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def _image_builder() -> ModuleType:
@@ -64,44 +95,26 @@ def _image_builder() -> ModuleType:
 def packager_image() -> str:
     """The packager's image, built (or found up to date) as `make packager-image` does."""
     built = _image_builder().build()
-    return str(built.tags[0])
+    return str(built.tags[1])
 
 
-@pytest.fixture(scope="module")
-def base_archive(tmp_path_factory: pytest.TempPathFactory, storage: bb.Storage) -> Path:
-    """The local CPU base as an OCI archive: how a cluster without a Docker engine gets it."""
-    path = tmp_path_factory.mktemp("base") / "base.tar"
-    bb.ensure_image(f"docker-daemon:{LOCAL_CPU_IMAGE}", storage=storage)
-    bb.export_image(LOCAL_CPU_IMAGE, f"oci-archive:{path}", name=LOCAL_CPU_IMAGE, storage=storage)
-    return path
-
-
-def _run_step(step: ResolvedStep, mounts: dict[str, Path], *, network: str = "host") -> str:
-    """`docker run` of one resolved step: its image, command, args, env and working directory,
-    its workspace paths bound to host directories, privileged when the step says so. Returns
-    the output; a failing step fails the test with it."""
-    assert not any("docker.sock" in str(p) for p in mounts.values())
-    cmd = ["docker", "run", "--rm", f"--network={network}"]
-    if step.security_context.get("privileged"):
-        cmd += privileged_flags(step.image)
-    for path, host in mounts.items():
-        read_only = any(w.path == path and w.read_only for w in step.workspaces)
-        cmd += ["-v", f"{host}:{path}{':ro' if read_only else ''}"]
-    for name, value in step.env:
-        cmd += ["-e", f"{name}={value}"]
-    if step.working_dir:
-        cmd += ["-w", step.working_dir]
-    cmd += ["--entrypoint", step.command[0], step.image, *step.command[1:], *step.args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=STEP_TIMEOUT)
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f"step {step.name} failed ({proc.returncode}):\n{output[-4000:]}"
-    return output
+@contextlib.contextmanager
+def _http_server(root: Path) -> Iterator[str]:
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @contextlib.contextmanager
 def _engine_trusts(reg: Registry) -> Iterator[None]:
-    """The Docker engine reads a registry's CA from /etc/docker/certs.d/HOST:PORT/ca.crt at each
-    pull; the directory is the test's and is removed after it."""
+    """The Docker engine (the "node") reads a registry's CA from
+    /etc/docker/certs.d/HOST:PORT/ca.crt at each pull; removed afterwards."""
     assert reg.ca is not None
     certs = Path("/etc/docker/certs.d") / reg.host
     certs.mkdir(parents=True, exist_ok=False)
@@ -112,87 +125,286 @@ def _engine_trusts(reg: Registry) -> Iterator[None]:
         shutil.rmtree(certs, ignore_errors=True)
 
 
-def test_pipeline_steps_run_as_containers_push_and_the_image_serves(
-        tmp_path: Path, packager_image: str, base_archive: Path, python_example: Path,
-        client: Any, images: list[str]) -> None:
-    ws = tmp_path / "shared"  # the `shared` workspace (a PVC in a cluster)
-    ws.mkdir()
-    varlib = ws / "varlibcontainers"  # the Pipeline binds varlibcontainers to shared/varlibcontainers
-    varlib.mkdir()
-    results = tmp_path / "results"
-    results.mkdir()
-    # Inputs on the workspace: an artifact (setup's input), an MLproject repo (train's), the base.
-    with tarfile.open(ws / "artifact.tar.gz", "w:gz") as tar:
-        tar.add(python_example, arcname=".")
-    shutil.copytree(EXAMPLES / "python", ws / "project",
-                    ignore=shutil.ignore_patterns("__pycache__", "mlruns"))
-    shutil.copyfile(base_archive, ws / "base.tar")
+class TaskRun:
+    """One TaskRun's pod: its emptyDir volumes and results directory, fresh per TaskRun."""
 
-    with registry(tmp_path / "registry", user="ci", password=PASSWORD, tls=True) as reg:
+    def __init__(self, root: Path, name: str) -> None:
+        self.root = root / name
+        self.results = self.root / "results"
+        self.results.mkdir(parents=True)
+        self.volumes: dict[str, Path] = {}
+
+    def volume(self, name: str) -> Path:
+        return self.volumes.setdefault(name, _mkdir(self.root / "volumes" / name))
+
+    def result(self, name: str) -> str:
+        return (self.results / name).read_text()
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+_SECURITY = frozenset({"privileged", "runAsUser", "runAsNonRoot", "allowPrivilegeEscalation",
+                       "capabilities"})
+
+
+def _docker_run(step: ResolvedStep, run: TaskRun, workspaces: dict[str, Path],
+                command: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`docker run` of one resolved step as the kubelet would start it."""
+    cmd = ["docker", "run", "--rm", "--network=host"]
+    security = dict(step.security_context)
+    assert set(security) <= _SECURITY, f"unmodelled securityContext {set(security) - _SECURITY}"
+    if security.get("privileged"):
+        cmd += privileged_flags(step.image)
+    if "runAsUser" in security:
+        cmd += ["--user", str(security["runAsUser"])]
+    if security.get("allowPrivilegeEscalation") is False:
+        cmd += ["--security-opt", "no-new-privileges"]
+    for cap in security.get("capabilities", {}).get("drop", []):
+        cmd += ["--cap-drop", cap]
+    for mount in step.workspaces:  # only the bound ones are here
+        cmd += ["-v", f"{workspaces[mount.name]}:{mount.path}{':ro' if mount.read_only else ''}"]
+    for mount in step.volume_mounts:
+        assert "subPath" not in mount
+        cmd += ["-v", f"{run.volume(mount['name'])}:{mount['mountPath']}"]
+    cmd += ["-v", f"{run.results}:{RESULTS}"]
+    for name, value in step.env:
+        cmd += ["-e", f"{name}={value}"]
+    if step.working_dir:
+        cmd += ["-w", step.working_dir]
+    argv = command or [*step.command, *step.args]
+    cmd += ["--entrypoint", argv[0], step.image, *argv[1:]]
+    assert not any("docker.sock" in part for part in cmd)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=STEP_TIMEOUT)
+
+
+def _run_task(task: str, params: dict[str, Any], run: TaskRun, workspaces: dict[str, Path],
+              logs: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Every step of `task`, in order; stops at the first failing step (as Tekton does)."""
+    doc = _load(f"task-{task}.yaml")
+    bound = {w["name"]: w.get("mountPath") or f"/workspace/{w['name']}"
+             for w in doc["spec"].get("workspaces", []) if w["name"] in workspaces}
+    started = time.monotonic()
+    proc: subprocess.CompletedProcess[str] | None = None
+    for step in resolve_steps(doc, params, workspaces=bound):
+        proc = _docker_run(step, run, workspaces)
+        logs[f"{run.root.name}/{step.name}"] = proc.stdout + proc.stderr
+        if proc.returncode != 0:
+            break
+    TIMINGS[run.root.name] = round(time.monotonic() - started, 1)
+    assert proc is not None
+    return proc
+
+
+def _ok(proc: subprocess.CompletedProcess[str]) -> None:
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+
+
+def _catalog(reg: Registry, auth: tuple[str, str]) -> list[str]:
+    assert reg.ca is not None
+    out = subprocess.run(["curl", "-sf", "--cacert", str(reg.ca), "-u", ":".join(auth),
+                          f"https://{reg.host}/v2/_catalog"], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    repositories: list[str] = json.loads(out)["repositories"]
+    return repositories
+
+
+PROBE = r"""
+import os, sys
+marked = []
+for line in open("/proc/self/mountinfo"):
+    point = line.split()[4]
+    if point.startswith(("/proc", "/sys", "/dev", "/etc/")) or point in ("/etc",):
+        continue
+    for target in (point, "/var/lib/containers", "/var/lib/containers/storage", "/packager-output"):
+        try:
+            os.makedirs(target, exist_ok=True)
+            with open(os.path.join(target, "poison"), "w") as f:
+                f.write("written by training code\n")
+            marked.append(target)
+        except OSError:
+            pass
+import json
+print("MOUNTS", json.dumps(sorted({l.split()[4] for l in open("/proc/self/mountinfo")
+                        if l.split()[4].startswith(("/workspace", "/var/lib/containers",
+                                                    "/packager-output", "/tekton"))})))
+print("MARKED", sorted(set(marked)))
+"""
+
+
+def test_pipeline_runs_as_a_cluster_starts_it(
+        tmp_path: Path, packager_image: str, python_example: Path, client: Any,
+        images: list[str], buildah_env: Any) -> None:
+    started = time.monotonic()
+    checker = _checker()
+    shared = _mkdir(tmp_path / "claim")  # the `shared` workspace: empty, kept across runs
+    pods = tmp_path / "pods"
+    logs: dict[str, str] = {}
+    auth = ("ci", PASSWORD)
+
+    with registry(tmp_path / "registry", user=auth[0], password=PASSWORD, tls=True) as reg, \
+            _http_server(_mkdir(tmp_path / "www")) as www:
         assert reg.ca is not None
-        shutil.copyfile(reg.ca, ws / "registry-ca.crt")
-        # the Secret's key `.dockerconfigjson`, as Kubernetes mounts it into the workspace
-        dockerconfig = authfile(tmp_path / "dockerconfig" / ".dockerconfigjson", reg.host, "ci",
-                                PASSWORD).parent
-        logs: dict[str, str] = {}
+        dockerconfigjson = json.dumps({"auths": {reg.host: {
+            "auth": __import__("base64").b64encode(":".join(auth).encode()).decode()}}}).encode()
+        # The Secret and the ConfigMap as the kubelet mounts them (defaultMode 0644).
+        secret = kubernetes_volume(tmp_path / "secret", {".dockerconfigjson": dockerconfigjson})
+        ca = kubernetes_volume(tmp_path / "configmap", {"ca.crt": reg.ca.read_bytes()})
+        authfile = secret / ".dockerconfigjson"
 
-        # setup: the artifact from the workspace, unpacked into model-from-artifact/
-        (setup,) = resolve_steps(_task("setup"), {
-            "packagerImage": packager_image, "artifact": "artifact.tar.gz",
-            "modelDir": "model-from-artifact"})
-        logs["setup"] = _run_step(setup, {"/workspace/shared": ws})
-        assert (ws / "model-from-artifact" / "odahuflow.model.yaml").is_file()
-
-        # train: the MLproject repo trained inside the packager image, into model/
-        (train,) = resolve_steps(_task("train"), {
-            "packagerImage": packager_image, "project": "project", "modelDir": "model",
-            "modelVersion": "3", "trainOptions": ["-P", "true_scale=3.0"]})
-        logs["train"] = _run_step(train, {"/workspace/shared": ws})
-        assert "version: 3" in (ws / "model" / "odahuflow.model.yaml").read_text()
-        (scale_file,) = (ws / "model").rglob("scale.json")
-        scale = float(json.loads(scale_file.read_text())["scale"])
-        assert abs(scale - 3.0) < 0.05  # learnt in the step, from true_scale=3.0
-
-        # package: buildah in the step's container, the base from the OCI archive
-        (package,) = resolve_steps(_task("package"), {
-            "packagerImage": packager_image, "modelDir": "model", "outputDir": "out",
-            "baseImage": f"oci-archive:/workspace/shared/base.tar:{LOCAL_CPU_IMAGE}",
-            "imageName": "e2e/{{ Name }}:{{ Version }}"})
-        assert package.security_context == {"privileged": True}
-        logs["package"] = _run_step(package, {"/workspace/shared": ws,
-                                              "/var/lib/containers": varlib})
-        result = json.loads((ws / "out" / "result.json").read_text())
-        assert result["builder"] == "buildah" and result["image"] == "e2e/add-sub:3"
-
-        # push: credentials from the Secret workspace, the registry's CA from the workspace
-        (push,) = resolve_steps(_task("push"), {
-            "packagerImage": packager_image, "outputDir": "out", "registry": f"{reg.host}/team",
-            "pushOptions": ["--ca-bundle", "registry-ca.crt"]},
-            results={"IMAGE_URL": "/tekton/results/IMAGE_URL",
-                     "IMAGE_DIGEST": "/tekton/results/IMAGE_DIGEST"})
-        logs["push"] = _run_step(push, {"/workspace/shared": ws, "/var/lib/containers": varlib,
-                                        "/workspace/dockerconfig": dockerconfig,
-                                        "/tekton/results": results})
-        url = (results / "IMAGE_URL").read_text()
-        digest = (results / "IMAGE_DIGEST").read_text()
-        assert url == f"{reg.host}/team/e2e/add-sub:3"
-        assert digest.startswith("sha256:") and len(digest) == 71
-        pushed = json.loads((ws / "out" / "result.json").read_text())
-        assert pushed["image"] == url and pushed["pushed_image"] == f"{reg.host}/team/e2e/add-sub@{digest}"
-        for name, text in logs.items():
-            assert PASSWORD not in text, f"the password reached the {name} step's output"
-        assert PASSWORD not in (ws / "out" / "result.json").read_text()
-
-        # Pulled back by digest through the Docker engine, served, asked.
+        # Point 1: the step image, built, pushed with push's machinery, digest-pinned.
+        t = time.monotonic()
+        step_image = _image_builder().push(f"{reg.host}/tools/triton-packager", authfile=authfile,
+                                           ca_bundle=reg.ca)
+        repo, _, digest = step_image.partition("@")
+        assert digest.startswith("sha256:") and repo == f"{reg.host}/tools/triton-packager"
+        # The air-gapped cluster's mirror of the Triton base image.
+        mirror = f"{reg.host}/mirror/tritonserver-cpu"
+        base_tag = LOCAL_CPU_IMAGE.rsplit(":", 1)[1]
         with _engine_trusts(reg):
-            repo = f"{reg.host}/team/e2e/add-sub"
-            image = client.images.pull(repo, tag=digest,
-                                       auth_config={"username": "ci", "password": PASSWORD})
-        images.append(f"{repo}@{digest}")
-        assert image.id == result["image_id"]  # the very image buildah built in the step
+            client.images.get(LOCAL_CPU_IMAGE).tag(mirror, base_tag)
+            images.append(f"{mirror}:{base_tag}")
+            mirror_digest = ""
+            for line in client.images.push(mirror, base_tag, stream=True, decode=True,
+                                           auth_config={"username": "ci", "password": PASSWORD}):
+                assert "error" not in line, line
+                mirror_digest = line.get("aux", {}).get("Digest", mirror_digest)
+            assert mirror_digest.startswith("sha256:")
+            # The node pulls the step image by digest, with the registry's pull secret.
+            client.images.pull(repo, tag=digest, auth_config={"username": "ci", "password": PASSWORD})
+        images.append(step_image)
+        assert client.images.get(step_image).id == client.images.get(packager_image).id
+        TIMINGS["step image and mirror pushed"] = round(time.monotonic() - t, 1)
+        base_image = f"{mirror}:{base_tag}"
+
+        pipeline = _load("pipeline.yaml")
+
+        def params(task: str, uid: str, **run_params: Any) -> dict[str, Any]:
+            """The Pipeline task's params with the run's values, as Tekton passes them."""
+            defaults = {p["name"]: p.get("default") for p in pipeline["spec"]["params"]}
+            values = {**defaults, "packagerImage": step_image, "registry": f"{reg.host}/team",
+                      "baseImage": base_image, "imageName": "e2e/{{ Name }}:{{ Version }}",
+                      **run_params}
+            (ptask,) = [t for t in pipeline["spec"]["tasks"] if t["name"] == task]
+            out: dict[str, Any] = {}
+            for p in ptask["params"]:
+                value = p["value"].replace("$(context.pipelineRun.uid)", uid)
+                if value.startswith("$(params."):
+                    name = value[len("$(params."):].split(")")[0].removesuffix("[*]")
+                    out[p["name"]] = values[name]
+                else:
+                    assert "$(" not in value
+                    out[p["name"]] = value
+            return out
+
+        def when(task: str, run_params: dict[str, Any]) -> bool:
+            (ptask,) = [t for t in pipeline["spec"]["tasks"] if t["name"] == task]
+            train = run_params.get("train", "false")
+            return all(train in w["values"] for w in ptask.get("when", []))
+
+        check_ws = {"dockerconfig": secret, "ca": ca}
+
+        # --- run 1: train: "True" -- the check fails and names the param; nothing else runs.
+        run1 = {"train": "True", "project": "repos/python"}
+        proc = _run_task("check", params("check", "u1", **run1), TaskRun(pods, "r1-check"),
+                         check_ws, logs)
+        assert proc.returncode == 2
+        assert "param train = 'True': must be exactly \"true\" or \"false\"" in proc.stderr
+        assert not when("train", run1) and not when("setup", run1)  # what `when` alone would do
+        assert list(shared.iterdir()) == []
+        assert _catalog(reg, auth) == ["mirror/tritonserver-cpu", "tools/triton-packager"]
+
+        # --- run 2: train: "true" -- the training step cannot reach the build's storage.
+        run2 = {"train": "true", "project": "repos/python", "modelVersion": "3",
+                "trainOptions": ["-P", "true_scale=3.0"]}
+        shutil.copytree(EXAMPLES / "python", shared / "repos" / "python",  # what git-clone writes
+                        ignore=shutil.ignore_patterns("__pycache__", "mlruns"))
+        _ok(_run_task("check", params("check", "u2", **run2), TaskRun(pods, "r2-check"),
+                      check_ws, logs))
+        assert when("train", run2) and not when("setup", run2)
+        (train_step,) = resolve_steps(_load("task-train.yaml"), params("train", "u2", **run2),
+                                      workspaces={"shared": "/workspace/shared"})
+        probe = _docker_run(train_step, TaskRun(pods, "r2-probe"), {"shared": shared},
+                            command=["python", "-c", PROBE])
+        _ok(probe)
+        mounts = json.loads(probe.stdout.split("MOUNTS ", 1)[1].splitlines()[0])
+        # Tekton's own /tekton/* mounts aside, the training code sees the shared workspace only.
+        assert [m for m in mounts if not m.startswith("/tekton/")] == ["/workspace/shared"], mounts
+        _ok(_run_task("train", params("train", "u2", **run2), TaskRun(pods, "r2-train"),
+                      {"shared": shared}, logs))
+        stale = shared / "runs" / "u2" / "model"
+        assert "version: 3" in (stale / "odahuflow.model.yaml").read_text()
+
+        # --- run 3: train: "false" -- setup from the URL, then build and push on the same claim.
+        with tarfile.open(tmp_path / "www" / "model.tar.gz", "w:gz") as tar:
+            tar.add(python_example, arcname=".")
+        run3 = {"train": "false", "artifact": f"{www}/model.tar.gz"}
+        _ok(_run_task("check", params("check", "u3", **run3), TaskRun(pods, "r3-check"),
+                      check_ws, logs))
+        assert when("setup", run3) and not when("train", run3)
+        _ok(_run_task("setup", params("setup", "u3", **run3), TaskRun(pods, "r3-setup"),
+                      {"shared": shared}, logs))
+        build = TaskRun(pods, "r3-build")
+        _ok(_run_task("build", params("build", "u3", **run3), build,
+                      {"source": shared, "dockerconfig": secret, "ca": ca}, logs))
+
+        # The build's storage and output were the pod's own: no poison from the training code.
+        storage = build.volumes["varlibcontainers"]
+        assert (storage / "storage").is_dir()
+        for volume in build.volumes.values():
+            assert not list(volume.rglob("poison")), volume
+        assert (shared / "poison").exists()  # the probe did write where it could: its workspace
+
+        url, image_digest = build.result("IMAGE_URL"), build.result("IMAGE_DIGEST")
+        assert url == f"{reg.host}/team/e2e/add-sub:1"
+        assert image_digest.startswith("sha256:") and len(image_digest) == 71
+        result = json.loads(build.result("RESULT"))
+        assert all(isinstance(v, str) for v in result.values())
+        assert result["pushed_digest"] == image_digest and result["model_version"] == "1"
+        assert result["base_image"] == base_image
+        base_digest = build.result("BASE_IMAGE_DIGEST")
+        assert base_digest == mirror_digest  # the manifest the mirror serves
+        # Every step's results fit Tekton's termination message.
+        assert checker.result_size_problems("push", {
+            "IMAGE_URL": url, "IMAGE_DIGEST": image_digest}) == []
+        assert checker.result_size_problems("results", {
+            "RESULT": build.result("RESULT"), "BASE_IMAGE_DIGEST": base_digest}) == []
+        for name, text in logs.items():
+            assert PASSWORD not in text, f"the password reached {name}'s output"
+        assert _catalog(reg, auth) == ["mirror/tritonserver-cpu", "team/e2e/add-sub",
+                                       "tools/triton-packager"]
+
+        # Bad input: run 3's build again without the CA workspace fails at the base image pull
+        # (in a fresh pod: an empty emptyDir) and pushes nothing.
+        no_ca = TaskRun(pods, "r3-build-without-ca")
+        proc = _run_task("build", params("build", "u3", **run3), no_ca,
+                         {"source": shared, "dockerconfig": secret}, logs)
+        assert proc.returncode != 0
+        assert "certificate signed by unknown authority" in logs["r3-build-without-ca/package"]
+        assert "r3-build-without-ca/push" not in logs
+        assert not list(no_ca.results.iterdir())
+        assert _catalog(reg, auth) == ["mirror/tritonserver-cpu", "team/e2e/add-sub",
+                                       "tools/triton-packager"]
+
+        # Pulled back by digest through the engine, served, asked: run 3's model (version 1,
+        # the artifact's scale), not run 2's (version 3, scale 3.0), though both were on the claim.
+        t = time.monotonic()
+        with _engine_trusts(reg):
+            pulled = client.images.pull(f"{reg.host}/team/e2e/add-sub", tag=image_digest,
+                                        auth_config={"username": "ci", "password": PASSWORD})
+        images.append(f"{reg.host}/team/e2e/add-sub@{image_digest}")
+        assert pulled.id == result["image_id"]
+    (scale_file,) = python_example.rglob("scale.json")
+    scale = float(json.loads(scale_file.read_text())["scale"])
+    assert abs(scale - 3.0) > 0.5  # the two runs' models differ
     a = np.arange(4, dtype=np.float32)
     b = np.full(4, 0.5, dtype=np.float32)
-    with serve(f"{repo}@{digest}") as running:
-        out0, out1 = infer_add_sub(running.http_url, a, b, version="3")
+    with serve(f"{reg.host}/team/e2e/add-sub@{image_digest}") as running:
+        out0, out1 = infer_add_sub(running.http_url, a, b, version="1")
     np.testing.assert_allclose(out0, (a + b) * scale, rtol=1e-5)
     np.testing.assert_allclose(out1, (a - b) * scale, rtol=1e-5)
+    TIMINGS["pull and serve"] = round(time.monotonic() - t, 1)
+    TIMINGS["total"] = round(time.monotonic() - started, 1)
+    print("rehearsal timings (s):", json.dumps(TIMINGS), file=sys.stderr)

@@ -173,19 +173,53 @@ def test_find_references() -> None:
     assert find_references("no references, $ and ( alone") == []
 
 
-def test_the_push_task_resolves_to_the_cli_contract() -> None:
-    task = yaml.safe_load((DEPLOY / "task-push.yaml").read_text(encoding="utf-8"))
-    (push,) = resolve_steps(task, {"registry": "127.0.0.1:5000/ml", "pushOptions": ["--tls-verify"]})
+IMAGE = "registry.example.com/ml/triton-packager@sha256:" + "0" * 64
+
+
+def _build_task() -> dict[str, Any]:
+    task: dict[str, Any] = yaml.safe_load((DEPLOY / "task-build.yaml").read_text(encoding="utf-8"))
+    return task
+
+
+def test_the_build_task_resolves_to_the_cli_contract() -> None:
+    package, push, results = resolve_steps(_build_task(), {
+        "packagerImage": IMAGE, "modelDir": "runs/u1/model", "registry": "127.0.0.1:5000/ml",
+        "pushOptions": ["--label-x"]})
+    assert [s.name for s in (package, push, results)] == ["package", "push", "results"]
+    assert {s.image for s in (package, push, results)} == {IMAGE}
     assert push.command == ("python", "-m", "packager")
-    assert push.args == ("push", "-o", "out", "--registry", "127.0.0.1:5000/ml",
+    assert push.args == ("push", "-o", "/packager-output/out", "--registry", "127.0.0.1:5000/ml",
                          "--authfile", "/workspace/dockerconfig/.dockerconfigjson",
+                         "--tls-verify", "true",
                          "--image-url-file", "/tekton/results/IMAGE_URL",
-                         "--image-digest-file", "/tekton/results/IMAGE_DIGEST", "--tls-verify")
-    assert push.working_dir == "/workspace/shared"
-    assert push.security_context == {"privileged": True}
-    assert {m.name: m.path for m in push.workspaces} == {
-        "shared": "/workspace/shared", "varlibcontainers": "/var/lib/containers",
-        "dockerconfig": "/workspace/dockerconfig"}
+                         "--image-digest-file", "/tekton/results/IMAGE_DIGEST", "--label-x")
+    assert package.args[:3] == ("package", "runs/u1/model", "-o")
+    assert package.working_dir == "/workspace/source"
+    assert push.working_dir is None
+    assert all(s.security_context == {"privileged": True} for s in (package, push, results))
+    # Every declared workspace bound: the optional ones point buildah at the CA and the cache.
+    assert dict(package.env) == {
+        "REGISTRY_AUTH_FILE": "/workspace/dockerconfig/.dockerconfigjson",
+        "SSL_CERT_DIR": "/workspace/ca", "TRITON_PACKAGER_BUILDAH_ROOT": "/workspace/cache",
+        "TRITON_PACKAGER_BUILDAH_TLS_VERIFY": "true"}
+    assert {m.name: (m.path, m.read_only) for m in push.workspaces} == {
+        "source": ("/workspace/source", True), "dockerconfig": ("/workspace/dockerconfig", True),
+        "ca": ("/workspace/ca", True), "cache": ("/workspace/cache", False)}
+    assert results.args == ("tekton-results", "-o", "/packager-output/out", "--result-file",
+                            "/tekton/results/RESULT", "--base-digest-file",
+                            "/tekton/results/BASE_IMAGE_DIGEST")
+
+
+def test_unbound_ca_and_cache_leave_buildah_its_defaults() -> None:
+    package, *_ = resolve_steps(_build_task(), {
+        "packagerImage": IMAGE, "modelDir": "m", "registry": "r.example.com"},
+        workspaces={"source": "/workspace/source", "dockerconfig": "/workspace/dockerconfig"})
+    env = dict(package.env)
+    # "" is no SSL_CERT_DIR (Go's system roots) and no --root (/var/lib/containers, the emptyDir).
+    assert env["SSL_CERT_DIR"] == "" and env["TRITON_PACKAGER_BUILDAH_ROOT"] == ""
+    from packager.executor.buildah_build import Storage
+
+    assert Storage.from_env(env).root is None
 
 
 # --- a hostile param value reaches the packager as one literal argument, which refuses it ------
@@ -202,19 +236,22 @@ def test_a_hostile_registry_param_is_one_argument_and_refused(
     from packager.cli import main
     from packager.result import ModelEntry, ResultDocument
 
-    task = yaml.safe_load((DEPLOY / "task-push.yaml").read_text(encoding="utf-8"))
-    (push,) = resolve_steps(task, {"registry": value},
-                            workspaces={"shared": str(tmp_path), "varlibcontainers": "/unused",
-                                        "dockerconfig": str(tmp_path / "cfg")},
-                            results={"IMAGE_URL": str(tmp_path / "url"),
-                                     "IMAGE_DIGEST": str(tmp_path / "digest")})
+    _, push, _ = resolve_steps(_build_task(), {"registry": value, "packagerImage": IMAGE,
+                                               "modelDir": "m"},
+                               workspaces={"source": str(tmp_path),
+                                           "dockerconfig": str(tmp_path / "cfg")},
+                               results={"IMAGE_URL": str(tmp_path / "url"),
+                                        "IMAGE_DIGEST": str(tmp_path / "digest"),
+                                        "RESULT": str(tmp_path / "result"),
+                                        "BASE_IMAGE_DIGEST": str(tmp_path / "base")})
     assert value in push.args  # substituted once, as one list entry: no shell splits it
+    args = [str(tmp_path / "out") if a == "/packager-output/out" else a for a in push.args]
     (tmp_path / "out").mkdir()
     before = ResultDocument("add-sub-1:abc", (ModelEntry("add-sub", (1,), "python"),),
                             "base:1", "0" * 64).to_json()
     (tmp_path / "out" / "result.json").write_text(before)
     monkeypatch.chdir(tmp_path)
-    assert main(list(push.args)) == 2
+    assert main(args) == 2
     err = capsys.readouterr().err
     assert "--registry" in err and "fix:" in err and "Traceback" not in err
     assert (tmp_path / "out" / "result.json").read_text() == before
@@ -228,13 +265,14 @@ def test_a_hostile_image_name_param_is_refused_before_anything_is_written(
         capsys: pytest.CaptureFixture[str]) -> None:
     from packager.cli import main
 
-    task = yaml.safe_load((DEPLOY / "task-package.yaml").read_text(encoding="utf-8"))
-    (package,) = resolve_steps(task, {"imageName": value, "modelDir": str(python_model),
-                                      "outputDir": str(tmp_path / "out")},
-                               workspaces={"shared": str(tmp_path),
-                                           "varlibcontainers": "/unused"})
+    package, _, _ = resolve_steps(_build_task(), {"imageName": value, "packagerImage": IMAGE,
+                                                  "modelDir": str(python_model),
+                                                  "registry": "r.example.com"},
+                                  workspaces={"source": str(tmp_path),
+                                              "dockerconfig": str(tmp_path / "cfg")})
     assert value in package.args
-    assert main(list(package.args)) == 2
+    args = [str(tmp_path / "out") if a == "/packager-output/out" else a for a in package.args]
+    assert main(args) == 2
     err = capsys.readouterr().err
     assert "--image-name" in err and "fix:" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()

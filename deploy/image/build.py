@@ -27,7 +27,18 @@ between images, and is much faster and smaller than `vfs`, which stores every la
 copy. Where /var/lib/containers is not a volume (overlay on the container's own overlayfs) or
 lies on NFS, overlay mounts fail: set TRITON_PACKAGER_BUILDAH_DRIVER=vfs and STORAGE_DRIVER=vfs.
 
+Pushing it (`--push REGISTRY/REPOSITORY[:TAG]`) is what makes it a step image a cluster can use:
+the image goes to the user's registry through the very machinery of `triton-packager push`
+(packager/executor/push.py: the same --authfile, TRITON_PACKAGER_REGISTRY_USERNAME/_PASSWORD
+(or _FILE), $REGISTRY_AUTH_FILE, --ca-bundle and --tls-verify; buildah by default, so a private
+CA needs no Docker engine configuration), and the digest-pinned reference
+(`REGISTRY/REPOSITORY@sha256:...`) is printed on stdout: the value of the Tekton Tasks'
+`packagerImage` param. A digest never changes, so nodes pull it once and never pull a newer one
+by surprise (a `:latest` reference would make Kubernetes pull on every start).
+
 Usage: python deploy/image/build.py [--force] [--mirror URL]   (as root, with debootstrap)
+       python deploy/image/build.py --push registry.example.com/ml/triton-packager \
+           [--authfile auth.json] [--ca-bundle ca.crt] [--tls-verify false] [--builder docker]
 """
 
 from __future__ import annotations
@@ -374,6 +385,44 @@ def build(*, force: bool = False, mirror: str | None = None, log: Log | None = N
     return Built(image_id, (latest, versioned), recipe, False, time.monotonic() - started)
 
 
+def push(target: str, *, authfile: Path | None = None, ca_bundle: Path | None = None,
+         tls_verify: bool = True, builder: str = "buildah",
+         environ: dict[str, str] | None = None) -> str:
+    """Push `triton-packager:<version>` (built, or up to date) to `target`
+    (REGISTRY/REPOSITORY[:TAG]; TAG defaults to the version) with `triton-packager push`'s
+    checks, credentials and TLS options; return the digest-pinned reference."""
+    from packager.errors import PackagerError
+    from packager.executor.builders import Tls, select
+    from packager.executor.push import check_registry, check_tls, resolve_credentials
+    from packager.executor.report import Reporter
+    from packager.imageref import parse_reference
+
+    try:
+        ref = parse_reference(target, what="--push", allow_digest=False)
+        registry = ref.repository.split("/", 1)[0]
+        if "/" not in ref.repository:
+            raise ImageBuildError(f"--push {target!r} names no registry: give "
+                                  "REGISTRY/REPOSITORY, e.g. registry.example.com/ml/triton-packager")
+        check_registry(registry)
+        full = f"{ref.repository}:{ref.tag or version()}"
+        credentials = resolve_credentials(authfile, os.environ if environ is None else environ)
+        tls = Tls(ca_bundle, tls_verify)
+        check_tls(tls)
+        chosen = select(builder)
+        chosen.check_push(tls)
+        source = tags()[1]
+        image_id = existing()
+        if image_id is None:
+            raise ImageBuildError(f"{source} is not built from the current sources")
+        if chosen.name == "buildah":  # buildah pushes from its own storage
+            chosen.ensure_image(f"docker-daemon:{source}")
+        digest = chosen.push(source, full, Reporter.create(quiet=False, json_lines=False),
+                             credentials, tls, image_id=image_id)
+    except PackagerError as exc:
+        raise ImageBuildError(str(exc)) from None
+    return f"{ref.repository}@{digest}"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="deploy/image/build.py",
                                 description="Build the packager's own image (triton-packager).")
@@ -381,14 +430,33 @@ def main(argv: list[str] | None = None) -> int:
                    help="rebuild everything, debootstrap included, even when up to date")
     p.add_argument("--mirror", default=None,
                    help="Debian mirror for debootstrap (default: the one this machine's apt uses)")
+    p.add_argument("--push", default=None, metavar="REGISTRY/REPOSITORY[:TAG]",
+                   help="then push it there (TAG default: the version) and print the "
+                   "digest-pinned reference, the Tekton Tasks' packagerImage")
+    p.add_argument("--authfile", default=None, help="as `triton-packager push --authfile`")
+    p.add_argument("--ca-bundle", default=None, help="as `triton-packager push --ca-bundle`")
+    p.add_argument("--tls-verify", choices=("true", "false"), default="true",
+                   help="as `triton-packager push --tls-verify`")
+    p.add_argument("--builder", choices=("buildah", "docker"), default="buildah",
+                   help="push with buildah (default; honours --ca-bundle) or the Docker engine")
     args = p.parse_args(argv)
     try:
         built = build(force=args.force, mirror=args.mirror)
+        pushed = None if args.push is None else push(
+            args.push, authfile=Path(args.authfile) if args.authfile else None,
+            ca_bundle=Path(args.ca_bundle) if args.ca_bundle else None,
+            tls_verify=args.tls_verify == "true", builder=args.builder)
     except ImageBuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps({"image_id": built.image_id, "tags": list(built.tags), "recipe": built.recipe,
-                      "skipped": built.skipped, "seconds": round(built.seconds, 1)}))
+    summary = json.dumps({"image_id": built.image_id, "tags": list(built.tags),
+                          "recipe": built.recipe, "skipped": built.skipped,
+                          "seconds": round(built.seconds, 1), "pushed": pushed})
+    if pushed is None:
+        print(summary)
+    else:  # stdout is the reference alone: PACKAGER_IMAGE=$(python deploy/image/build.py --push ...)
+        print(summary, file=sys.stderr)
+        print(pushed)
     return 0
 
 

@@ -52,6 +52,9 @@ TRANSFER_TIMEOUT = 3600.0  # pull, push, archive: gigabytes of layers
 ENV_DRIVER = "TRITON_PACKAGER_BUILDAH_DRIVER"
 ENV_ROOT = "TRITON_PACKAGER_BUILDAH_ROOT"
 ENV_RUNROOT = "TRITON_PACKAGER_BUILDAH_RUNROOT"
+# "false": pull base images without checking the registry's certificate (test registries; the
+# Tekton build Task sets it from its tlsVerify param, as push's --tls-verify).
+ENV_TLS_VERIFY = "TRITON_PACKAGER_BUILDAH_TLS_VERIFY"
 
 INSTALL_FIX = ("install buildah (Debian/Ubuntu: `apt-get install -y buildah`; Fedora/RHEL: "
                "`dnf install -y buildah`), or build with the Docker engine instead")
@@ -238,9 +241,16 @@ def archive_path(reference: str) -> tuple[str, Path]:
     return transport, Path(rest.split(":", 1)[0])
 
 
+def _pull_tls_flags(environ: Mapping[str, str] | None = None) -> list[str]:
+    value = (os.environ if environ is None else environ).get(ENV_TLS_VERIFY, "")
+    if value not in ("", "true", "false"):
+        raise InputError(f"${ENV_TLS_VERIFY} is {bounded(value)}", fix='set it to "true" or "false"')
+    return ["--tls-verify=false"] if value == "false" else []
+
+
 def _pull(source: str, storage: Storage | None, timeout: float) -> str:
-    proc = _buildah(["pull", "--quiet", "--policy", "always", "--", source], storage,
-                    timeout=timeout)
+    proc = _buildah(["pull", "--quiet", "--policy", "always", *_pull_tls_flags(), "--", source],
+                    storage, timeout=timeout)
     lines = proc.stdout.split()
     if proc.returncode != 0 or not lines:
         raise BuildError(f"buildah could not pull {bounded(source, 300)}: "

@@ -1,0 +1,259 @@
+"""Two steps of the Tekton Pipeline (deploy/tekton) that only make sense in a cluster.
+
+`tekton-check`: the Pipeline's first Task. Every parameter and workspace a run depends on is
+checked before anything is trained, unpacked, built or pushed, and a bad one fails the run with
+one message naming the Pipeline param (or workspace) and the fix. Tekton's own `when` compares
+exact strings, so `train: "True"` would skip both train and setup; this step makes that a
+failure instead (`enable-param-enum`, which could restrict the values, is off by default).
+
+`tekton-results`: the build Task's last step. result.json becomes the Tekton object result
+RESULT (string properties only: the original result step read it as `map[string]string`), and
+the base image's manifest digest becomes BASE_IMAGE_DIGEST (buildah's storage knows it once the
+base was pulled). Tekton stores a step's results in its container's termination message, which
+Kubernetes caps at 4096 bytes (tektoncd/pipeline pkg/termination/write.go, WriteMessage:
+MaxContainerTerminationMessageLength); the results written here are bounded to fit it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from packager.errors import InputError, bounded
+from packager.executor.fs import write_atomic
+from packager.executor.report import Reporter
+
+COMMANDS = ("tekton-check", "tekton-results")
+BOOLEAN = ("true", "false")
+SECRET_KEY = ".dockerconfigjson"  # the key of a kubernetes.io/dockerconfigjson Secret
+CA_FILE_MAX = 16 << 20
+# The properties of the RESULT object result, in the Task's order (deploy/tekton/task-build.yaml
+# declares the same list; a test keeps them equal). Per-model keys and warnings stay in the
+# build's log: they are unbounded.
+RESULT_PROPERTIES = ("image", "pushed_image", "pushed_digest", "image_id", "model_name",
+                     "model_version", "backend", "models", "base_image", "base_image_id",
+                     "builder", "dockerfile_sha256", "schema_version")
+# Kubernetes' limit on a container's termination message, where Tekton keeps a step's results.
+TERMINATION_MESSAGE_MAX = 4096
+# What the results written by one step may take of it: Tekton adds its own entries (the step's
+# start time) to the same message.
+RESULTS_BUDGET = 3072
+VALUE_MAX = 512
+
+
+def termination_message_size(results: Mapping[str, str]) -> int:
+    """The bytes Tekton's entrypoint writes for these results: a JSON list of
+    {"key", "value", "type"} entries (pkg/result RunResult; pkg/termination WriteMessage)."""
+    entries = [{"key": k, "value": v, "type": 1} for k, v in results.items()]
+    return len(json.dumps(entries, separators=(",", ":")).encode("utf-8"))
+
+
+def add_parsers(sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+                output_flags: Callable[[argparse.ArgumentParser], None]) -> None:
+    ch = sub.add_parser("tekton-check", help="check a Tekton run's params and workspaces "
+                        "before anything runs (the Pipeline's first Task)")
+    ch.add_argument("--train", required=True, help='the `train` param: "true" or "false"')
+    ch.add_argument("--artifact", default="", help="the `artifact` param")
+    ch.add_argument("--project", default="", help="the `project` param")
+    ch.add_argument("--registry", required=True, help="the `registry` param")
+    ch.add_argument("--tls-verify", required=True, help='the `tlsVerify` param: "true" or "false"')
+    ch.add_argument("--base-image", required=True, help="the `baseImage` param")
+    ch.add_argument("--image-name", required=True, help="the `imageName` param")
+    ch.add_argument("--dockerconfig", required=True,
+                    help="where the `dockerconfig` workspace (the registry Secret) is mounted")
+    ch.add_argument("--ca-dir", default="",
+                    help="where the optional `ca` workspace is mounted; empty: not bound")
+    ch.add_argument("--reach", action="store_true",
+                    help="also open a TCP connection to the registry (and the base image's "
+                    "registry), so an unreachable one fails the run before anything is built")
+    output_flags(ch)
+    re_ = sub.add_parser("tekton-results", help="write result.json as Tekton results (RESULT, "
+                         "BASE_IMAGE_DIGEST)")
+    re_.add_argument("-o", "--output", required=True, help="output directory of package and push")
+    re_.add_argument("--result-file", required=True, help="the object result RESULT's file")
+    re_.add_argument("--base-digest-file", required=True,
+                     help="the result BASE_IMAGE_DIGEST's file")
+    output_flags(re_)
+
+
+def run(args: argparse.Namespace, report: Reporter) -> int:
+    if args.command == "tekton-check":
+        check_run(args.train, args.artifact, args.project, args.registry, args.tls_verify,
+                  args.base_image, args.image_name, Path(args.dockerconfig),
+                  Path(args.ca_dir) if args.ca_dir else None)
+        if args.reach:
+            reach_registries(args.registry, args.base_image)
+        report.step("tekton-check: params and workspaces are usable")
+        return 0
+    results = write_results(Path(args.output), Path(args.result_file), Path(args.base_digest_file))
+    report.step(f"tekton-results: RESULT ({len(results)} properties) and BASE_IMAGE_DIGEST")
+    return 0
+
+
+def _param_error(name: str, value: str, problem: str, fix: str) -> InputError:
+    return InputError(f"param {name} = {bounded(value, 120)}: {problem}", fix=fix)
+
+
+def _as_param(name: str, value: str, check: Callable[[str], object]) -> None:
+    """Run the CLI's own check of an option, and name the Pipeline param in its message."""
+    try:
+        check(value)
+    except InputError as exc:
+        raise InputError(f"param {name}: {exc.message}", fix=exc.fix) from None
+
+
+def _check_base_image(value: str) -> None:
+    from packager.baseimage import split_base_source
+    from packager.imageref import parse_reference
+
+    _, source = split_base_source(value)
+    if source is None:
+        parse_reference(value, what="--base-image")
+
+
+def check_run(train: str, artifact: str, project: str, registry: str, tls_verify: str,
+              base_image: str, image_name: str, dockerconfig: Path, ca_dir: Path | None) -> None:
+    """Refuse (InputError naming the param or workspace) what would make the run fail late, or
+    package something this run did not produce."""
+    from packager.executor.push import check_authfile, check_registry
+    from packager.imageref import render_image_name
+
+    if train not in BOOLEAN:
+        raise _param_error("train", train, 'must be exactly "true" or "false" (Tekton compares '
+                           "`when` values as exact strings: any other value would skip both "
+                           "train and setup)", 'give train: "true" (train `project`) or "false" '
+                           "(unpack `artifact`)")
+    if train == "true" and not project.strip():
+        raise _param_error("project", project, 'is empty, and train is "true"',
+                           "give the MLproject repository's path in the shared workspace")
+    if train == "false" and not artifact.strip():
+        raise _param_error("artifact", artifact, 'is empty, and train is "false"',
+                           "give the training artifact's http(s) URL or its path in the shared "
+                           'workspace, or set train: "true" with a project')
+    if tls_verify not in BOOLEAN:
+        raise _param_error("tlsVerify", tls_verify, 'must be exactly "true" or "false"',
+                           'give tlsVerify: "true" (the default) or "false" (test registries)')
+    _as_param("registry", registry, check_registry)
+    _as_param("baseImage", base_image, _check_base_image)
+    _as_param("imageName", image_name, lambda v: render_image_name(
+        v, name="model", version=1, random_uuid="0" * 32))
+    secret = dockerconfig / SECRET_KEY
+    if not secret.is_file():
+        raise InputError(f"workspace dockerconfig has no key {SECRET_KEY}", file=str(dockerconfig),
+                         fix="bind it to a Secret of type kubernetes.io/dockerconfigjson "
+                         "(`kubectl create secret docker-registry ...`)")
+    try:
+        check_authfile(secret)
+    except InputError as exc:
+        raise InputError(f"workspace dockerconfig: {exc.message}", file=str(secret),
+                         fix=exc.fix) from None
+    if ca_dir is not None:
+        ca_files(ca_dir)
+
+
+REACH_TIMEOUT = 15.0
+
+
+def _host_port(reference: str) -> tuple[str, int] | None:
+    """The registry host and port an image reference or registry param names; None for Docker
+    Hub (a bare name) and image archives."""
+    first, sep, _ = reference.partition("/")
+    if not sep or not ("." in first or ":" in first or first == "localhost"):
+        return None
+    host, _, port = first.rpartition(":") if first.count(":") == 1 else (first, "", "")
+    return (host, int(port)) if port.isdigit() else (first.strip("[]"), 443)
+
+
+def reach_registries(registry: str, base_image: str,
+                     environ: Mapping[str, str] | None = None) -> None:
+    """A TCP connection to the push registry and the base image's registry, or InputError
+    naming the param (the build would fail after minutes otherwise). Behind an HTTPS proxy
+    (HTTPS_PROXY set in the step) the registries are not reached directly: nothing is probed."""
+    import os
+    import socket
+
+    env = os.environ if environ is None else environ
+    if env.get("HTTPS_PROXY") or env.get("https_proxy"):
+        return
+
+    targets = [("registry", registry + "/x")]
+    if not base_image.startswith(("oci-archive:", "docker-archive:", "docker-daemon:")):
+        targets.append(("baseImage", base_image))
+    for param, reference in targets:
+        where = _host_port(reference)
+        if where is None:
+            continue
+        try:
+            socket.create_connection(where, timeout=REACH_TIMEOUT).close()
+        except OSError as exc:
+            raise InputError(f"param {param}: the registry {where[0]}:{where[1]} cannot be reached "
+                             f"from the cluster ({exc.strerror or type(exc).__name__})",
+                             fix="check the name and port, DNS, and the namespace's egress "
+                             "policy and proxies") from None
+
+
+def ca_files(ca_dir: Path) -> list[Path]:
+    """The PEM files of a mounted ConfigMap or Secret (`kubectl create configmap NAME
+    --from-file=ca.crt`): each key a symlink into `..data`; the dot entries are Kubernetes' own."""
+    fix = ("bind the ca workspace to a ConfigMap or Secret holding the registry's CA "
+           "certificate(s) in PEM, e.g. `kubectl create configmap registry-ca --from-file=ca.crt`")
+    if not ca_dir.is_dir():
+        raise InputError("workspace ca is not a directory", file=str(ca_dir), fix=fix)
+    found = []
+    for entry in sorted(ca_dir.iterdir()):
+        if entry.name.startswith(".") or not entry.is_file():
+            continue
+        if entry.stat().st_size > CA_FILE_MAX:
+            raise InputError(f"workspace ca: {entry.name} is larger than {CA_FILE_MAX} bytes",
+                             file=str(entry), fix=fix)
+        if b"-----BEGIN CERTIFICATE-----" not in entry.read_bytes():
+            raise InputError(f"workspace ca: {entry.name} holds no PEM certificate",
+                             file=str(entry), fix=fix)
+        found.append(entry)
+    if not found:
+        raise InputError("workspace ca holds no certificate file", file=str(ca_dir), fix=fix)
+    return found
+
+
+def result_object(text: str) -> dict[str, str]:
+    """result.json's declared properties, each a string of at most VALUE_MAX characters."""
+    from packager.result import ResultDocument
+
+    ResultDocument.from_json(text)  # only the document this tool writes
+    doc = json.loads(text)
+    out: dict[str, str] = {}
+    for key in RESULT_PROPERTIES:
+        value = doc.get(key, "")
+        if not isinstance(value, str) or len(value) > VALUE_MAX:
+            raise InputError(f"result.json's {key} is not a string of at most {VALUE_MAX} "
+                             "characters", fix="package again with a shorter image name")
+        out[key] = value
+    return out
+
+
+def write_results(out: Path, result_file: Path, digest_file: Path) -> dict[str, str]:
+    from packager.executor import buildah_build
+    from packager.executor.verify import load_result
+
+    load_result(out)  # result.json readable, and this tool's
+    obj = result_object((out / "result.json").read_text(encoding="utf-8"))
+    base_digest = ""
+    if obj["builder"] == "buildah":
+        doc = buildah_build._inspect(obj["base_image"], None)
+        base_digest = str((doc or {}).get("FromImageDigest") or "")
+    if not base_digest.startswith("sha256:"):
+        raise InputError(f"the base image {bounded(obj['base_image'])} has no manifest digest in "
+                         "buildah's storage", fix="run tekton-results in the build Task, after "
+                         "package, on the same storage")
+    values = {"RESULT": json.dumps(obj, separators=(",", ":")), "BASE_IMAGE_DIGEST": base_digest}
+    size = termination_message_size(values)
+    if size > RESULTS_BUDGET:
+        raise InputError(f"the results take {size} bytes; Tekton keeps a step's results in a "
+                         f"termination message of at most {TERMINATION_MESSAGE_MAX} bytes",
+                         fix="package again with a shorter image name or base image reference")
+    # Tekton takes a result file's bytes as they are: no trailing newline.
+    write_atomic(result_file, values["RESULT"])
+    write_atomic(digest_file, base_digest)
+    return obj

@@ -1,0 +1,198 @@
+"""`tekton-check` and `tekton-results` (packager/tekton.py): the Pipeline's first step and the
+build Task's last, run as the CLI runs them (no cluster, no engine)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tekton_steps import kubernetes_volume
+
+from packager import tekton
+from packager.cli import main
+from packager.result import ModelEntry, ResultDocument
+
+PEM = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+AUTH = json.dumps({"auths": {"registry.example.com": {"auth": "dXNlcjpwYXNz"}}}).encode()
+
+
+@pytest.fixture
+def mounts(tmp_path: Path) -> dict[str, Path]:
+    return {"dockerconfig": kubernetes_volume(tmp_path / "dockerconfig", {".dockerconfigjson": AUTH}),
+            "ca": kubernetes_volume(tmp_path / "ca", {"ca.crt": PEM})}
+
+
+def _check(mounts: dict[str, Path], **params: str) -> list[str]:
+    values = {"train": "false", "artifact": "https://models.example.com/m.zip", "project": "",
+              "registry": "registry.example.com/ml", "tls-verify": "true",
+              "base-image": "nvcr.io/nvidia/tritonserver:26.07-py3",
+              "image-name": "{{ Name }}:{{ Version }}", "dockerconfig": str(mounts["dockerconfig"]),
+              "ca-dir": str(mounts["ca"])}
+    values.update({k.replace("_", "-"): v for k, v in params.items()})
+    args = ["tekton-check"]
+    for key, value in values.items():
+        args += [f"--{key}", value]
+    return args
+
+
+def test_good_params_and_mounted_workspaces_pass(mounts: dict[str, Path],
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(_check(mounts)) == 0
+    assert main(_check(mounts, train="true", project="repos/wine", artifact="")) == 0
+    assert main(_check(mounts, ca_dir="")) == 0  # the optional ca workspace not bound
+    assert main(_check(mounts, base_image="oci-archive:/workspace/source/base.tar:base:1")) == 0
+
+
+@pytest.mark.parametrize(("params", "named"), [
+    ({"train": "True"}, "param train = 'True': must be exactly \"true\" or \"false\""),
+    ({"train": "yes"}, "param train = 'yes'"),
+    ({"train": ""}, "param train = ''"),
+    ({"train": "true", "project": ""}, "param project"),
+    ({"train": "false", "artifact": " "}, "param artifact"),
+    ({"tls_verify": "TRUE"}, "param tlsVerify"),
+    ({"registry": "https://registry.example.com"}, "param registry: --registry"),
+    ({"registry": "Registry.example.com"}, "param registry"),
+    ({"base_image": "nvcr.io/NVIDIA/tritonserver:26.07-py3"}, "param baseImage"),
+    ({"image_name": "{{ Nme }}:1"}, "param imageName"),
+    ({"image_name": "Model@sha256:" + "0" * 64}, "param imageName"),
+], ids=lambda v: str(v)[:40])
+def test_a_bad_param_fails_the_run_naming_it(mounts: dict[str, Path], params: dict[str, str],
+                                             named: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(_check(mounts, **params)) == 2
+    err = capsys.readouterr().err
+    assert named in err and "fix:" in err and "Traceback" not in err
+
+
+def test_a_missing_or_wrong_secret_fails_naming_the_workspace(
+        tmp_path: Path, mounts: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    wrong = kubernetes_volume(tmp_path / "opaque", {"password": b"x"})
+    assert main(_check(mounts, dockerconfig=str(wrong))) == 2
+    assert "workspace dockerconfig has no key .dockerconfigjson" in capsys.readouterr().err
+    bad = kubernetes_volume(tmp_path / "bad", {".dockerconfigjson": b"{not json"})
+    assert main(_check(mounts, dockerconfig=str(bad))) == 2
+    err = capsys.readouterr().err
+    assert "workspace dockerconfig: the auth file is not JSON" in err and "not json" not in err
+
+
+def test_a_ca_workspace_without_a_certificate_fails_naming_it(
+        tmp_path: Path, mounts: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    empty = kubernetes_volume(tmp_path / "empty", {"ca.crt": b"not a certificate"})
+    assert main(_check(mounts, ca_dir=str(empty))) == 2
+    assert "workspace ca: ca.crt holds no PEM certificate" in capsys.readouterr().err
+    # The ..data directory and the timestamped one are Kubernetes' own, not keys.
+    assert [p.name for p in tekton.ca_files(mounts["ca"])] == ["ca.crt"]
+
+
+def _result(**changes: Any) -> ResultDocument:
+    doc = ResultDocument("registry.example.com/ml/add-sub:1", (ModelEntry("add-sub", (1,), "python"),),
+                         "nvcr.io/nvidia/tritonserver:26.07-py3", "a" * 64, image_id="sha256:" + "b" * 64,
+                         pushed_digest="sha256:" + "c" * 64,
+                         pushed_image="registry.example.com/ml/add-sub@sha256:" + "c" * 64,
+                         base_image_id="sha256:" + "d" * 64, builder="buildah",
+                         warnings=("w" * 5000,))
+    return doc if not changes else ResultDocument(**{**doc.__dict__, **changes})
+
+
+def test_results_are_an_object_of_strings_within_the_termination_message(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from packager.executor import buildah_build
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "result.json").write_text(_result().to_json())
+    seen: list[str] = []
+
+    def inspect(reference: str, storage: object) -> dict[str, str]:
+        seen.append(reference)
+        return {"FromImageDigest": "sha256:" + "e" * 64}
+
+    monkeypatch.setattr(buildah_build, "_inspect", inspect)
+    assert main(["tekton-results", "-o", str(out), "--result-file", str(tmp_path / "RESULT"),
+                 "--base-digest-file", str(tmp_path / "BASE")]) == 0
+    assert seen == ["nvcr.io/nvidia/tritonserver:26.07-py3"]
+    obj = json.loads((tmp_path / "RESULT").read_text())
+    assert list(obj) == list(tekton.RESULT_PROPERTIES)
+    assert all(isinstance(v, str) for v in obj.values())
+    assert obj["pushed_digest"] == "sha256:" + "c" * 64 and obj["model_version"] == "1"
+    assert (tmp_path / "BASE").read_text() == "sha256:" + "e" * 64
+    # The 5000-character warning stayed out; what was written fits Tekton's 4096 bytes.
+    size = tekton.termination_message_size({"RESULT": (tmp_path / "RESULT").read_text(),
+                                            "BASE_IMAGE_DIGEST": (tmp_path / "BASE").read_text()})
+    assert size <= tekton.RESULTS_BUDGET < tekton.TERMINATION_MESSAGE_MAX
+
+
+def test_results_without_a_base_digest_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from packager.executor import buildah_build
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "result.json").write_text(_result().to_json())
+    monkeypatch.setattr(buildah_build, "_inspect", lambda reference, storage: None)
+    assert main(["tekton-results", "-o", str(out), "--result-file", str(tmp_path / "R"),
+                 "--base-digest-file", str(tmp_path / "B")]) == 2
+    assert "has no manifest digest" in capsys.readouterr().err
+    assert not (tmp_path / "R").exists() and not (tmp_path / "B").exists()
+
+
+def test_the_build_tasks_tls_verify_reaches_buildahs_pull() -> None:
+    from packager.errors import InputError
+    from packager.executor import buildah_build as bb
+
+    assert bb._pull_tls_flags({bb.ENV_TLS_VERIFY: "false"}) == ["--tls-verify=false"]
+    assert bb._pull_tls_flags({bb.ENV_TLS_VERIFY: "true"}) == []
+    assert bb._pull_tls_flags({}) == []
+    with pytest.raises(InputError, match="TRITON_PACKAGER_BUILDAH_TLS_VERIFY"):
+        bb._pull_tls_flags({bb.ENV_TLS_VERIFY: "no"})
+
+
+def test_an_unreachable_registry_fails_the_check_naming_the_param(
+        mounts: dict[str, Path], capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    for name in ("HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        up = server.getsockname()[1]
+        assert main([*_check(mounts, registry=f"127.0.0.1:{up}/ml",
+                             base_image=f"127.0.0.1:{up}/mirror/base:1"), "--reach"]) == 0
+        assert main([*_check(mounts, registry=f"127.0.0.1:{port}/ml",
+                             base_image=f"127.0.0.1:{up}/mirror/base:1"), "--reach"]) == 2
+        err = capsys.readouterr().err
+        assert f"param registry: the registry 127.0.0.1:{port} cannot be reached" in err
+        assert main([*_check(mounts, registry=f"127.0.0.1:{up}/ml",
+                             base_image=f"127.0.0.1:{port}/mirror/base:1"), "--reach"]) == 2
+        assert "param baseImage" in capsys.readouterr().err
+        # Behind a proxy the registries are not reached directly: not probed.
+        tekton.reach_registries(f"127.0.0.1:{port}/ml", "base:1",
+                                environ={"HTTPS_PROXY": "http://proxy.example.com:3128"})
+    assert tekton._host_port("nvcr.io/nvidia/tritonserver:26.07-py3") == ("nvcr.io", 443)
+    assert tekton._host_port("ubuntu:24.04") is None
+
+
+@pytest.mark.parametrize(("target", "words"), [
+    ("triton-packager", "names no registry"),
+    ("registry.example.com/ml/triton-packager@sha256:" + "0" * 64, "names a digest"),
+    ("Registry.example.com/ml/triton-packager", "has upper-case letters"),
+    ("registry.example.com/ML/triton-packager", "not a valid Docker image reference"),
+    ("myreg/triton-packager", "no dot and no port"),
+])
+def test_the_step_image_push_refuses_a_bad_target_before_building(target: str, words: str) -> None:
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(
+        "packager_image_build", Path(__file__).resolve().parent.parent / "deploy/image/build.py")
+    assert spec is not None and spec.loader is not None
+    build = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = build
+    spec.loader.exec_module(build)
+    with pytest.raises(build.ImageBuildError, match=words):
+        build.push(target, environ={})
