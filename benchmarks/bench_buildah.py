@@ -10,7 +10,7 @@ the model with a `requirements.txt` (a builder stage running pip). For each, per
                  (`docker-daemon:`), which a cluster step pays once per storage;
 - buildah cold:  the build in that fresh storage (no layer cache);
 - buildah warm:  the same build again (every step from the layer cache);
-- docker cold:   docker_build.build_image with nocache=True;
+- docker cold:   images.docker.build_image with nocache=True;
 - docker warm:   the same build again (layer cache).
 
 Also the image sizes as each engine reports them and as archive files. The engines count
@@ -37,8 +37,9 @@ from typing import Any
 
 from packager.baseimage import LOCAL_CPU_IMAGE
 from packager.cli import main as cli
-from packager.executor import buildah_build, docker_build
-from packager.executor.buildah_build import Storage
+from packager.executor.images import buildah as buildah_build
+from packager.executor.images import docker as docker_build
+from packager.executor.images.buildah import Storage
 from packager.executor.report import Reporter
 
 QUIET = Reporter("quiet")

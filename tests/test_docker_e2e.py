@@ -25,7 +25,7 @@ from packager.baseimage import LOCAL_CPU_IMAGE
 from packager.cli import main
 from packager.errors import BuildError
 from packager.executor.container import serve
-from packager.executor.docker_build import build_image
+from packager.executor.images.docker import build_image
 from packager.executor.phases import BuildEnv, Workspace
 from packager.pipeline import Options
 from packager.plan import Layer

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from packager.baseimage import LOCAL_CPU_IMAGE, split_base_source
 from packager.cli import main
 from packager.errors import InputError
-from packager.executor.builders import Credentials, registry_host
+from packager.executor.images.builder import Credentials, registry_host
 from packager.executor.push import (
     ENV_PASSWORD,
     ENV_USERNAME,
@@ -377,7 +377,7 @@ def test_base_image_output_refuses_to_overwrite(tmp_path: Path, capsys) -> None:
 @pytest.mark.docker
 def test_an_oci_archive_base_without_a_name_inside_is_read_once(
         tmp_path: Path, capsys, python_model: Path, buildah_env, storage) -> None:
-    from packager.executor import buildah_build as bb
+    from packager.executor.images import buildah as bb
 
     bb.ensure_image(f"docker-daemon:{LOCAL_CPU_IMAGE}", storage=storage)
     archive = tmp_path / "base.tar"  # as `buildah push IMAGE oci-archive:PATH` writes it: no name
