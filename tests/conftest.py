@@ -80,6 +80,27 @@ def buildah_env(storage: Storage, monkeypatch: pytest.MonkeyPatch) -> Storage:
     return storage
 
 
+# --- every registered builder ------------------------------------------------------------------
+# What a builder needs from the test session to run here (a fixture's name), if anything.
+_BUILDER_SETUP = {"buildah": "buildah_env"}
+
+
+def _builder_names() -> tuple[str, ...]:
+    from packager.executor.images.registry import names
+
+    return names()
+
+
+@pytest.fixture(params=_builder_names())
+def builder(request: pytest.FixtureRequest) -> str:
+    """Each registered builder's name in turn (`--builder NAME`), set up to run here: the
+    engine-facing tests that take this fixture run against every builder."""
+    setup = _BUILDER_SETUP.get(request.param)
+    if setup is not None:
+        request.getfixturevalue(setup)
+    return str(request.param)
+
+
 # --- the Docker engine -------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def client() -> docker.DockerClient:

@@ -38,10 +38,11 @@ class Recorder(Reporter):
         self.lines.append(f"{kind}: {text}")
 
 
-def package(model: Path, out: Path, **opts: str) -> tuple[Outcome, Recorder]:
+def package(model: Path, out: Path, *, builder: str = "auto",
+            **opts: str) -> tuple[Outcome, Recorder]:
     rec = Recorder()
     options = Options(base_image=opts.pop("base_image", LOCAL_CPU_IMAGE), **opts)
-    return Workspace(model, out, options, rec).run("package"), rec
+    return Workspace(model, out, options, rec, builder=builder).run("package"), rec
 
 
 def _archive(client: docker.DockerClient, image: str, path: str) -> tarfile.TarFile:
