@@ -97,18 +97,17 @@ def render_image_name(template: str, *, name: str, version: int, random_uuid: st
 ARCHIVE_TRANSPORTS = ("oci-archive", "docker-archive")  # an image file: PATH[:NAME]
 DAEMON_TRANSPORT = "docker-daemon"  # the local Docker engine's images: NAME
 REGISTRY_TRANSPORT = "docker"  # a registry: docker://REF
-TRANSPORTS = (*ARCHIVE_TRANSPORTS, DAEMON_TRANSPORT, "containers-storage", REGISTRY_TRANSPORT)
+STORAGE_TRANSPORT = "containers-storage"  # buildah's (podman's) own storage: NAME
+TRANSPORTS = (*ARCHIVE_TRANSPORTS, DAEMON_TRANSPORT, STORAGE_TRANSPORT, REGISTRY_TRANSPORT)
 
 
 def split_transport(reference: str) -> tuple[str, str]:
     """(transport, the rest) of `TRANSPORT:REST`; ("", reference) for a plain name.
-    `docker://REF` is ("docker", "REF")."""
+    `docker://REF` is ("docker", "REF"); `docker:5000/x` is a plain name (a registry host)."""
     for transport in TRANSPORTS:
-        if reference.startswith(transport + ":"):
-            rest = reference[len(transport) + 1:]
-            if transport == REGISTRY_TRANSPORT:
-                rest = rest.removeprefix("//")
-            return transport, rest
+        prefix = transport + ("://" if transport == REGISTRY_TRANSPORT else ":")
+        if reference.startswith(prefix):
+            return transport, reference[len(prefix):]
     return "", reference
 
 

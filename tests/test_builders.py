@@ -5,11 +5,12 @@ engine-facing tests that every builder must pass, run once per registered builde
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 import pytest
-from e2e import image_file_bytes, image_files, package, registry
-from models import backend_files, manifest, write_tree
+from e2e import authfile, image_file_bytes, image_files, manifest_digest, package, registry
+from models import PYTHON_CONFIG, backend_files, manifest, write_tree
 
 from packager.baseimage import LOCAL_CPU_IMAGE
 from packager.cli import main
@@ -17,6 +18,8 @@ from packager.dockerfile import WEIGHTS_TEMPLATE, templates_dir
 from packager.errors import InputError
 from packager.executor.images import registry as builders
 from packager.executor.images.builder import Builder
+from packager.executor.push import ENV_PASSWORD, ENV_USERNAME
+from packager.imageref import archive_path, split_transport
 from packager.plan import Layer
 
 PACKAGE = Path(__file__).resolve().parent.parent / "packager"
@@ -25,6 +28,7 @@ IMAGES = PACKAGE / "executor" / "images"
 # What a plain-HTTP test registry on 127.0.0.1 needs from each builder's push (the Docker
 # engine reaches 127.0.0.0/8 over HTTP by itself).
 PLAIN_HTTP_PUSH: dict[str, tuple[str, ...]] = {"buildah": ("--tls-verify", "false")}
+SECRET = "s3cr3t-Pa55word-that-must-not-leak"
 
 
 # --- the registry and the protocol: no engine ----------------------------------------------------
@@ -38,6 +42,16 @@ def test_every_registered_builder_is_a_builder_by_its_own_name() -> None:
     with pytest.raises(InputError) as info:
         builders.get("kaniko")
     assert info.value.exit_code == 2 and "docker" in str(info.value)
+
+
+def test_transports_are_read_in_one_place() -> None:
+    assert split_transport("docker://reg.example.com/a:1") == ("docker", "reg.example.com/a:1")
+    assert split_transport("docker:5000/a:1") == ("", "docker:5000/a:1")  # a host named docker
+    assert split_transport("docker-daemon:a:1") == ("docker-daemon", "a:1")
+    assert split_transport("oci-archive:/w/b.tar:n") == ("oci-archive", "/w/b.tar:n")
+    assert archive_path("docker-archive:/w/b.tar") == ("docker-archive", Path("/w/b.tar"))
+    assert archive_path("docker-daemon:a:1") == ("", Path())
+    assert archive_path("a:1") == ("", Path())
 
 
 def _compared_names(path: Path) -> list[str]:
@@ -118,6 +132,66 @@ def test_push_records_the_digest_and_fails_cleanly_when_registry_is_down(
     assert main(["push", "--output", str(out), "--registry", host, *flags]) == 5
     err = capsys.readouterr().err
     assert "push of" in err and "failed" in err and "fix:" in err
+
+
+@pytest.mark.docker
+@pytest.mark.serving
+def test_verify_phase_passes_and_fails_with_the_server_log(builder: str, tmp_path: Path,
+                                                           client, images, capsys,
+                                                           python_model: Path) -> None:
+    outcome, _ = package(python_model, tmp_path / "out", builder=builder)
+    assert outcome.result is not None
+    images.append(outcome.result.image)
+    assert main(["verify", "--output", str(tmp_path / "out")]) == 0
+    assert "answered OUTPUT0, OUTPUT1" in capsys.readouterr().err
+
+    broken = write_tree(tmp_path / "broken", {
+        "model.py": "class TritonPythonModel:\n    def initialize(self, args):\n"
+                    "        raise RuntimeError('weights are corrupt')\n",
+        "config.pbtxt": PYTHON_CONFIG.format(name="model"),
+    })
+    outcome, _ = package(broken, tmp_path / "out2", builder=builder)
+    assert outcome.result is not None
+    images.append(outcome.result.image)
+    assert main(["verify", "--output", str(tmp_path / "out2")]) == 4
+    err = capsys.readouterr().err
+    assert "weights are corrupt" in err  # the server's log tail is in the message
+    assert not client.containers.list(all=True, filters={"label": "io.triton-packager.role"})
+
+
+@pytest.mark.docker
+def test_push_with_an_auth_file_and_with_environment_credentials(
+        builder: str, tmp_path: Path, capsys, python_model: Path, client, images,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out"
+    assert main(["package", str(python_model), "-o", str(out), "--builder", builder,
+                 "--base-image", LOCAL_CPU_IMAGE]) == 0
+    image = json.loads((out / "result.json").read_text())["image"]
+    images.append(image)
+    # A plain-HTTP registry on 127.0.0.1, no CA to install (PLAIN_HTTP_PUSH: what each builder
+    # needs for it).
+    with registry(tmp_path / "reg", user="ci", password=SECRET) as reg:
+        push = ["push", "-o", str(out), "--registry", reg.host, *PLAIN_HTTP_PUSH.get(builder, ())]
+        before = (out / "result.json").read_text()
+        bad = authfile(tmp_path / "bad.json", reg.host, "ci", "wrong")
+        assert main([*push, "--authfile", str(bad)]) == 5
+        assert (out / "result.json").read_text() == before
+        good = authfile(tmp_path / "good.json", reg.host, "ci", SECRET)
+        assert main([*push, "--authfile", str(good)]) == 0
+        pushed = capsys.readouterr().out.strip()
+        images.append(pushed.split("@")[0])
+        digest = pushed.split("@")[1]
+        assert manifest_digest(reg, image.split(":")[0], image.split(":")[1], "ci",
+                               SECRET) == digest
+        # the same image again, with a username and password from files
+        (tmp_path / "u").write_text("ci\n")
+        (tmp_path / "p").write_text(SECRET + "\n")
+        monkeypatch.setenv(f"{ENV_USERNAME}_FILE", str(tmp_path / "u"))
+        monkeypatch.setenv(f"{ENV_PASSWORD}_FILE", str(tmp_path / "p"))
+        assert main(push) == 0
+        captured = capsys.readouterr()
+        assert captured.out.strip().endswith(digest)
+        assert SECRET not in captured.out + captured.err
 
 
 # --- one weights-layer specification: a template that cannot apply is refused -----------------

@@ -51,6 +51,8 @@ from packager.executor.report import Reporter
 from packager.imageref import (
     ARCHIVE_TRANSPORTS,
     DAEMON_TRANSPORT,
+    REGISTRY_TRANSPORT,
+    STORAGE_TRANSPORT,
     archive_path,
     check_archive_output,
     split_transport,
@@ -289,7 +291,7 @@ def ensure_image(reference: str, *, storage: Storage | None = None, name: str | 
         elif _docker_engine_id(rest) is not None:
             got = _pull(f"{DAEMON_TRANSPORT}:{rest}", storage, timeout)
         else:
-            got = _pull(f"docker://{rest}" if transport != "containers-storage" else rest,
+            got = _pull(f"{REGISTRY_TRANSPORT}://{rest}" if transport != STORAGE_TRANSPORT else rest,
                         storage, timeout)
     if name is not None:
         tag_image(got, name, storage=storage)
@@ -477,7 +479,8 @@ def push(reference: str, dest: str, authfile: Path | None = None, tls_verify: bo
     Credentials come only from `authfile` (or buildah's defaults: REGISTRY_AUTH_FILE, the
     containers auth.json, ~/.docker/config.json), never from the command line. The caller
     has checked the auth file (push.check_authfile)."""
-    target = dest if dest.startswith("docker://") else f"docker://{dest}"
+    transport, rest = split_transport(dest)
+    target = f"{REGISTRY_TRANSPORT}://{rest if transport == REGISTRY_TRANSPORT else dest}"
     with tempfile.TemporaryDirectory(prefix="triton-packager-push-") as tmp:
         digestfile = Path(tmp) / "digest"
         args = ["push", "--digestfile", str(digestfile), f"--tls-verify={str(tls_verify).lower()}"]
