@@ -10,7 +10,7 @@ the model with a `requirements.txt` (a builder stage running pip). For each, per
                  (`docker-daemon:`), which a cluster step pays once per storage;
 - buildah cold:  the build in that fresh storage (no layer cache);
 - buildah warm:  the same build again (every step from the layer cache);
-- docker cold:   docker_build.build_image with nocache=True;
+- docker cold:   images.docker.build_image with nocache=True;
 - docker warm:   the same build again (layer cache).
 
 Also the image sizes as each engine reports them and as archive files. The engines count
@@ -37,8 +37,9 @@ from typing import Any
 
 from packager.baseimage import LOCAL_CPU_IMAGE
 from packager.cli import main as cli
-from packager.executor import buildah_build, docker_build
-from packager.executor.buildah_build import Storage
+from packager.executor.images import buildah
+from packager.executor.images import docker as engine
+from packager.executor.images.buildah import Storage
 from packager.executor.report import Reporter
 
 QUIET = Reporter("quiet")
@@ -86,15 +87,15 @@ def one_round(ctx: Path, name: str, work: Path, buildargs: dict[str, str]) -> di
     tag = f"localhost/bench-buildah/{name}:1"
     row: dict[str, float] = {}
     try:
-        row["buildah base"], _ = timed(lambda: buildah_build.ensure_image(
+        row["buildah base"], _ = timed(lambda: buildah.ensure_image(
             f"docker-daemon:{LOCAL_CPU_IMAGE}", storage=storage))
-        row["buildah cold"], _ = timed(lambda: buildah_build.build_image(
+        row["buildah cold"], _ = timed(lambda: buildah.build_image(
             ctx, tag, QUIET, buildargs, storage=storage))
-        row["buildah warm"], _ = timed(lambda: buildah_build.build_image(
+        row["buildah warm"], _ = timed(lambda: buildah.build_image(
             ctx, tag, QUIET, buildargs, storage=storage))
         row["buildah size MB"] = buildah_size(tag, storage) / 1e6
         oci = work / f"{name}.oci.tar"
-        row["buildah oci-archive"], _ = timed(lambda: buildah_build.export_image(
+        row["buildah oci-archive"], _ = timed(lambda: buildah.export_image(
             tag, f"oci-archive:{oci}", storage=storage))
         row["oci-archive MB"] = oci.stat().st_size / 1e6
         oci.unlink()
@@ -102,8 +103,8 @@ def one_round(ctx: Path, name: str, work: Path, buildargs: dict[str, str]) -> di
         # (--no-cache, as for docker), then again with --force (every phase redone, the layer
         # cache warm)
         model = ctx.parent.parent / f"model-{'python' if name == 'python' else 'req'}"
-        env = {buildah_build.ENV_DRIVER: "overlay", buildah_build.ENV_ROOT: str(storage.root),
-               buildah_build.ENV_RUNROOT: str(storage.runroot)}
+        env = {buildah.ENV_DRIVER: "overlay", buildah.ENV_ROOT: str(storage.root),
+               buildah.ENV_RUNROOT: str(storage.runroot)}
         extra = [] if not buildargs else ["--pip-index-url", buildargs["PIP_INDEX_URL"],
                                           "--ca-bundle", "/etc/ssl/certs/ca-certificates.crt"]
         row["package buildah cold"] = package(model, work / f"pkg-bh-{name}", "buildah", env,
@@ -114,7 +115,7 @@ def one_round(ctx: Path, name: str, work: Path, buildargs: dict[str, str]) -> di
                                              "--no-cache", *extra)
         row["package docker again"] = package(model, work / f"pkg-d-{name}", "docker", {},
                                               "--force", *extra)
-        docker_build.client().images.remove("bench-package-docker:1", force=True)
+        engine.client().images.remove("bench-package-docker:1", force=True)
         shutil.rmtree(work / f"pkg-bh-{name}", ignore_errors=True)
         shutil.rmtree(work / f"pkg-d-{name}", ignore_errors=True)
     finally:
@@ -122,11 +123,11 @@ def one_round(ctx: Path, name: str, work: Path, buildargs: dict[str, str]) -> di
                        capture_output=True, timeout=600)
         shutil.rmtree(work / f"bh-{name}", ignore_errors=True)
     dtag = f"bench-docker/{name}:1"
-    row["docker cold"], image = timed(lambda: docker_build.build_image(
+    row["docker cold"], image = timed(lambda: engine.build_image(
         ctx, dtag, QUIET, buildargs, nocache=True))
-    row["docker warm"], _ = timed(lambda: docker_build.build_image(ctx, dtag, QUIET, buildargs))
-    row["docker size MB"] = docker_build.client().images.get(image).attrs["Size"] / 1e6
-    docker_build.client().images.remove(dtag, force=True)
+    row["docker warm"], _ = timed(lambda: engine.build_image(ctx, dtag, QUIET, buildargs))
+    row["docker size MB"] = engine.client().images.get(image).attrs["Size"] / 1e6
+    engine.client().images.remove(dtag, force=True)
     return row
 
 
@@ -157,7 +158,7 @@ def main() -> None:
            "machine": platform.platform(),
            "buildah": subprocess.run(["buildah", "--version"], capture_output=True,
                                      text=True, timeout=30).stdout.strip(),
-           "docker": docker_build.client().version().get("Version")}
+           "docker": engine.client().version().get("Version")}
     if args.json:
         args.json.write_text(json.dumps(doc, indent=2) + "\n")
 

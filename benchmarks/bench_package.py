@@ -171,7 +171,7 @@ class Builder:
         self.client = client
         self.env: dict[str, str] = {}
         if name == "buildah":
-            from packager.executor import buildah_build as bb
+            from packager.executor.images import buildah as bb
 
             self.storage = bb.Storage("overlay", tmp / "buildah" / "root", tmp / "buildah" / "run")
             self.env = {bb.ENV_DRIVER: "overlay", bb.ENV_ROOT: str(self.storage.root),

@@ -8,7 +8,12 @@ from dataclasses import dataclass
 
 from packager.backends import Backend
 from packager.errors import InputError, bounded
-from packager.imageref import parse_reference
+from packager.imageref import (
+    ARCHIVE_TRANSPORTS,
+    DAEMON_TRANSPORT,
+    parse_reference,
+    split_transport,
+)
 
 NGC_REPOSITORY = "nvcr.io/nvidia/tritonserver"
 DEFAULT_NGC_RELEASE = "26.07"  # server 2.71.0, Ubuntu 24.04, Python 3.12
@@ -91,7 +96,7 @@ def choose_base_image(backend: Backend, requested: str | None) -> BaseImage:
     )
 
 
-BASE_SOURCE_TRANSPORTS = ("oci-archive", "docker-archive", "docker-daemon")
+BASE_SOURCE_TRANSPORTS = (*ARCHIVE_TRANSPORTS, DAEMON_TRANSPORT)
 _ARCHIVE_NAME_PREFIX = "localhost/triton-packager/base-archive"
 
 
@@ -102,12 +107,12 @@ def split_base_source(value: str) -> tuple[str, str | None]:
     local Docker engine. `oci-archive:PATH[:NAME]` / `docker-archive:PATH[:NAME]` is NAME, or
     without one a name derived from the path (the base is then not one the packager knows:
     give --python-version for a Python model)."""
-    transport, sep, rest = value.partition(":")
-    if not sep or transport not in BASE_SOURCE_TRANSPORTS:
+    transport, rest = split_transport(value)
+    if transport not in BASE_SOURCE_TRANSPORTS:
         return value, None
     fix = ("give oci-archive:PATH[:NAME], docker-archive:PATH[:NAME] or docker-daemon:NAME, "
            "e.g. oci-archive:/workspace/base.tar:" + LOCAL_CPU_IMAGE)
-    if transport == "docker-daemon":
+    if transport == DAEMON_TRANSPORT:
         name = rest
     else:
         path, _, name = rest.partition(":")

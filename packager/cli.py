@@ -22,7 +22,7 @@ from packager.configgen import (
     ConfigOptions,
 )
 from packager.errors import EnvironmentFault, InputError, Interrupted, PackagerError, bounded
-from packager.executor.builders import BUILDER_CHOICES
+from packager.executor.images import registry
 from packager.executor.report import Reporter
 from packager.imageref import DEFAULT_NAME_TEMPLATE
 from packager.manifest import check_version
@@ -173,7 +173,7 @@ def _parser() -> argparse.ArgumentParser:
             sp.add_argument("--tag", default=None, help="exact image reference; wins over "
                             "--image-name")
             sp.add_argument("--no-cache", action="store_true", help="build without the cache")
-            sp.add_argument("--builder", choices=BUILDER_CHOICES, default="auto",
+            sp.add_argument("--builder", choices=registry.choices(), default=registry.AUTO,
                             help="image builder: docker (a Docker engine), buildah (no daemon; "
                             "storage from TRITON_PACKAGER_BUILDAH_DRIVER/_ROOT/_RUNROOT) or "
                             "auto (docker when an engine answers, else buildah)")
@@ -185,7 +185,7 @@ def _parser() -> argparse.ArgumentParser:
     pu.add_argument("-o", "--output", default=DEFAULT_OUTPUT, help="output directory of package")
     pu.add_argument("--registry", default=None,
                     help="registry host[:port][/path] to push to (the image is tagged under it)")
-    pu.add_argument("--builder", choices=("docker", "buildah"), default=None,
+    pu.add_argument("--builder", choices=registry.names(), default=None,
                     help="push from this builder's images (default: the one result.json names)")
     pu.add_argument("--authfile", default=None,
                     help="Docker-style auth file (default: $REGISTRY_AUTH_FILE, "
@@ -238,7 +238,7 @@ def _parser() -> argparse.ArgumentParser:
     bi = sub.add_parser("base-image", help="build the local CPU Triton base image from PyPI")
     bi.add_argument("--force", action="store_true", help="rebuild even if it exists")
     bi.add_argument("--mirror", default=None, help="Debian mirror for debootstrap")
-    bi.add_argument("--builder", choices=BUILDER_CHOICES, default="auto",
+    bi.add_argument("--builder", choices=registry.choices(), default=registry.AUTO,
                     help="where the image goes: the Docker engine or buildah's storage (no "
                     "engine needed); auto: buildah with --output, else docker when an engine "
                     "answers")
@@ -356,7 +356,7 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
         verify(Path(args.output), report, user=args.user)
         return 0
     if args.command == "push":
-        from packager.executor.builders import Tls
+        from packager.executor.images.builder import Tls
         from packager.executor.push import PushRequest, push
 
         for flag in ("authfile", "ca_bundle", "image_url_file", "image_digest_file"):
@@ -428,12 +428,11 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
                          no_cache=getattr(args, "no_cache", False), platform=platform,
                          base_source=base_source)
     ws = Workspace(args.input, args.output, options, report, force=args.force,
-                   build_env=build_env, builder=getattr(args, "builder", "auto"))
+                   build_env=build_env, builder=getattr(args, "builder", registry.AUTO))
     outcome = ws.run(args.command)
     if outcome.result is not None and report.mode != "json":
         r = outcome.result
-        where = (" (it is in buildah's storage: `triton-packager push` it, or `buildah push "
-                 f"{r.image} docker-daemon:{r.image}`)" if r.builder == "buildah" else "")
+        where = ws.builder.run_hint(r.image)
         report.info(
             f"run it{where}:\n"
             f"  docker run --rm --shm-size=256m -p 8000:8000 -p 8001:8001 -p 8002:8002 {r.image}\n"

@@ -21,6 +21,7 @@ from packager.backends import BY_KEY
 from packager.baseimage import BaseImage
 from packager.errors import InputError, PackagerError, bounded
 from packager.inputs import CONDA_NAMES, REQUIREMENTS_NAME
+from packager.layers import MODEL_REPOSITORY, WEIGHTS
 from packager.plan import Layer, ModelPlan, RepositoryPlan
 from packager.pyenv import (
     ENV_DIR,
@@ -34,7 +35,6 @@ from packager.pyenv import (
 
 CONDA_PACK_VERSION = "0.9.2"
 
-MODEL_REPOSITORY = "/models"
 # The weights get an image of their own, built from context/weights/ once per weights digest;
 # the model image starts FROM it. The legacy builder (the docker SDK's) uploads the whole
 # context on every build, so keeping gigabytes out of the model image's context is what makes
@@ -42,6 +42,7 @@ MODEL_REPOSITORY = "/models"
 WEIGHTS_CONTEXT = "weights"
 WEIGHTS_REPOSITORY = "triton-packager/weights"
 WEIGHTS_RECIPE = "1"
+WEIGHTS_TEMPLATE = "weights.Dockerfile.j2"  # its COPY lines: packager.layers.WEIGHTS
 
 # Anything that could end a Dockerfile instruction, continue it, quote out of a value or
 # expand a variable. Values are validated upstream; this is the last line of defence.
@@ -323,10 +324,10 @@ def render_dockerfile(
     if weights_tag is not None:
         weight_models = sorted({e.dest.split("/", 1)[0] for e in plan.weights()})
         try:
-            weights = _render(env.get_template("weights.Dockerfile.j2"), dict(
+            weights = _render(env.get_template(WEIGHTS_TEMPLATE), dict(
                 packager_version=__version__, name=first.model_name, base=base,
                 model_repository=MODEL_REPOSITORY, weights_tag=weights_tag,
-                weight_models=weight_models))
+                weight_models=weight_models, weights=WEIGHTS))
         except PackagerError:
             raise
         except Exception as exc:  # a --template-dir may replace this template too

@@ -2,12 +2,16 @@
 
 docker-py's own tag regex ends in `$` and so accepts a trailing newline; these do not.
 Grammar from distribution/reference (`reference.go`).
+
+Also where an image is, as containers/image writes it (`TRANSPORT:REST`: `oci-archive:PATH`,
+`docker-daemon:NAME`, ...): parsed here and nowhere else (`split_transport`).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from packager.errors import InputError, bounded
 
@@ -87,3 +91,43 @@ def render_image_name(template: str, *, name: str, version: int, random_uuid: st
                          "plain placeholders", fix=fix)
     return parse_reference(text.lower(), what=f"--image-name {bounded(template)}: the name",
                            allow_digest=False)
+
+
+# --- transports: where an image is --------------------------------------------------------------
+ARCHIVE_TRANSPORTS = ("oci-archive", "docker-archive")  # an image file: PATH[:NAME]
+DAEMON_TRANSPORT = "docker-daemon"  # the local Docker engine's images: NAME
+REGISTRY_TRANSPORT = "docker"  # a registry: docker://REF
+STORAGE_TRANSPORT = "containers-storage"  # buildah's (podman's) own storage: NAME
+TRANSPORTS = (*ARCHIVE_TRANSPORTS, DAEMON_TRANSPORT, STORAGE_TRANSPORT, REGISTRY_TRANSPORT)
+
+
+def split_transport(reference: str) -> tuple[str, str]:
+    """(transport, the rest) of `TRANSPORT:REST`; ("", reference) for a plain name.
+    `docker://REF` is ("docker", "REF"); `docker:5000/x` is a plain name (a registry host)."""
+    for transport in TRANSPORTS:
+        prefix = transport + ("://" if transport == REGISTRY_TRANSPORT else ":")
+        if reference.startswith(prefix):
+            return transport, reference[len(prefix):]
+    return "", reference
+
+
+def archive_path(reference: str) -> tuple[str, Path]:
+    """(transport, file) of an `oci-archive:PATH[:NAME]` / `docker-archive:...` reference;
+    ("", Path()) for anything else."""
+    transport, rest = split_transport(reference)
+    if transport not in ARCHIVE_TRANSPORTS:
+        return "", Path()
+    return transport, Path(rest.split(":", 1)[0])
+
+
+def check_archive_output(output: str) -> tuple[str, Path]:
+    """`oci-archive:PATH` or `docker-archive:PATH` -> (transport, path); anything else is bad
+    input (an image file to write: a name inside is added by the writer)."""
+    transport, rest = split_transport(output)
+    if transport not in ARCHIVE_TRANSPORTS or not rest or "\n" in rest:
+        raise InputError(f"image output {bounded(output)} is not oci-archive:PATH or "
+                         "docker-archive:PATH", fix="e.g. oci-archive:/tmp/model.tar")
+    if ":" in rest:
+        raise InputError(f"image output path {bounded(rest)} contains ':'",
+                         fix="choose a file name without ':' (the image's name is added for you)")
+    return transport, Path(rest)

@@ -1,5 +1,10 @@
-"""Image layers assembled directly (pure): the tar members of a weights layer, their exact byte
-layout, and the image config and manifest of a `docker load` archive.
+"""The weights layers (pure): what every weights layer holds, whichever way it is made, and the
+layers assembled directly -- the tar members of a weights layer, their exact byte layout, and the
+image config and manifest of a `docker load` archive.
+
+`WEIGHTS` is the one specification of a weights layer: templates/weights.Dockerfile.j2 renders
+its COPY lines from it (buildah, and the Docker engine with --platform), and the docker load path
+(executor/images/docker_load.py) assembles the same layer from it byte by byte.
 
 Why: a Dockerfile `COPY` of gigabytes through the Docker engine's legacy builder writes the bytes
 three times (the received context, the container's layer, the committed layer). `docker load`
@@ -20,8 +25,41 @@ from typing import Any
 
 BLOCK = 512
 END_OF_ARCHIVE = b"\0" * (2 * BLOCK)
-OWNER = 1000  # COPY --chown=1000:1000, as the generated Dockerfiles do
-DIR_MODE = 0o755
+MODEL_REPOSITORY = "/models"  # Triton's model repository in every generated image
+
+
+@dataclass(frozen=True)
+class WeightsLayer:
+    """One model's weights layer: context/weights/<context_dir>/<model>/ at <root>/<model>/ in
+    the image, files and directories below <root> owned by owner:group (Triton's uid 1000 in
+    NGC images), files keeping their mode from the context (0644, or 0755 for executables),
+    directories `dir_mode`, <root> itself owned by root (as COPY creates a missing parent),
+    every entry's mtime `mtime` (so equal weights on an equal base give an equal image ID).
+    The history entry of a layer assembled directly is the COPY it stands for, marked."""
+
+    root: str = MODEL_REPOSITORY
+    context_dir: str = "models"
+    owner: int = 1000
+    group: int = 1000
+    dir_mode: int = 0o755
+    root_owner: int = 0
+    mtime: int = 0
+    marker: str = "# triton-packager"
+
+    @property
+    def chown(self) -> str:
+        return f"{self.owner}:{self.group}"
+
+    def copy_instruction(self, model: str) -> str:
+        """The Dockerfile instruction that makes `model`'s layer."""
+        return f"COPY --chown={self.chown} {self.context_dir}/{model}/ {self.root}/{model}/"
+
+    def history(self, model: str) -> str:
+        """`created_by` of `model`'s layer when it is assembled, not built."""
+        return f"{self.copy_instruction(model)} {self.marker}"
+
+
+WEIGHTS = WeightsLayer()
 
 
 @dataclass(frozen=True)
@@ -32,14 +70,15 @@ class Member:
     size: int = 0  # regular files only
     mode: int = 0o644
     is_dir: bool = False
-    owner: int = OWNER
+    owner: int = WEIGHTS.owner
+    group: int = WEIGHTS.group
 
     def header(self, mtime: int) -> bytes:
         info = tarfile.TarInfo(self.name + ("/" if self.is_dir else ""))
         info.type = tarfile.DIRTYPE if self.is_dir else tarfile.REGTYPE
         info.size = 0 if self.is_dir else self.size
         info.mode = self.mode
-        info.uid = info.gid = self.owner
+        info.uid, info.gid = self.owner, self.group
         info.uname = info.gname = ""
         info.mtime = mtime
         return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
@@ -61,8 +100,9 @@ def members(files: Iterable[tuple[str, int, int]], root: str) -> list[Member]:
         for i in range(1, len(parts)):
             dirs.add("/".join(parts[:i]))
         out.append(Member(f"{root}/{rel.strip('/')}", size=size, mode=mode & 0o7777))
-    out += [Member(f"{root}/{d}", mode=DIR_MODE, is_dir=True) for d in dirs]
-    out.append(Member(root, mode=DIR_MODE, is_dir=True, owner=0))
+    out += [Member(f"{root}/{d}", mode=WEIGHTS.dir_mode, is_dir=True) for d in dirs]
+    out.append(Member(root, mode=WEIGHTS.dir_mode, is_dir=True, owner=WEIGHTS.root_owner,
+                      group=WEIGHTS.root_owner))
     return sorted(out, key=lambda m: m.name)
 
 

@@ -234,19 +234,16 @@ def result_object(text: str) -> dict[str, str]:
 
 
 def write_results(out: Path, result_file: Path, digest_file: Path) -> dict[str, str]:
-    from packager.executor import buildah_build
+    from packager.executor.images import registry
     from packager.executor.verify import load_result
 
     load_result(out)  # result.json readable, and this tool's
     obj = result_object((out / "result.json").read_text(encoding="utf-8"))
-    base_digest = ""
-    if obj["builder"] == "buildah":
-        doc = buildah_build._inspect(obj["base_image"], None)
-        base_digest = str((doc or {}).get("FromImageDigest") or "")
-    if not base_digest.startswith("sha256:"):
+    base_digest = registry.get(obj["builder"]).manifest_digest(obj["base_image"]) or ""
+    if not base_digest:
         raise InputError(f"the base image {bounded(obj['base_image'])} has no manifest digest in "
-                         "buildah's storage", fix="run tekton-results in the build Task, after "
-                         "package, on the same storage")
+                         f"{obj['builder']}'s storage", fix="run tekton-results in the build "
+                         "Task, after package, on the same storage")
     values = {"RESULT": json.dumps(obj, separators=(",", ":")), "BASE_IMAGE_DIGEST": base_digest}
     size = termination_message_size(values)
     if size > RESULTS_BUDGET:

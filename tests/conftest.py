@@ -18,7 +18,7 @@ import pytest  # noqa: E402
 if TYPE_CHECKING:
     import docker
 
-    from packager.executor.buildah_build import Storage
+    from packager.executor.images.buildah import Storage
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +41,7 @@ def python_model(python_example: Path, tmp_path: Path) -> Path:
 def _overlay_works(root: Path) -> bool:
     import subprocess
 
-    from packager.executor.buildah_build import Storage
+    from packager.executor.images.buildah import Storage
 
     probe = Storage("overlay", root / "probe", root / "probe-run")
     cmd = ["buildah", *probe.flags(), "from", "--name", "overlay-probe", "scratch"]
@@ -56,7 +56,7 @@ def storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storage]:
     """A private buildah storage for the session: overlay where the kernel allows it, else vfs."""
     import subprocess
 
-    from packager.executor.buildah_build import Storage
+    from packager.executor.images.buildah import Storage
 
     # The engine tier's setup (.ci/docker-up) installs buildah: its absence is a real failure.
     assert shutil.which("buildah"), "buildah is not installed: run .ci/docker-up"
@@ -72,12 +72,33 @@ def storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storage]:
 @pytest.fixture
 def buildah_env(storage: Storage, monkeypatch: pytest.MonkeyPatch) -> Storage:
     """The session's buildah storage, selected through the environment as a user would."""
-    from packager.executor import buildah_build as bb
+    from packager.executor.images import buildah as bb
 
     monkeypatch.setenv(bb.ENV_DRIVER, storage.driver or "vfs")
     monkeypatch.setenv(bb.ENV_ROOT, str(storage.root))
     monkeypatch.setenv(bb.ENV_RUNROOT, str(storage.runroot))
     return storage
+
+
+# --- every registered builder ------------------------------------------------------------------
+# What a builder needs from the test session to run here (a fixture's name), if anything.
+_BUILDER_SETUP = {"buildah": "buildah_env"}
+
+
+def _builder_names() -> tuple[str, ...]:
+    from packager.executor.images.registry import names
+
+    return names()
+
+
+@pytest.fixture(params=_builder_names())
+def builder(request: pytest.FixtureRequest) -> str:
+    """Each registered builder's name in turn (`--builder NAME`), set up to run here: the
+    engine-facing tests that take this fixture run against every builder."""
+    setup = _BUILDER_SETUP.get(request.param)
+    if setup is not None:
+        request.getfixturevalue(setup)
+    return str(request.param)
 
 
 # --- the Docker engine -------------------------------------------------------------------------

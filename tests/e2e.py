@@ -10,9 +10,11 @@ import os
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import tarfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,10 +40,11 @@ class Recorder(Reporter):
         self.lines.append(f"{kind}: {text}")
 
 
-def package(model: Path, out: Path, **opts: str) -> tuple[Outcome, Recorder]:
+def package(model: Path, out: Path, *, builder: str = "auto",
+            **opts: str) -> tuple[Outcome, Recorder]:
     rec = Recorder()
     options = Options(base_image=opts.pop("base_image", LOCAL_CPU_IMAGE), **opts)
-    return Workspace(model, out, options, rec).run("package"), rec
+    return Workspace(model, out, options, rec, builder=builder).run("package"), rec
 
 
 def _archive(client: docker.DockerClient, image: str, path: str) -> tarfile.TarFile:
@@ -192,3 +195,15 @@ def infer_add_sub(url: str, a: Any, b: Any, *, module: Any = None,
     ins[1].set_data_from_numpy(b)
     r = c.infer("add-sub", ins, model_version=version)
     return r.as_numpy("OUTPUT0"), r.as_numpy("OUTPUT1")
+
+
+def manifest_digest(reg: Registry, repo: str, tag: str, user: str, password: str) -> str:
+    """The digest the registry `reg` gives the manifest repo:tag (HEAD, with basic auth)."""
+    req = urllib.request.Request(f"{'https' if reg.ca else 'http'}://{reg.host}/v2/{repo}/"
+                                 f"manifests/{tag}", method="HEAD", headers={
+        "Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode(),
+        "Accept": "application/vnd.docker.distribution.manifest.v2+json, "
+                  "application/vnd.oci.image.manifest.v1+json"})
+    ctx = ssl.create_default_context(cafile=str(reg.ca)) if reg.ca else None
+    with urllib.request.urlopen(req, timeout=10, context=ctx) as resp:
+        return str(resp.headers["Docker-Content-Digest"])

@@ -18,6 +18,7 @@ import subprocess
 import tarfile
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -26,9 +27,10 @@ from e2e import Recorder, authfile, infer_add_sub, registry
 from packager.baseimage import LOCAL_CPU_IMAGE
 from packager.dockerfile import base_images
 from packager.errors import BuildError, InputError, PushError
-from packager.executor import buildah_build as bb
-from packager.executor.buildah_build import Storage
+from packager.executor.images import buildah as bb
+from packager.executor.images.buildah import Storage
 from packager.executor.push import check_authfile
+from packager.imageref import check_archive_output
 
 SECRET = "s3cret-index-pass-7d1e"
 PROXY_SECRET = "s3cret-proxy-pass-9b2c"
@@ -67,11 +69,11 @@ def test_base_images_skip_stages_and_scratch() -> None:
 
 
 def test_output_must_be_an_archive_transport() -> None:
-    assert bb.check_output("oci-archive:/tmp/x.tar") == ("oci-archive", Path("/tmp/x.tar"))
+    assert check_archive_output("oci-archive:/tmp/x.tar") == ("oci-archive", Path("/tmp/x.tar"))
     for bad in ("docker://reg/x:1", "/tmp/x.tar", "oci-archive:", "docker-archive:/a:b",
                 "oci-archive:/x\nRUN id"):
         with pytest.raises(InputError):
-            bb.check_output(bad)
+            check_archive_output(bad)
 
 
 def test_missing_buildah_names_the_install_and_is_an_environment_fault(
@@ -149,6 +151,23 @@ def _containers(storage: Storage) -> set[str]:
     out = subprocess.run(["buildah", *storage.flags(), "containers", "--quiet"],
                          capture_output=True, text=True, timeout=60, check=True).stdout
     return set(out.split())
+
+
+def _history(reference: str, storage: Storage) -> list[str]:
+    """Each history entry's `created_by` (the step that made it), oldest first."""
+    doc = json.loads(subprocess.run(
+        ["buildah", *storage.flags(), "inspect", "--type", "image", "--", reference],
+        capture_output=True, text=True, check=True, timeout=60).stdout)
+    return [str(h.get("created_by", "")) for h in doc.get("History") or []]
+
+
+def _build_to(context: Path, tag: str, rec: Recorder, buildargs: dict[str, str] | None = None,
+              *, output: str, storage: Storage, **options: Any) -> str:
+    """Build, then write the image to the file `output` (`oci-archive:` / `docker-archive:`),
+    named `tag` inside."""
+    built = bb.build_image(context, tag, rec, buildargs, storage=storage, **options)
+    bb.export_image(built, output, name=tag, storage=storage)
+    return built
 
 
 def _logs(rec: Recorder) -> list[str]:
@@ -259,8 +278,8 @@ def test_dockerignore_labels_and_oci_archive(tmp_path: Path, storage: Storage,
                    {"keep.txt": "kept\n", "drop.txt": "dropped\n", "sub/x.bin": "x",
                     ".dockerignore": "drop.txt\nsub\n"})
     archive = tmp_path / "out" / "image.tar"
-    built = bb.build_image(ctx, "ignore-test:1", Recorder(), labels={"io.example.k": "v 1"},
-                           output=f"oci-archive:{archive}", storage=storage)
+    built = _build_to(ctx, "ignore-test:1", Recorder(), labels={"io.example.k": "v 1"},
+                      output=f"oci-archive:{archive}", storage=storage)
     files, _ = _oci_archive_contents(archive)
     assert files["ctx/keep.txt"] == b"kept\n"
     assert "ctx/drop.txt" not in files and "ctx/sub/x.bin" not in files
@@ -301,13 +320,13 @@ def test_build_args_stay_in_the_builder_stage_and_docker_loads_the_archive(
     oci, dock = tmp_path / "image.oci.tar", tmp_path / "image.docker.tar"
     tag = "localhost/triton-packager-test/leak:1"
     rec = Recorder()
-    built = bb.build_image(ctx, tag, rec, {"PIP_INDEX_URL": index, "HTTP_PROXY": proxy},
-                           output=f"oci-archive:{oci}", storage=storage)
+    built = _build_to(ctx, tag, rec, {"PIP_INDEX_URL": index, "HTTP_PROXY": proxy},
+                      output=f"oci-archive:{oci}", storage=storage)
     bb.export_image(built, f"docker-archive:{dock}", name=tag, storage=storage)
     files, archived_history = _oci_archive_contents(oci)
     # The builder stage saw both values: /result exists only when they arrived.
     assert files["result"] == b"built-ok\n"
-    history = bb.image_history(tag, storage=storage)
+    history = _history(tag, storage)
     for secret in (SECRET, PROXY_SECRET, "PIP_INDEX_URL", "pypi.example"):
         assert not [h for h in history + archived_history if secret in h], secret
         for raw in (oci.read_bytes(), dock.read_bytes()):
@@ -340,7 +359,7 @@ def test_the_leak_check_sees_an_argument_the_final_stage_uses(tmp_path: Path, st
     tag = "localhost/triton-packager-test/leaks:1"
     bb.build_image(ctx, tag, Recorder(), {"PIP_INDEX_URL": f"https://u:{SECRET}@x/"},
                    storage=storage)
-    assert [h for h in bb.image_history(tag, storage=storage) if SECRET in h]
+    assert [h for h in _history(tag, storage) if SECRET in h]
 
 
 @pytest.mark.docker
@@ -424,11 +443,11 @@ def test_generated_python_example_builds_with_buildah_and_serves(
     ctx = _dockerfile_phase(python_model, tmp_path / "out")
     tag = "localhost/triton-packager-test/add-sub:buildah"
     archive = tmp_path / "image.tar"
-    built = bb.build_image(ctx, tag, Recorder(), output=f"docker-archive:{archive}",
-                           storage=storage)
+    built = _build_to(ctx, tag, Recorder(), output=f"docker-archive:{archive}",
+                      storage=storage)
     labels = bb.image_labels(tag, storage=storage) or {}
     assert labels["io.triton-packager.model.name"] == "add-sub"
-    history = " ".join(bb.image_history(tag, storage=storage))
+    history = " ".join(_history(tag, storage))
     assert "HEALTHCHECK" in history  # kept: the image is in Docker's format
     docker = str(shutil.which("docker"))
     loaded = subprocess.run([docker, "load", "-i", str(archive)], capture_output=True,
@@ -464,13 +483,12 @@ def test_generated_requirements_build_leaks_no_index_proxy_or_ca(
                             "--ca-bundle", str(bundle), "--http-proxy", proxy, "--no-proxy", "*")
     archive = tmp_path / "image.tar"
     tag = "localhost/triton-packager-test/req:1"
-    bb.build_image(ctx, tag, Recorder(),
-                   {"PIP_INDEX_URL": index, "HTTP_PROXY": proxy, "NO_PROXY": "*"},
-                   output=f"oci-archive:{archive}", storage=storage)
+    _build_to(ctx, tag, Recorder(), {"PIP_INDEX_URL": index, "HTTP_PROXY": proxy, "NO_PROXY": "*"},
+              output=f"oci-archive:{archive}", storage=storage)
     files, history = _oci_archive_contents(archive)
     # one environment per distinct requirements.txt (envs/N), as the docker path builds it
     assert any(n.startswith("opt/triton-packager/envs/") and "/mpmath/" in n for n in files)
-    joined = " ".join(history + bb.image_history(tag, storage=storage))
+    joined = " ".join(history + _history(tag, storage))
     for secret in (PROXY_SECRET, "triton-packager-ca", "PIP_INDEX_URL", "pypi.org"):
         assert secret not in joined, secret
     assert not [n for n in files if "triton-packager-ca" in n or "build-secrets" in n]

@@ -14,21 +14,18 @@ import tritonclient.http as httpclient
 from e2e import (
     Recorder,
     image_file_bytes,
-    image_files,
     infer_add_sub,
     package,
-    registry,
 )
-from models import PYTHON_CONFIG, backend_files, manifest, write_tree
+from models import backend_files, manifest, write_tree
 
 from packager.baseimage import LOCAL_CPU_IMAGE
 from packager.cli import main
 from packager.errors import BuildError
 from packager.executor.container import serve
-from packager.executor.docker_build import build_image
+from packager.executor.images.docker import build_image
 from packager.executor.phases import BuildEnv, Workspace
 from packager.pipeline import Options
-from packager.plan import Layer
 
 pytestmark = pytest.mark.docker
 
@@ -58,55 +55,6 @@ def test_python_example_serves_over_http_and_grpc(tmp_path: Path, client, images
     assert config["Healthcheck"]["Test"][-1].endswith("/v2/health/ready")
     assert outcome.result.base_image_id == client.images.get(LOCAL_CPU_IMAGE).id
     assert not client.containers.list(all=True, filters={"label": "io.triton-packager.role"})
-
-
-@pytest.mark.serving
-def test_verify_phase_passes_and_fails_with_the_server_log(tmp_path: Path, client, images,
-                                                           capsys, python_model: Path) -> None:
-    outcome, _ = package(python_model, tmp_path / "out")
-    assert outcome.result is not None
-    images.append(outcome.result.image)
-    assert main(["verify", "--output", str(tmp_path / "out")]) == 0
-    assert "answered OUTPUT0, OUTPUT1" in capsys.readouterr().err
-
-    broken = write_tree(tmp_path / "broken", {
-        "model.py": "class TritonPythonModel:\n    def initialize(self, args):\n"
-                    "        raise RuntimeError('weights are corrupt')\n",
-        "config.pbtxt": PYTHON_CONFIG.format(name="model"),
-    })
-    outcome, _ = package(broken, tmp_path / "out2")
-    assert outcome.result is not None
-    images.append(outcome.result.image)
-    assert main(["verify", "--output", str(tmp_path / "out2")]) == 4
-    err = capsys.readouterr().err
-    assert "weights are corrupt" in err  # the server's log tail is in the message
-    assert not client.containers.list(all=True, filters={"label": "io.triton-packager.role"})
-
-
-@pytest.mark.parametrize("key", ["onnx", "pytorch"])
-def test_image_holds_exactly_the_planned_repository(key: str, tmp_path: Path, client,
-                                                    images) -> None:
-    files = backend_files(key, f"{key}-model", with_config=True)
-    files["odahuflow.model.yaml"] = manifest(f"{key}-model", 2)
-    files["labels.txt"] = "a\nb\n"
-    model = write_tree(tmp_path / "model", files)
-    outcome, _ = package(model, tmp_path / "out")
-    assert outcome.result is not None and outcome.analysis is not None
-    images.append(outcome.result.image)
-    plan = outcome.analysis.plan
-    found = image_files(client, outcome.result.image, "/models")
-    inside = {name.removeprefix("models/") for name in found if name != "models"}
-    assert inside == {e.dest for e in plan.entries}
-    for name, info in found.items():
-        if name != "models":
-            assert (info.uid, info.gid) == (1000, 1000), name
-            assert info.mode & 0o004, f"{name} must be world-readable"
-    config = image_file_bytes(client, outcome.result.image, f"/models/{key}-model/config.pbtxt")
-    assert config == (model / "config.pbtxt").read_bytes()
-    weight = next(e for e in plan.entries if e.layer is Layer.WEIGHTS)
-    assert weight.source is not None
-    weights = image_file_bytes(client, outcome.result.image, f"/models/{weight.dest}")
-    assert weights == (model / weight.source).read_bytes()
 
 
 def test_config_change_reuses_the_weight_layer(tmp_path: Path, client, images) -> None:
@@ -295,32 +243,6 @@ def test_dockerfile_error_is_reported(tmp_path: Path, client) -> None:
     assert "link" in str(err.value)
     with pytest.raises(docker.errors.ImageNotFound):
         client.images.get("never-built:4")
-
-
-def test_push_records_the_digest_and_fails_cleanly_when_registry_is_down(
-    tmp_path: Path, client, images, capsys, python_model: Path
-) -> None:
-    model = python_model
-    out = tmp_path / "out"
-    outcome, _ = package(model, out)
-    assert outcome.result is not None
-    images.append(outcome.result.image)
-    with registry(tmp_path) as reg:
-        host = reg.host
-        assert main(["push", "--output", str(out), "--registry", host]) == 0
-        pushed = capsys.readouterr().out.strip()
-        images.append(pushed.split("@")[0])
-        result = (out / "result.json").read_text()
-        assert f'"image": "{host}/' in result
-        digest = pushed.split("@")[1]
-        assert digest.startswith("sha256:") and f'"pushed_digest": "{digest}"' in result
-        # The registry really has it: its manifest digest matches.
-        reg = client.images.get_registry_data(pushed.split("@")[0])
-        assert reg.id == digest
-    # The registry is down now.
-    assert main(["push", "--output", str(out), "--registry", host]) == 5
-    err = capsys.readouterr().err
-    assert "push of" in err and "failed" in err and "fix:" in err
 
 
 def test_base_image_phase_is_idempotent(client, capsys) -> None:

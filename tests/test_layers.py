@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from packager import layers
-from packager.executor.weights_load import _write_archive
+from packager.executor.images.docker_load import _write_archive
 
 BASE = {"architecture": "amd64", "os": "linux", "created": "2026-01-01T00:00:00Z",
         "config": {"Env": ["PATH=/bin"], "Cmd": ["tritonserver"], "Labels": {"b": "1"}},

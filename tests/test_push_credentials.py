@@ -7,20 +7,18 @@ and, for buildah, TLS from a CA the test makes."""
 
 from __future__ import annotations
 
-import base64
 import json
-import urllib.request
 from pathlib import Path
 
 import pytest
-from e2e import Registry, authfile, registry
+from e2e import authfile, manifest_digest, registry
 from hypothesis import given
 from hypothesis import strategies as st
 
 from packager.baseimage import LOCAL_CPU_IMAGE, split_base_source
 from packager.cli import main
 from packager.errors import InputError
-from packager.executor.builders import Credentials, registry_host
+from packager.executor.images.builder import Credentials, registry_host
 from packager.executor.push import (
     ENV_PASSWORD,
     ENV_USERNAME,
@@ -247,19 +245,6 @@ def test_image_archives_need_buildah(tmp_path: Path, capsys, python_model: Path)
 
 # --- real registries --------------------------------------------------------------------------
 
-def _manifest_digest(reg: Registry, repo: str, tag: str, user: str, password: str) -> str:
-    req = urllib.request.Request(f"{'https' if reg.ca else 'http'}://{reg.host}/v2/{repo}/"
-                                 f"manifests/{tag}", method="HEAD", headers={
-        "Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode(),
-        "Accept": "application/vnd.docker.distribution.manifest.v2+json, "
-                  "application/vnd.oci.image.manifest.v1+json"})
-    import ssl
-
-    ctx = ssl.create_default_context(cafile=str(reg.ca)) if reg.ca else None
-    with urllib.request.urlopen(req, timeout=10, context=ctx) as resp:
-        return str(resp.headers["Docker-Content-Digest"])
-
-
 @pytest.mark.docker
 def test_buildah_package_and_push_to_a_tls_registry_with_credentials(
         tmp_path: Path, capsys, python_model: Path, buildah_env,
@@ -297,7 +282,7 @@ def test_buildah_package_and_push_to_a_tls_registry_with_credentials(
         digest = digest_file.read_text()
         assert url.read_text() == f"{reg.host}/team/push-me:1"
         assert digest.startswith("sha256:") and len(digest) == 71
-        assert _manifest_digest(reg, "team/push-me", "1", "ci", SECRET) == digest
+        assert manifest_digest(reg, "team/push-me", "1", "ci", SECRET) == digest
         doc = json.loads((out / "result.json").read_text())
         assert doc["image"] == f"{reg.host}/team/push-me:1"
         assert doc["pushed_image"] == f"{reg.host}/team/push-me@{digest}"
@@ -316,40 +301,6 @@ def test_buildah_package_and_push_to_a_tls_registry_with_credentials(
     auth = authfile(tmp_path / "auth.json", reg.host, "ci", SECRET)
     assert main([*push, "--ca-bundle", str(reg.ca), "--authfile", str(auth)]) == 5  # down
     assert url.read_text() == f"{reg.host}/team/push-me:1"  # the earlier push's, unchanged
-
-
-@pytest.mark.docker
-def test_docker_push_with_an_auth_file_and_with_environment_credentials(
-        tmp_path: Path, capsys, python_model: Path, client, images,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    out = tmp_path / "out"
-    assert main(["package", str(python_model), "-o", str(out), "--builder", "docker",
-                 "--base-image", LOCAL_CPU_IMAGE]) == 0
-    image = json.loads((out / "result.json").read_text())["image"]
-    images.append(image)
-    # The Docker engine pushes to 127.0.0.0/8 over plain HTTP: no CA to install.
-    with registry(tmp_path / "reg", user="ci", password=SECRET) as reg:
-        push = ["push", "-o", str(out), "--registry", reg.host]
-        before = (out / "result.json").read_text()
-        bad = authfile(tmp_path / "bad.json", reg.host, "ci", "wrong")
-        assert main([*push, "--authfile", str(bad)]) == 5
-        assert (out / "result.json").read_text() == before
-        good = authfile(tmp_path / "good.json", reg.host, "ci", SECRET)
-        assert main([*push, "--authfile", str(good)]) == 0
-        pushed = capsys.readouterr().out.strip()
-        images.append(pushed.split("@")[0])
-        digest = pushed.split("@")[1]
-        assert _manifest_digest(reg, image.split(":")[0], image.split(":")[1], "ci",
-                                SECRET) == digest
-        # the same image again, with a username and password from files
-        (tmp_path / "u").write_text("ci\n")
-        (tmp_path / "p").write_text(SECRET + "\n")
-        monkeypatch.setenv(f"{ENV_USERNAME}_FILE", str(tmp_path / "u"))
-        monkeypatch.setenv(f"{ENV_PASSWORD}_FILE", str(tmp_path / "p"))
-        assert main(push) == 0
-        captured = capsys.readouterr()
-        assert captured.out.strip().endswith(digest)
-        assert SECRET not in captured.out + captured.err
 
 
 def test_push_refuses_empty_file_options(tmp_path: Path, capsys) -> None:
@@ -377,7 +328,7 @@ def test_base_image_output_refuses_to_overwrite(tmp_path: Path, capsys) -> None:
 @pytest.mark.docker
 def test_an_oci_archive_base_without_a_name_inside_is_read_once(
         tmp_path: Path, capsys, python_model: Path, buildah_env, storage) -> None:
-    from packager.executor import buildah_build as bb
+    from packager.executor.images import buildah as bb
 
     bb.ensure_image(f"docker-daemon:{LOCAL_CPU_IMAGE}", storage=storage)
     archive = tmp_path / "base.tar"  # as `buildah push IMAGE oci-archive:PATH` writes it: no name

@@ -97,7 +97,7 @@ def _result(**changes: Any) -> ResultDocument:
 
 def test_results_are_an_object_of_strings_within_the_termination_message(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from packager.executor import buildah_build
+    from packager.executor.images import buildah
 
     out = tmp_path / "out"
     out.mkdir()
@@ -108,7 +108,7 @@ def test_results_are_an_object_of_strings_within_the_termination_message(
         seen.append(reference)
         return {"FromImageDigest": "sha256:" + "e" * 64}
 
-    monkeypatch.setattr(buildah_build, "_inspect", inspect)
+    monkeypatch.setattr(buildah, "_inspect", inspect)
     assert main(["tekton-results", "-o", str(out), "--result-file", str(tmp_path / "RESULT"),
                  "--base-digest-file", str(tmp_path / "BASE")]) == 0
     assert seen == ["nvcr.io/nvidia/tritonserver:26.07-py3"]
@@ -125,12 +125,12 @@ def test_results_are_an_object_of_strings_within_the_termination_message(
 
 def test_results_without_a_base_digest_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    from packager.executor import buildah_build
+    from packager.executor.images import buildah
 
     out = tmp_path / "out"
     out.mkdir()
     (out / "result.json").write_text(_result().to_json())
-    monkeypatch.setattr(buildah_build, "_inspect", lambda reference, storage: None)
+    monkeypatch.setattr(buildah, "_inspect", lambda reference, storage: None)
     assert main(["tekton-results", "-o", str(out), "--result-file", str(tmp_path / "R"),
                  "--base-digest-file", str(tmp_path / "B")]) == 2
     assert "has no manifest digest" in capsys.readouterr().err
@@ -139,7 +139,7 @@ def test_results_without_a_base_digest_are_refused(tmp_path: Path, monkeypatch: 
 
 def test_the_build_tasks_tls_verify_reaches_buildahs_pull() -> None:
     from packager.errors import InputError
-    from packager.executor import buildah_build as bb
+    from packager.executor.images import buildah as bb
 
     assert bb._pull_tls_flags({bb.ENV_TLS_VERIFY: "false"}) == ["--tls-verify=false"]
     assert bb._pull_tls_flags({bb.ENV_TLS_VERIFY: "true"}) == []

@@ -217,7 +217,7 @@ def test_unbound_ca_and_cache_leave_buildah_its_defaults() -> None:
     env = dict(package.env)
     # "" is no SSL_CERT_DIR (Go's system roots) and no --root (/var/lib/containers, the emptyDir).
     assert env["SSL_CERT_DIR"] == "" and env["TRITON_PACKAGER_BUILDAH_ROOT"] == ""
-    from packager.executor.buildah_build import Storage
+    from packager.executor.images.buildah import Storage
 
     assert Storage.from_env(env).root is None
 

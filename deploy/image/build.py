@@ -392,7 +392,8 @@ def push(target: str, *, authfile: Path | None = None, ca_bundle: Path | None = 
     (REGISTRY/REPOSITORY[:TAG]; TAG defaults to the version) with `triton-packager push`'s
     checks, credentials and TLS options; return the digest-pinned reference."""
     from packager.errors import PackagerError
-    from packager.executor.builders import Tls, select
+    from packager.executor.images.builder import Tls
+    from packager.executor.images.registry import select
     from packager.executor.push import check_registry, check_tls, resolve_credentials
     from packager.executor.report import Reporter
     from packager.imageref import parse_reference
@@ -414,8 +415,9 @@ def push(target: str, *, authfile: Path | None = None, ca_bundle: Path | None = 
         image_id = existing()
         if image_id is None:
             raise ImageBuildError(f"{source} is not built from the current sources")
-        if chosen.name == "buildah":  # buildah pushes from its own storage
-            chosen.ensure_image(f"docker-daemon:{source}")
+        # The image is built by the Docker engine; a builder with its own storage (buildah)
+        # copies it from there, the engine itself already holds it.
+        chosen.ensure_image(f"docker-daemon:{source}")
         digest = chosen.push(source, full, Reporter.create(quiet=False, json_lines=False),
                              credentials, tls, image_id=image_id)
     except PackagerError as exc:

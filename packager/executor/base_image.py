@@ -11,7 +11,6 @@ user with uid 1000. Skipped when an image built from the same recipe exists.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -21,14 +20,13 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-import docker.errors
-
 from packager.baseimage import LOCAL_CPU_IMAGE
 from packager.errors import BuildError, InputError
 from packager.executor import process
-from packager.executor.builders import Builder, select
-from packager.executor.docker_build import client
+from packager.executor.images import registry
+from packager.executor.images.builder import Builder
 from packager.executor.report import Reporter
+from packager.imageref import check_archive_output
 
 WHEEL = "nvidia-pytriton"
 WHEEL_VERSION = "0.7.0"  # tritonserver 2.51.0 (NGC 24.10)
@@ -150,29 +148,24 @@ def existing(builder: Builder, ref: str = LOCAL_CPU_IMAGE) -> bool:
 
 
 def ensure_base_image(report: Reporter, *, force: bool = False, mirror: str | None = None,
-                      builder: str = "docker", output: str | None = None) -> str:
-    """Build the base image with `builder` (docker: `docker import`; buildah: no engine
-    needed), skipped when one from the same recipe exists; `output` (buildah:
-    `oci-archive:PATH` / `docker-archive:PATH`) also writes it to that file."""
-    from packager.executor import buildah_build
-
+                      builder: str = registry.AUTO, output: str | None = None) -> str:
+    """Build the base image with `builder` (the Docker engine: `docker import`; buildah: no
+    engine needed), skipped when one from the same recipe exists; `output`
+    (`oci-archive:PATH` / `docker-archive:PATH`, with a builder that writes image files) also
+    writes it to that file."""
     ref = LOCAL_CPU_IMAGE
     if output is not None:
-        _, path = buildah_build.check_output(output)
+        _, path = check_archive_output(output)
         if path.exists() and not force:
             raise InputError("exists already", file=str(path),
                              fix="remove it, choose another --output, or pass --force")
-        if builder == "auto":
-            builder = "buildah"
-        if builder != "buildah":
-            raise InputError("--output writes an image file with buildah",
-                             fix="add --builder buildah (or leave --builder out)")
-    chosen = select(builder)
+        builder = registry.for_archive_output(builder)
+    chosen = registry.select(builder)
     if not force and existing(chosen, ref):
         report.step(f"base image {ref} is up to date (recipe {recipe_digest()}, {chosen.name})")
         if output is not None:
             report.step(f"writing {ref} to {output}")
-            buildah_build.export_image(ref, output, name=ref)
+            chosen.export_image(ref, output, name=ref)
         return ref
     if os.geteuid() != 0 or not shutil.which("debootstrap"):
         raise BuildError(
@@ -196,25 +189,13 @@ def ensure_base_image(report: Reporter, *, force: bool = False, mirror: str | No
             for child in sorted(rootfs.iterdir()):
                 tar.add(child, arcname=child.name)
         report.step(f"importing {ref} ({chosen.name})")
-        if chosen.name == "buildah":
-            buildah_build.import_rootfs(tar_path, ref, env=ENV, workdir=WORKDIR,
-                                        labels=_labels(), cmd=CMD)
-        else:
-            repo, tag = ref.rsplit(":", 1)
-            changes = [*(f"ENV {e}" for e in ENV), f"WORKDIR {WORKDIR}",
-                       *(f"LABEL {k}={v}" for k, v in _labels().items()),
-                       f"CMD {json.dumps(list(CMD))}"]
-            try:
-                client().api.import_image_from_file(str(tar_path), repository=repo, tag=tag,
-                                                    changes=changes)
-            except docker.errors.DockerException as exc:
-                raise BuildError(f"docker import of the base image failed: {exc}") from None
+        chosen.import_rootfs(tar_path, ref, env=ENV, workdir=WORKDIR, labels=_labels(), cmd=CMD)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if not existing(chosen, ref):
         raise BuildError(f"the base image {ref} is missing after import")
     if output is not None:
         report.step(f"writing {ref} to {output}")
-        buildah_build.export_image(ref, output, name=ref)
+        chosen.export_image(ref, output, name=ref)
     report.step(f"base image {ref} ready")
     return ref

@@ -13,7 +13,7 @@ import docker
 import docker.errors
 
 from packager.errors import VerifyError, bounded
-from packager.executor.docker_build import client
+from packager.executor.images.docker import client
 from packager.serverlog import summarize
 
 

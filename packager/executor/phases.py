@@ -14,11 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from packager.dockerfile import WEIGHTS_CONTEXT, DockerfileSpec
+from packager.dockerfile import WEIGHTS_CONTEXT, WEIGHTS_TEMPLATE, DockerfileSpec
 from packager.errors import EnvironmentFault, InputError, bounded
-from packager.executor.builders import Builder, select
 from packager.executor.digestcache import DigestCache
 from packager.executor.fs import materialize, staged_dir, write_atomic
+from packager.executor.images import registry
+from packager.executor.images.builder import Builder
 from packager.executor.lock import DEFAULT_WAIT, exclusive, lock_for
 from packager.executor.ownership import (
     STATE_DIR,
@@ -28,6 +29,7 @@ from packager.executor.ownership import (
 )
 from packager.executor.reader import read_input
 from packager.executor.report import Reporter
+from packager.imageref import archive_path
 from packager.inputs import InputTree
 from packager.pipeline import (
     Options,
@@ -38,7 +40,7 @@ from packager.pipeline import (
     image_name_for,
     phase_digest,
 )
-from packager.result import ModelEntry, ResultDocument
+from packager.result import LEGACY_BUILDER, ModelEntry, ResultDocument
 
 
 @dataclass(frozen=True)
@@ -120,11 +122,9 @@ class Workspace:
     @property
     def builder(self) -> Builder:
         if self._builder is None:
-            # An image file as the base: only buildah reads one, so `auto` prefers it.
-            source = self.build_env.base_source or ""
-            self._builder = select(self.builder_choice,
-                                   prefer_buildah=source.startswith(("oci-archive:",
-                                                                     "docker-archive:")))
+            # An image file as the base: `auto` prefers a builder that reads one.
+            self._builder = registry.select(self.builder_choice,
+                                            source=self.build_env.base_source)
         return self._builder
 
     # -- state -------------------------------------------------------------------------------
@@ -237,6 +237,7 @@ class Workspace:
             # A builder that cannot run here (no engine, no buildah) is found before any write.
             self.builder.check_base_source(self.build_env.base_source)
             assert spec is not None
+            self._check_weights_template(spec)
             # Before the lock and the first write: a base that cannot be had (no such archive
             # image, no engine for docker-daemon:, a failed pull) leaves no output behind.
             # Before the digest too, which holds the base image's ID.
@@ -287,14 +288,31 @@ class Workspace:
             outcome.result = ResultDocument.from_json((self.out / "result.json").read_text())
         return outcome
 
+    def _check_weights_template(self, spec: DockerfileSpec) -> None:
+        """A --template-dir weights.Dockerfile.j2 is refused where the builder assembles the
+        weights layers itself (packager.layers.WEIGHTS) instead of building that Dockerfile:
+        it would be silently ignored."""
+        if spec.weights_tag is None or self.builder.weights_from_dockerfile(
+                self.build_env.platform):
+            return
+        for d in self.options.template_dirs:
+            template = Path(d) / WEIGHTS_TEMPLATE
+            if template.is_file():
+                others = [n for n in registry.names()
+                          if registry.get(n).weights_from_dockerfile(None)]
+                raise InputError(
+                    f"template {WEIGHTS_TEMPLATE} (--template-dir) cannot apply: the "
+                    f"{self.builder.name} builder assembles the weights layers itself, without "
+                    "a Dockerfile", file=str(template),
+                    fix=f"remove {WEIGHTS_TEMPLATE} from --template-dir, or build the weights "
+                    f"from it with --platform OS/ARCH or --builder {' or '.join(others)}")
+
     def _ensure_base(self, name: str) -> None:
         """Bring the base image into the builder. An image file given as the source is read
         again only when it changed (its size, mtime, inode) or the image left the builder."""
         source = self.build_env.base_source
         identity = ""
-        if source is not None and ":" in source:
-            from packager.executor.buildah_build import archive_path
-
+        if source is not None:
             transport, path = archive_path(source)
             if transport:
                 st = path.stat()
@@ -400,6 +418,6 @@ class Workspace:
         image_id = rec.get("image_id")
         if not image_id:
             return False
-        if rec.get("builder", "docker") != self.builder.name:
+        if rec.get("builder", LEGACY_BUILDER) != self.builder.name:
             return False
         return self.builder.image_exists(rec.get("image", ""), image_id)

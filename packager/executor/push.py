@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from packager.errors import InputError, bounded
-from packager.executor.builders import Credentials, Tls, select
 from packager.executor.fs import write_atomic
+from packager.executor.images import registry
+from packager.executor.images.builder import Credentials, Tls
 from packager.executor.lock import exclusive, lock_for
 from packager.executor.report import Reporter
 from packager.executor.verify import load_result
@@ -54,7 +55,7 @@ def push(request: PushRequest, report: Reporter,
         if not result.image.startswith(prefix):
             target = str(parse_reference(prefix + result.image, what="--registry"))
     # The builder that holds the image, checked to run here (exit 3) before anything else.
-    builder = select(request.builder or result.builder)
+    builder = registry.select(request.builder or result.builder)
     credentials = resolve_credentials(request.authfile, os.environ if environ is None else environ)
     check_tls(request.tls)
     builder.check_push(request.tls)

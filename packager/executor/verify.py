@@ -9,6 +9,7 @@ from packager.backends import BY_KEY, ENSEMBLE
 from packager.baseimage import choose_base_image
 from packager.errors import InputError, VerifyError, bounded
 from packager.executor.container import logs_tail, serve
+from packager.executor.images import registry
 from packager.executor.report import Reporter
 from packager.imageref import parse_reference
 from packager.inference import cannot_sample, request_specs, sample, shape_matches
@@ -27,6 +28,10 @@ def load_result(out: Path) -> ResultDocument:
     except (ValueError, KeyError, UnicodeDecodeError) as exc:
         raise InputError(f"is not a result document: {bounded(str(exc), quote=False)}",
                          file=str(path), fix="package the model again") from None
+    if result.builder not in registry.names():
+        raise InputError(f"is not a result document: field 'builder' is "
+                         f"{result.builder[:40]!r}, not one of {', '.join(registry.names())}",
+                         file=str(path), fix="package the model again")
     # Its values become a path below --output and a docker reference: checked like user input.
     for m in result.models:
         check_name(m.name, file=str(path), field="models")
@@ -54,8 +59,8 @@ def verify(out: Path, report: Reporter, *, user: str | None = None) -> None:
                 f"{result.base_image} has no {m.backend} backend, so model {m.name} cannot load",
                 fix="package with an NGC base image that has the backend (the default)",
             )
-    if result.builder == "buildah":
-        _from_buildah(result, report)
+    # The builder that holds the image makes it runnable where `serve` runs it.
+    registry.get(result.builder).make_runnable(result.image, result.image_id, report)
     report.step(f"verify: starting {result.image}")
     with serve(result.image, user=user) as running:
         client = httpclient.InferenceServerClient(running.http_url)
@@ -67,17 +72,6 @@ def verify(out: Path, report: Reporter, *, user: str | None = None) -> None:
                     raise VerifyError(f"model {m.name} version {v} is not ready\n"
                                       f"{logs_tail(running.container_id)}")
             _one_request(client, running.container_id, m.name, str(max(served)), config, report)
-
-
-def _from_buildah(result: ResultDocument, report: Reporter) -> None:
-    """The Docker engine runs the image: copy it there from buildah's storage unless the engine
-    already holds the same image (by ID)."""
-    from packager.executor import buildah_build, docker_build
-
-    if result.image_id and docker_build.image_id(result.image) == result.image_id:
-        return
-    report.step(f"verify: copying {result.image} from buildah's storage to the Docker engine")
-    buildah_build.copy_to_docker(result.image_id or result.image, result.image)
 
 
 def _one_request(client: Any, container_id: str, name: str, version: str, config: ParsedConfig,

@@ -1,8 +1,10 @@
-"""Building images with buildah: no daemon, so it works in a cluster step without a Docker socket.
+"""buildah as a builder: no daemon, so it works in a cluster step without a Docker socket.
 
-The same API as docker_build (build_image, image_id, image_exists, ensure_image, image_labels),
-plus push and export of images. Every buildah call is a child process with a deadline in its own
-process group (executor/process.py). Choices that differ from buildah's defaults, and why:
+`BuildahBuilder` (the `Builder` protocol) is at the end; the functions above it are the buildah
+calls it makes: builds, images in storage, pulls (from registries, the local Docker engine and
+image files), imports of a root filesystem, image files written, pushes. Every buildah call is a
+child process with a deadline in its own process group (executor/process.py). Choices that
+differ from buildah's defaults, and why:
 
 - `--isolation chroot`: RUN steps need no runc and no user namespaces, so it works inside an
   unprivileged-enough container (Tekton's buildah Task uses the same).
@@ -14,7 +16,7 @@ process group (executor/process.py). Choices that differ from buildah's defaults
   generated Dockerfile's one (with a warning).
 - build argument values go through the child's environment (`--build-arg NAME` reads
   `$NAME`), never its command line, where any local user could read a proxy password in `ps`.
-- `--force-rm`: a failed build removes its working containers too (docker_build's forcerm).
+- `--force-rm`: a failed build removes its working containers too (the Docker engine's forcerm).
 - `--http-proxy=false`: buildah would otherwise hand the packager's own *_PROXY variables to
   every RUN step; as with the Docker engine, only the proxies given as build arguments count.
 
@@ -26,6 +28,7 @@ that allows overlay mounts where buildah runs.
 
 from __future__ import annotations
 
+import base64
 import collections
 import json
 import os
@@ -34,15 +37,26 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from packager.dockerfile import base_images
 from packager.errors import BuildError, InputError, PushError, bounded, redact
+from packager.executor.images.builder import Builder, Credentials, Tls, registry_host
 from packager.executor.process import Timeout, child, kill_group, run
 from packager.executor.report import Reporter
+from packager.imageref import (
+    ARCHIVE_TRANSPORTS,
+    DAEMON_TRANSPORT,
+    REGISTRY_TRANSPORT,
+    STORAGE_TRANSPORT,
+    archive_path,
+    check_archive_output,
+    split_transport,
+)
 
 LOG_TAIL = 15
 BUILD_TIMEOUT = 2 * 3600.0
@@ -58,7 +72,6 @@ ENV_TLS_VERIFY = "TRITON_PACKAGER_BUILDAH_TLS_VERIFY"
 
 INSTALL_FIX = ("install buildah (Debian/Ubuntu: `apt-get install -y buildah`; Fedora/RHEL: "
                "`dnf install -y buildah`), or build with the Docker engine instead")
-ARCHIVE_TRANSPORTS = ("oci-archive", "docker-archive")
 
 _DRIVER_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _BUILD_ARG_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
@@ -193,14 +206,6 @@ def image_labels(reference: str, *, storage: Storage | None = None) -> dict[str,
     return {}
 
 
-def image_history(reference: str, *, storage: Storage | None = None) -> list[str]:
-    """Each history entry's `created_by` (the step that made it), oldest first."""
-    doc = _inspect(reference, storage)
-    if doc is None:
-        raise BuildError(f"image {bounded(reference)} is not in buildah's storage")
-    return [str(h.get("created_by", "")) for h in doc.get("History") or []]
-
-
 def image_platform(reference: str, *, storage: Storage | None = None) -> str | None:
     """`os/architecture[/variant]` of `reference` in storage (None when absent)."""
     doc = _inspect(reference, storage)
@@ -222,23 +227,6 @@ def _check_platform(reference: str, platform: str, storage: Storage | None) -> N
                          f"not the requested platform {bounded(platform)}",
                          fix=f"bring in a {platform} build of it (`buildah pull --platform "
                          f"{platform} ...`), or build for {have}")
-
-
-def _split_transport(reference: str) -> tuple[str, str]:
-    for transport in (*ARCHIVE_TRANSPORTS, "docker-daemon", "containers-storage", "docker"):
-        if reference.startswith(transport + ":"):
-            rest = reference[len(transport) + 1:]
-            return transport, rest[2:] if transport == "docker" and rest.startswith("//") else rest
-    return "", reference
-
-
-def archive_path(reference: str) -> tuple[str, Path]:
-    """(transport, file) of an `oci-archive:PATH[:NAME]` / `docker-archive:...` reference;
-    ("", Path()) for anything else."""
-    transport, rest = _split_transport(reference)
-    if transport not in ARCHIVE_TRANSPORTS:
-        return "", Path()
-    return transport, Path(rest.split(":", 1)[0])
 
 
 def _pull_tls_flags(environ: Mapping[str, str] | None = None) -> list[str]:
@@ -267,11 +255,11 @@ _BASE_FIX = ("make the image present in buildah's storage: `buildah pull docker-
 def _docker_engine_id(reference: str) -> str | None:
     """The local Docker engine's ID for `reference`, None when no engine answers or lacks it."""
     try:
-        from packager.executor import docker_build
+        from packager.executor.images import docker
     except ImportError:  # the docker SDK is absent: no engine to copy from
         return None
     try:
-        return docker_build.image_id(reference)
+        return docker.image_id(reference)
     except BuildError:
         return None
 
@@ -285,7 +273,7 @@ def ensure_image(reference: str, *, storage: Storage | None = None, name: str | 
     `docker-archive:PATH` (a file). A plain name that storage lacks is copied from the local
     Docker engine when one has it, else pulled from its registry. `name` tags the result
     (what a Dockerfile's FROM will call an image read from an archive)."""
-    transport, rest = _split_transport(reference)
+    transport, rest = split_transport(reference)
     if transport in ARCHIVE_TRANSPORTS:
         path = archive_path(reference)[1]
         if not path.is_file():
@@ -300,7 +288,7 @@ def ensure_image(reference: str, *, storage: Storage | None = None, name: str | 
             if rest == str(path):
                 raise
             got = _pull(reference, storage, timeout)
-    elif transport == "docker-daemon":
+    elif transport == DAEMON_TRANSPORT:
         want = _docker_engine_id(rest)
         if want is None:
             raise BuildError(f"image {bounded(rest)} is not in the local Docker engine "
@@ -311,9 +299,9 @@ def ensure_image(reference: str, *, storage: Storage | None = None, name: str | 
         if found is not None:
             got = found
         elif _docker_engine_id(rest) is not None:
-            got = _pull(f"docker-daemon:{rest}", storage, timeout)
+            got = _pull(f"{DAEMON_TRANSPORT}:{rest}", storage, timeout)
         else:
-            got = _pull(f"docker://{rest}" if transport != "containers-storage" else rest,
+            got = _pull(f"{REGISTRY_TRANSPORT}://{rest}" if transport != STORAGE_TRANSPORT else rest,
                         storage, timeout)
     if name is not None:
         tag_image(got, name, storage=storage)
@@ -327,17 +315,11 @@ def tag_image(image: str, name: str, *, storage: Storage | None = None) -> None:
                          f"{_first_error(proc.stderr)}")
 
 
-def remove_image(reference: str, *, storage: Storage | None = None) -> bool:
-    """Untag/remove `reference` from storage; False when it was not there."""
-    proc = _buildah(["rmi", "--", reference], storage, timeout=QUERY_TIMEOUT)
-    return proc.returncode == 0
-
-
 def copy_to_docker(reference: str, name: str, *, storage: Storage | None = None,
                    timeout: float = TRANSFER_TIMEOUT) -> None:
     """Copy `reference` (a name or ID) from buildah's storage into the local Docker engine as
     `name` (for `verify`, which runs images with the engine). The ID stays the same."""
-    proc = _buildah(["push", "--quiet", "--", reference, f"docker-daemon:{name}"], storage,
+    proc = _buildah(["push", "--quiet", "--", reference, f"{DAEMON_TRANSPORT}:{name}"], storage,
                     timeout=timeout)
     if proc.returncode != 0:
         raise BuildError(f"buildah could not copy {bounded(reference)} to the Docker engine: "
@@ -379,23 +361,11 @@ def import_rootfs(tar_path: Path, reference: str, *, env: Sequence[str] = (),
     return found
 
 
-def check_output(output: str) -> tuple[str, Path]:
-    """`oci-archive:PATH` or `docker-archive:PATH` -> (transport, path); anything else is bad input."""
-    transport, rest = _split_transport(output)
-    if transport not in ARCHIVE_TRANSPORTS or not rest or "\n" in rest:
-        raise InputError(f"image output {bounded(output)} is not oci-archive:PATH or "
-                         "docker-archive:PATH", fix="e.g. oci-archive:/tmp/model.tar")
-    if ":" in rest:
-        raise InputError(f"image output path {bounded(rest)} contains ':'",
-                         fix="choose a file name without ':' (the image's name is added for you)")
-    return transport, Path(rest)
-
-
 def export_image(reference: str, output: str, *, name: str | None = None,
                  storage: Storage | None = None, timeout: float = TRANSFER_TIMEOUT) -> Path:
     """Write the image as a file (`oci-archive:PATH` / `docker-archive:PATH`), named `name`
     inside (the tag `docker load` gives it; the OCI ref.name annotation). Replaces PATH."""
-    transport, path = check_output(output)
+    transport, path = check_archive_output(output)
     path.parent.mkdir(parents=True, exist_ok=True)
     # buildah refuses to write into an existing docker-archive; write beside, then rename.
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -473,15 +443,9 @@ def build_command(context: Path, tag: str, *, buildargs: Mapping[str, str] | Non
 def build_image(context: Path, tag: str, report: Reporter,
                 buildargs: dict[str, str] | None = None, *, nocache: bool = False,
                 platform: str | None = None, labels: dict[str, str] | None = None,
-                stream_context: bool = False, output: str | None = None,
                 storage: Storage | None = None, timeout: float = BUILD_TIMEOUT) -> str:
     """Build `context` (its Dockerfile, honouring its .dockerignore) as `tag`; return the ID.
-
-    `stream_context` is accepted for the docker builder's API: buildah reads the context in
-    place and sends nothing. `output` (`oci-archive:PATH` / `docker-archive:PATH`) also writes
-    the image to that file, named `tag` inside."""
-    if output is not None:
-        check_output(output)
+    buildah reads the context in place: nothing is sent or copied first."""
     binary = _binary()
     storage = storage or Storage.from_env()
     dockerfile = (context / "Dockerfile").read_text(encoding="utf-8")
@@ -511,9 +475,6 @@ def build_image(context: Path, tag: str, report: Reporter,
     if not built:
         raise BuildError(f"the build ended but buildah wrote no image ID for {tag}",
                          log_tail=tuple(tail))
-    if output is not None:
-        report.step(f"writing the image to {output}")
-        export_image(built, output, name=tag, storage=storage)
     return _sha(built)
 
 
@@ -528,7 +489,8 @@ def push(reference: str, dest: str, authfile: Path | None = None, tls_verify: bo
     Credentials come only from `authfile` (or buildah's defaults: REGISTRY_AUTH_FILE, the
     containers auth.json, ~/.docker/config.json), never from the command line. The caller
     has checked the auth file (push.check_authfile)."""
-    target = dest if dest.startswith("docker://") else f"docker://{dest}"
+    transport, rest = split_transport(dest)
+    target = f"{REGISTRY_TRANSPORT}://{rest if transport == REGISTRY_TRANSPORT else dest}"
     with tempfile.TemporaryDirectory(prefix="triton-packager-push-") as tmp:
         digestfile = Path(tmp) / "digest"
         args = ["push", "--digestfile", str(digestfile), f"--tls-verify={str(tls_verify).lower()}"]
@@ -551,3 +513,135 @@ def push(reference: str, dest: str, authfile: Path | None = None, tls_verify: bo
         raise PushError(f"push of {bounded(dest)} reported no digest",
                         fix="check the registry's log")
     return digest
+
+
+@contextmanager
+def _authfile_for(credentials: Credentials, target: str) -> Iterator[Path | None]:
+    """The auth file buildah reads. A username and password become a private temporary auth
+    file (mode 0600 in a 0700 directory, removed after the push): buildah's `--creds` would put
+    the password on the command line, where any local user reads it in `ps`."""
+    if credentials.username is None:
+        yield credentials.authfile
+        return
+    token = base64.b64encode(
+        f"{credentials.username}:{credentials.password or ''}".encode()).decode("ascii")
+    with tempfile.TemporaryDirectory(prefix="triton-packager-auth-") as tmp:
+        path = Path(tmp) / "auth.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump({"auths": {registry_host(target): {"auth": token}}}, fh)
+        yield path
+
+
+@contextmanager
+def _cert_dir(tls: Tls) -> Iterator[Path | None]:
+    """buildah reads a registry's CA from a directory of *.crt files (`--cert-dir`)."""
+    if tls.ca_bundle is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="triton-packager-certs-") as tmp:
+        shutil.copyfile(tls.ca_bundle, Path(tmp) / "ca.crt")
+        yield Path(tmp)
+
+
+# --- the builder -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BuildahBuilder:
+    """buildah with the storage the environment selects (Storage.from_env)."""
+
+    name: str = "buildah"
+    missing: str = "buildah is not installed"
+    setup_hint: str = INSTALL_FIX
+    reads_archives: bool = True
+    writes_archives: bool = True
+
+    def available(self) -> bool:
+        return available()
+
+    def require(self) -> None:
+        require()
+
+    def build_image(self, context: Path, tag: str, report: Reporter,
+                    buildargs: dict[str, str] | None = None, *, nocache: bool = False,
+                    platform: str | None = None, labels: dict[str, str] | None = None) -> str:
+        return build_image(context, tag, report, buildargs, nocache=nocache, platform=platform,
+                           labels=labels)
+
+    def build_weights(self, context: Path, tag: str, base_ref: str, report: Reporter, *,
+                      labels: dict[str, str], nocache: bool = False,
+                      platform: str | None = None) -> str:
+        return build_image(context, tag, report, nocache=nocache, platform=platform,
+                           labels=labels)
+
+    def weights_from_dockerfile(self, platform: str | None) -> bool:
+        return True
+
+    def image_id(self, reference: str) -> str | None:
+        try:
+            return image_id(reference)
+        except BuildError:
+            return None
+
+    def image_exists(self, reference: str, image_id: str) -> bool:
+        return image_exists(reference, image_id)
+
+    def image_labels(self, reference: str) -> dict[str, str] | None:
+        return image_labels(reference)
+
+    def manifest_digest(self, reference: str) -> str | None:
+        digest = str((_inspect(reference, None) or {}).get("FromImageDigest") or "")
+        return digest if digest.startswith("sha256:") else None
+
+    def ensure_image(self, reference: str, name: str | None = None) -> str:
+        return ensure_image(reference, name=name if name != reference else None)
+
+    def check_base_source(self, source: str | None) -> None:
+        if source is None:
+            return
+        transport, path = archive_path(source)
+        if transport and not path.is_file():
+            raise InputError("does not exist or is not a file", file=str(path),
+                             fix="give the image archive `triton-packager base-image --output "
+                             "oci-archive:PATH` (or `buildah push IMAGE oci-archive:PATH`) wrote")
+
+    def import_rootfs(self, tar_path: Path, reference: str, *, env: Sequence[str],
+                      workdir: str, labels: Mapping[str, str], cmd: Sequence[str]) -> str:
+        return import_rootfs(tar_path, reference, env=env, workdir=workdir, labels=labels,
+                             cmd=cmd)
+
+    def export_image(self, reference: str, output: str, *, name: str | None = None) -> Path:
+        return export_image(reference, output, name=name)
+
+    def make_runnable(self, image: str, image_id: str | None, report: Reporter) -> None:
+        """The Docker engine runs the image: copy it there from buildah's storage unless the
+        engine already holds the same image (by ID)."""
+        from packager.executor.images import docker
+
+        if image_id and docker.image_id(image) == image_id:
+            return
+        report.step(f"verify: copying {image} from buildah's storage to the Docker engine")
+        copy_to_docker(image_id or image, image)
+
+    def run_hint(self, image: str) -> str:
+        return (" (it is in buildah's storage: `triton-packager push` it, or `buildah push "
+                f"{image} {DAEMON_TRANSPORT}:{image}`)")
+
+    def check_push(self, tls: Tls) -> None:
+        return None
+
+    def push(self, image: str, target: str, report: Reporter, credentials: Credentials,
+             tls: Tls, image_id: str | None = None) -> str:
+        # By ID: an earlier push renamed the image in result.json to its pushed name, which
+        # only the tag below gives it in storage (a rerun on a kept volume pushes it again).
+        source = image_id or image
+        report.step(f"push: {target} (buildah; credentials from {credentials.source})")
+        with _authfile_for(credentials, target) as authfile, _cert_dir(tls) as cert_dir:
+            digest = push(source, target, authfile=authfile, tls_verify=tls.verify,
+                          cert_dir=cert_dir)
+        if target != image:
+            tag_image(source, target)
+        return digest
+
+
+_CHECKED: type[Builder] = BuildahBuilder  # mypy checks the protocol here

@@ -1,32 +1,68 @@
-"""The weights image through `docker load`: one layer per model, streamed as a tar while the
-weight files are read once, with no temporary copy (see packager/layers.py for why).
+"""Streams into the Docker engine: the weights image through `docker load` -- one layer per
+model, streamed as a tar while the weight files are read once, with no temporary copy (see
+packager/layers.py for why) -- and the pipe (`piped`) that also streams a build context.
 
-The archive is produced while it is sent (docker_build.piped), so memory stays at one chunk
-whatever the weights' size. Each layer's diff ID (the SHA-256
-of its tar) is computed while it streams; the config and manifest, which name those IDs, come
-last -- `docker load` unpacks the whole archive before it reads the manifest.
+The archive is produced while it is sent, so memory stays at one chunk whatever the weights'
+size. Each layer's diff ID (the SHA-256 of its tar) is computed while it streams; the config and
+manifest, which name those IDs, come last -- `docker load` unpacks the whole archive before it
+reads the manifest. Every layer is what packager.layers.WEIGHTS specifies, as the COPY lines
+of context/weights/Dockerfile would make it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
-from collections.abc import Mapping
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+import docker
 import docker.errors
 
 from packager import layers
 from packager.errors import BuildError, bounded
-from packager.executor.docker_build import client, piped
 from packager.executor.report import Reporter
+from packager.layers import WEIGHTS
 
 CHUNK = 1 << 20
-MODELS_ROOT = "models"  # the image's /models, as the generated Dockerfiles put it
+_STREAM_CHUNK = 1 << 20
+
+
+def piped(write: Callable[[IO[bytes]], None], name: str) -> Iterator[bytes]:
+    """What `write` writes, as chunks for a streamed request body, produced while it is sent:
+    a thread writes into a pipe and the caller reads the other end, so memory stays at one
+    chunk however much is written. A failure of `write` is raised here, after the last chunk."""
+    read_fd, write_fd = os.pipe()
+    # A pipe holds 64 KiB by default: a 1 MiB chunk would cost 16 context switches. Linux lets
+    # an unprivileged process grow it to /proc/sys/fs/pipe-max-size (1 MiB by default).
+    with contextlib.suppress(OSError, AttributeError):
+        fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, _STREAM_CHUNK)
+    failure: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            with os.fdopen(write_fd, "wb", buffering=_STREAM_CHUNK) as pipe:
+                write(pipe)
+        except BaseException as exc:  # reported by the reading side
+            failure.append(exc)
+
+    thread = threading.Thread(target=writer, name=name, daemon=True)
+    thread.start()
+    with os.fdopen(read_fd, "rb") as pipe:
+        while chunk := pipe.read(_STREAM_CHUNK):
+            yield chunk
+    thread.join()
+    if failure:
+        raise failure[0]
 
 
 def _model_files(model_dir: Path) -> list[tuple[str, int, int]]:
-    """(path below /models, size, mode) of every file of one model in the weights context."""
+    """(path below the image's model repository, size, mode) of every file of one model in the
+    weights context."""
     out = []
     for path in sorted(model_dir.rglob("*")):
         st = path.lstat()
@@ -56,11 +92,12 @@ def _write_archive(sink: IO[bytes], context: Path, models: list[str], tag: str,
     base_layers = list((base.get("rootfs") or {}).get("diff_ids") or [])
     paths = [f"base-{i}/layer.tar" for i in range(len(base_layers))]
     diff_ids: list[str] = []
+    root = WEIGHTS.root.strip("/")  # the members' names: paths in the image, no leading /
     for model in models:
         members = layers.members(
             [(f"{model}/{rel.split('/', 1)[1]}", size, mode)
-             for rel, size, mode in _model_files(context / MODELS_ROOT / model)],
-            MODELS_ROOT)
+             for rel, size, mode in _model_files(context / WEIGHTS.context_dir / model)],
+            WEIGHTS.root)
         name = f"layer-{len(diff_ids)}/layer.tar"
         size = layers.layer_size(members, mtime)
         sink.write(layers.outer_header(name, size, mtime))
@@ -72,7 +109,7 @@ def _write_archive(sink: IO[bytes], context: Path, models: list[str], tag: str,
             written += len(header)
             if m.is_dir:
                 continue
-            source = context / m.name
+            source = context / WEIGHTS.context_dir / m.name.removeprefix(root + "/")
             copied = 0
             with source.open("rb") as fh:
                 while chunk := fh.read(min(CHUNK, m.size - copied)):
@@ -91,10 +128,8 @@ def _write_archive(sink: IO[bytes], context: Path, models: list[str], tag: str,
         sink.write(b"\0" * layers.padding(size))
         diff_ids.append(f"sha256:{hashing.sha.hexdigest()}")
         paths.append(name)
-    config = layers.image_config(
-        base, diff_ids, labels=labels,
-        created_by=[f"COPY --chown=1000:1000 models/{m}/ /models/{m}/ # triton-packager"
-                    for m in models])
+    config = layers.image_config(base, diff_ids, labels=labels,
+                                 created_by=[WEIGHTS.history(m) for m in models])
     for name, data in ((layers.config_name(config), config),
                        ("manifest.json", layers.manifest(config, tag, paths))):
         sink.write(layers.outer_header(name, len(data), mtime))
@@ -102,18 +137,17 @@ def _write_archive(sink: IO[bytes], context: Path, models: list[str], tag: str,
     sink.write(layers.END_OF_ARCHIVE)
 
 
-def load_weights_image(context: Path, tag: str, base_ref: str, report: Reporter,
-                       labels: Mapping[str, str]) -> str:
+def load_weights_image(c: docker.DockerClient, context: Path, tag: str, base_ref: str,
+                       report: Reporter, labels: Mapping[str, str]) -> str:
     """Load `context` (context/weights: models/<name>/...) as image `tag` on top of `base_ref`,
-    one layer per model; return the image ID."""
-    c = client()
+    one layer per model, into the engine `c`; return the image ID."""
     try:
         base = c.api.inspect_image(base_ref)
         # The engine's inspect lacks the config's history: rebuilt from the history API.
         history = c.api.history(base_ref)
     except docker.errors.DockerException as exc:
         raise BuildError(f"cannot read base image {bounded(base_ref)}: {exc}") from None
-    models = sorted(p.name for p in (context / MODELS_ROOT).iterdir() if p.is_dir())
+    models = sorted(p.name for p in (context / WEIGHTS.context_dir).iterdir() if p.is_dir())
     diff_ids = list((base.get("RootFS") or {}).get("Layers") or [])
     doc = {
         "architecture": base.get("Architecture") or "amd64",
@@ -124,7 +158,7 @@ def load_weights_image(context: Path, tag: str, base_ref: str, report: Reporter,
         "history": layers.base_history(history, len(diff_ids)),
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
     }
-    mtime = 0
+    mtime = WEIGHTS.mtime
     try:
         archive = piped(lambda sink: _write_archive(sink, context, models, tag, doc, labels,
                                                     mtime), "weights-archive")
