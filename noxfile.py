@@ -9,13 +9,19 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import nox
+
+# The packager's own constants, read from its source (packager.baseimage imports only the
+# standard library), so that nox and the code cannot disagree on the local base image's name.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from packager.baseimage import LOCAL_CPU_IMAGE
 
 nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["lint", "unit"]
 
-LOCAL_BASE = "triton-packager/tritonserver-cpu:2.51.0-py3.11"
+LOCAL_BASE = LOCAL_CPU_IMAGE
 EXAMPLE_PROJECT = "examples/python"
 OUT = os.environ.get("OUT") or "out"
 # Trained models live outside OUT: an input inside the package output is refused.

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from models import PYTHON_CONFIG, PYTHON_MODEL, placeholder, write_tree
 
+from packager.baseimage import LOCAL_CPU_IMAGE as LOCAL_BASE
 from packager.cli import main
 
-LOCAL_BASE = "triton-packager/tritonserver-cpu:2.51.0-py3.11"
 Files = dict[str, "str | bytes | None"]
 
 
