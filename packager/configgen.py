@@ -76,7 +76,9 @@ def read_signature(tree: InputTree, backend: Backend) -> ModelSignature | str | 
     if backend.key == "onnx":
         name = "model.onnx/model.onnx" if "model.onnx/model.onnx" in {
             e.path for e in tree.under("model.onnx")} else "model.onnx"
-        return read_onnx(_blob(tree, name), name)
+        sig = read_onnx(_blob(tree, name), name)
+        _check_external(tree, sig)
+        return sig
     if backend.key == "openvino":
         return read_openvino(_blob(tree, "model.xml"), "model.xml")
     if backend.key == "tf_savedmodel":
@@ -86,12 +88,32 @@ def read_signature(tree: InputTree, backend: Backend) -> ModelSignature | str | 
                 "are not read from the model"
         return read_savedmodel(_blob(tree, name), name)
     if backend.key == "pytorch" and TORCHSCRIPT_FILE in top:
+        error = tree.blob_error(TORCHSCRIPT_FILE)
+        if error is not None:
+            raise InputError(error[0], file=TORCHSCRIPT_FILE, fix=error[1] or None)
         members = tree.members(TORCHSCRIPT_FILE)
         if not members:
             return (f"{TORCHSCRIPT_FILE} is not a TorchScript zip archive the packager can read; "
                     "the config's inputs are not checked against it")
         return read_torchscript(members, TORCHSCRIPT_FILE)
     return None
+
+
+def _check_external(tree: InputTree, sig: ModelSignature) -> None:
+    """Every external-data file the ONNX model names is in the input beside it: ONNX Runtime
+    would fail to load the model in the image otherwise."""
+    if not sig.external:
+        return
+    base = sig.file.rpartition("/")[0]
+    files = {e.path for e in tree.entries}
+    for loc in sig.external:
+        path = f"{base}/{loc}" if base else loc
+        if path not in files:
+            raise InputError(
+                f"keeps weights in {bounded(loc)}, which is not in the model directory",
+                file=sig.file,
+                fix=f"copy {bounded(loc, quote=False)} beside {sig.file}, or save the model "
+                "with its weights inside (onnx.save_model without save_as_external_data)")
 
 
 def _blob(tree: InputTree, name: str) -> bytes:
