@@ -257,7 +257,7 @@ def onnx_skeleton(buf: memoryview | bytes | mmap.mmap, file: str = "model.onnx")
         size += len(piece)
         if size > MAX_SKELETON_BYTES:
             raise _Malformed(f"the graph's inputs, outputs and initializer names exceed "
-                             f"{MAX_SKELETON_BYTES >> 20} MiB (at byte {at})")
+                             f"{MAX_SKELETON_BYTES} bytes (at byte {at})")
         out += piece
 
     def tensor(start: int, end: int) -> bytes:
@@ -688,7 +688,7 @@ def savedmodel_skeleton(buf: memoryview | bytes | mmap.mmap,
                 elif m_no == 5 and m_wire == 2:  # signature_def
                     meta += _encode(m_no, m_wire, view, m_start, m_end)
                 if len(out) + len(meta) > MAX_SKELETON_BYTES:
-                    raise _Malformed(f"the signatures exceed {MAX_SKELETON_BYTES >> 20} MiB "
+                    raise _Malformed(f"the signatures exceed {MAX_SKELETON_BYTES} bytes "
                                      f"(at byte {m_start})")
             out += _delimited(2, bytes(meta))
         return bytes(out)

@@ -333,6 +333,10 @@ def _torchscript_members(path: Path) -> list[tuple[str, bytes]]:
     with path.open("rb") as raw:
         counts = _zip_counts(raw, size)
         if counts is None:
+            raw.seek(0)
+            if raw.read(4) == b"PK\x03\x04":  # a zip's start without its end: cut short
+                raise InputError("is a damaged zip (no end of central directory: the file is "
+                                 "cut short)", file=TORCHSCRIPT_FILE, fix=_ZIP_FIX)
             return []
         entries, cd_size = counts
         if entries > TORCHSCRIPT_MAX_ENTRIES:
