@@ -25,6 +25,7 @@ import io
 import mmap
 import pickletools
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -759,19 +760,23 @@ def _first_global(pickle: bytes) -> tuple[str, str] | None:
     torch writes it within the first few opcodes: at most MAX_PICKLE_OPS are scanned, and only
     the last two strings are kept (a pickle of millions of strings costs no memory here)."""
     last: tuple[str, str] = ("", "")
-    try:
-        for n, (op, arg, _pos) in enumerate(pickletools.genops(io.BytesIO(pickle))):
-            if n >= MAX_PICKLE_OPS:
-                return None
-            if op.name == "GLOBAL" and isinstance(arg, str):
-                module, _, name = arg.partition(" ")
-                return module, name
-            if op.name == "STACK_GLOBAL":
-                return last if last[0] else None
-            if isinstance(arg, str):
-                last = (last[1], arg)
-    except (ValueError, KeyError, UnicodeDecodeError, EOFError, OverflowError, MemoryError):
-        return None
+    # pickletools decodes STRING opcodes with escape_decode, which warns on bad escapes
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            for n, (op, arg, _pos) in enumerate(pickletools.genops(io.BytesIO(pickle))):
+                if n >= MAX_PICKLE_OPS:
+                    return None
+                if op.name == "GLOBAL" and isinstance(arg, str):
+                    module, _, name = arg.partition(" ")
+                    return module, name
+                if op.name == "STACK_GLOBAL":
+                    return last if last[0] else None
+                if isinstance(arg, str):
+                    last = (last[1], arg)
+        except (ValueError, KeyError, UnicodeDecodeError, EOFError, OverflowError,
+                MemoryError):
+            return None
     return None
 
 
