@@ -45,9 +45,10 @@ MAX_NAME = 1024
 MAX_WIRE_FIELDS = 50_000_000
 # ONNX: initializers whose names the skeleton keeps (LLM exports hold a few thousand).
 MAX_INITIALIZERS = 1_000_000
-# ONNX / SavedModel: the skeleton cut from the model (names and shapes only). A real one is
-# kilobytes; this stops unknown or huge fields from being copied in wholesale.
-MAX_SKELETON_BYTES = 32 << 20
+# ONNX / SavedModel: the skeleton cut from the model (names, shapes, external-data locations,
+# signatures). A real one is kilobytes (an LLM with 1 000 external initializers: ~100 KiB);
+# this stops unknown or huge fields, or millions of entries, from being copied in and parsed.
+MAX_SKELETON_BYTES = 8 << 20
 # ONNX external_data: key/value pairs per initializer (location, offset, length, checksum).
 MAX_EXTERNAL_ENTRIES = 16
 # OpenVINO XML: element nesting (a real IR is 6 deep) and elements (a 70 B-parameter IR has a
@@ -244,12 +245,14 @@ def _len(n: int) -> bytes:
 
 def onnx_skeleton(buf: memoryview | bytes | mmap.mmap, file: str = "model.onnx") -> bytes:
     """A small ModelProto holding what ``read_onnx`` needs -- the model's IR version and opsets,
-    and of the graph its inputs and outputs (name and type only) and of its initializers the
-    name and external-data location -- cut from a serialized model by walking the protobuf wire
-    format. Everything else (weights, nodes, doc strings, metadata, functions, fields unknown
-    here) is skipped, never copied: the executor hands this a memory map of a model.onnx of any
-    size, and the skeleton stays within MAX_SKELETON_BYTES. Raises InputError when the bytes
-    are not protobuf or a budget is exceeded."""
+    and of the graph its inputs and outputs (name and type only), and of its initializers only
+    those that matter: the ones a graph input names (they are not inputs to serve) and the ones
+    kept in external data (their location is checked) -- cut from a serialized model by walking
+    the protobuf wire format. Everything else (weights, nodes, doc strings, metadata, functions,
+    fields unknown here, the names of a million initializers) is skipped, never copied: the
+    executor hands this a memory map of a model.onnx of any size, and the skeleton stays within
+    MAX_SKELETON_BYTES. Raises InputError when the bytes are not protobuf or a budget is
+    exceeded."""
     view = memoryview(buf)
     size = 0
 
@@ -261,47 +264,60 @@ def onnx_skeleton(buf: memoryview | bytes | mmap.mmap, file: str = "model.onnx")
                              f"{MAX_SKELETON_BYTES} bytes (at byte {at})")
         out += piece
 
-    def tensor(start: int, end: int) -> bytes:
-        # TensorProto: name (8), external_data (13) and data_location (14); never its data.
-        out = bytearray()
-        external = 0
+    def tensor(start: int, end: int, inputs: set[bytes]) -> bytes | None:
+        """TensorProto's name (8), external_data (13) and data_location (14), never its data;
+        None when neither a graph input nor external."""
+        kept = bytearray()
+        name, external, entries = b"", False, 0
         for n, w, s, e in _wire_fields(view, start, end):
-            if n == 13:
-                external += 1
-                if external > MAX_EXTERNAL_ENTRIES:
+            if n == 8 and w == 2:
+                name = bytes(view[s:e])
+            elif n == 13:
+                entries += 1
+                if entries > MAX_EXTERNAL_ENTRIES:
                     raise _Malformed(f"more than {MAX_EXTERNAL_ENTRIES} external_data entries "
                                      f"in one initializer (byte {s})")
+            elif n == 14 and w == 0:
+                external = _varint(view, s, e)[0] == 1  # TensorProto.EXTERNAL
             if n in (8, 13, 14):
-                out += _encode(n, w, view, s, e)
-        return bytes(out)
+                kept += _encode(n, w, view, s, e)
+        return bytes(kept) if external or name in inputs else None
 
     try:
         model = bytearray()
-        initializers = 0
         for number, wire, start, end in _wire_fields(view, 0, len(view)):
             if number in (1, 8):  # ModelProto.ir_version, opset_import
                 add(model, _encode(number, wire, view, start, end), start)
             if number != 7 or wire != 2:  # ModelProto.graph
                 continue
             graph = bytearray()
+            inputs: set[bytes] = set()
             for g_no, g_wire, g_start, g_end in _wire_fields(view, start, end):
-                if g_wire != 2:
+                if g_no in (11, 12) and g_wire == 2:  # input, output: name (1), type (2)
+                    value = _only_fields(view, g_start, g_end, {1, 2})
+                    add(graph, _delimited(g_no, value), g_start)
+                    if g_no == 11:
+                        inputs.update(bytes(view[s:e]) for n, w, s, e in
+                                      _wire_fields(view, g_start, g_end) if n == 1 and w == 2)
+            # Initializers may come before the inputs: a second walk, once the names are known.
+            initializers = 0
+            for g_no, g_wire, g_start, g_end in _wire_fields(view, start, end):
+                if g_no not in (5, 15) or g_wire != 2:  # initializer, sparse_initializer
                     continue
-                if g_no in (11, 12):  # input, output: ValueInfoProto name (1), type (2)
-                    add(graph, _delimited(g_no, _only_fields(view, g_start, g_end, {1, 2})),
-                        g_start)
-                elif g_no in (5, 15):  # initializer; sparse_initializer.values (1)
-                    initializers += 1
-                    if initializers > MAX_INITIALIZERS:
-                        raise _Malformed(f"more than {MAX_INITIALIZERS} initializers "
-                                         f"(byte {g_start})")
-                    if g_no == 5:
-                        add(graph, _delimited(5, tensor(g_start, g_end)), g_start)
-                    else:
-                        inner = b"".join(_delimited(1, tensor(v[2], v[3]))
-                                         for v in _wire_fields(view, g_start, g_end)
-                                         if v[0] == 1 and v[1] == 2)
-                        add(graph, _delimited(15, inner), g_start)
+                initializers += 1
+                if initializers > MAX_INITIALIZERS:
+                    raise _Malformed(f"more than {MAX_INITIALIZERS} initializers "
+                                     f"(byte {g_start})")
+                if g_no == 5:
+                    kept = tensor(g_start, g_end, inputs)
+                    if kept is not None:
+                        add(graph, _delimited(5, kept), g_start)
+                    continue
+                values = [tensor(v[2], v[3], inputs) for v in _wire_fields(view, g_start, g_end)
+                          if v[0] == 1 and v[1] == 2]  # SparseTensorProto.values
+                inner = b"".join(_delimited(1, v) for v in values if v is not None)
+                if inner:
+                    add(graph, _delimited(15, inner), g_start)
             model += _delimited(7, bytes(graph))
         return bytes(model)
     except _Malformed as exc:

@@ -7,9 +7,14 @@ ONNX and SavedModel protobufs, OpenVINO XML and TorchScript zips. Shared by the 
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import struct
+import subprocess
+import sys
+import textwrap
 import zipfile
+from pathlib import Path
 
 from models import _field, savedmodel_pb
 
@@ -183,3 +188,38 @@ def pytorch_config(inputs: tuple[str, ...] = ("image", "mask")) -> str:
             f"input [ {tensors} ]\n"
             'output [ { name: "out" data_type: TYPE_FP32 dims: [ 2 ] } ]\n')
 
+
+
+# --- peak memory of one `triton-packager config` run --------------------------------------------
+
+_PROBE = textwrap.dedent("""
+    import sys, time
+    from packager.cli import main
+    import packager.configgen, google.protobuf  # the start every run pays
+
+    def hwm():  # peak RSS in KiB; ru_maxrss would keep the forking parent's peak across exec
+        with open("/proc/self/status") as fh:
+            return next(int(ln.split()[1]) for ln in fh if ln.startswith("VmHWM:"))
+
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")  # reset VmHWM to the current RSS
+    before = hwm()
+    t = time.perf_counter()
+    code = main(["config", sys.argv[1]])
+    print("RESULT", code, before, hwm(), time.perf_counter() - t)
+""")
+
+
+def peak_rss(root: Path, packager_root: Path | None = None) -> tuple[int, int, int, float]:
+    """(exit code, RSS at start, peak RSS, seconds) of `config ROOT` in a fresh interpreter,
+    KiB. The start already holds the packager and protobuf; the peak is VmHWM, reset at start
+    so the parent's size (kept across exec by ru_maxrss) does not hide the run's own."""
+    here = Path(__file__).resolve().parent
+    out = subprocess.run([sys.executable, "-c", _PROBE, str(root)], capture_output=True,
+                         text=True, timeout=1800, check=False,
+                         env={**os.environ, "PYTHONPATH": str(packager_root or here.parent)})
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT")), None)
+    if line is None:
+        return -1, -1, -1, 0.0
+    _, code, before, after, secs = line.split()
+    return int(code), int(before), int(after), float(secs)

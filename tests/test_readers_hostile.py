@@ -6,10 +6,6 @@ by byte in hostile.py; the property tests (test_reader_properties.py) generate a
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
 import zipfile
 from pathlib import Path
 
@@ -22,6 +18,7 @@ from hostile import (
     onnx_value,
     ov_valid,
     ov_xml,
+    peak_rss,
     pytorch_config,
     savedmodel_entries,
     savedmodel_valid,
@@ -41,7 +38,6 @@ from packager.layout import read_roots
 from packager.modelread import onnx_skeleton, savedmodel_skeleton
 
 Files = dict[str, "bytes | str | None"]
-TESTS = Path(__file__).resolve().parent
 
 # Line bound of a refusal: the message line and the fix line, each far below a terminal page.
 LINE_LIMIT = 400
@@ -53,6 +49,13 @@ def _deep_onnx(depth: int) -> bytes:
         t = _field(4, _field(1, t))  # TypeProto.sequence_type.elem_type
     vi = _field(1, b"A") + _field(2, t)
     return _field(1, 8) + _field(7, _field(11, vi) + _field(12, onnx_value(b"O", [1])))
+
+
+def _flip_in_data_pkl(raw: bytes) -> bytes:
+    """A stored data.pkl with one byte changed: its CRC no longer matches."""
+    at = raw.index(b"__torch__")  # inside data.pkl's stored bytes, past its local header
+    return raw[:at] + b"_" + raw[at + 1:] if raw[at:at + 1] != b"_" else \
+        raw[:at] + b"X" + raw[at + 1:]
 
 
 def _ov(xml: bytes) -> Files:
@@ -153,6 +156,8 @@ HOSTILE: dict[str, tuple[Files, list[str]]] = {
                       zipfile.ZIP_DEFLATED)),
         ["model.pt", "archive/data/0", "more than 100x", "zip bomb"]),
     "torchscript-truncated-zip": (_pt(torch_zip()[:-30]), ["model.pt", "damaged zip"]),
+    "torchscript-bad-crc": (_pt(_flip_in_data_pkl(torch_zip())),
+                            ["model.pt", "damaged zip", "CRC"]),
 }
 
 
@@ -235,8 +240,20 @@ def test_savedmodel_skeleton_drops_the_graph() -> None:
     assert not isinstance(sig, str) and sig.inputs[0].name == "x"
 
 
+def test_onnx_skeleton_keeps_only_initializers_that_matter() -> None:
+    """A million weight names are not copied: only initializers a graph input names (which
+    are then not inputs) and external ones (whose location is checked)."""
+    inits = [onnx_initializer(f"w{i}".encode()) for i in range(1000)]
+    inits += [onnx_initializer(b"A"), onnx_initializer(b"E", b"e.bin")]
+    model = onnx_bytes([(b"A", [1]), (b"B", [1])], _OUT, tuple(inits))
+    assert len(onnx_skeleton(model)) < 120
+    sig = modelread.read_onnx(onnx_skeleton(model))
+    assert [t.name for t in sig.inputs] == ["B"] and sig.external == ("e.bin",)
+
+
 def test_skeleton_budgets_are_checked_while_walking(monkeypatch: pytest.MonkeyPatch) -> None:
-    model = onnx_bytes(_IN, _OUT, tuple(onnx_initializer(f"w{i}".encode()) for i in range(50)))
+    model = onnx_bytes(_IN, _OUT, tuple(onnx_initializer(f"w{i}".encode(), b"w.bin")
+                                        for i in range(50)))
     monkeypatch.setattr(modelread, "MAX_INITIALIZERS", 10)
     with pytest.raises(InputError, match="more than 10 initializers"):
         onnx_skeleton(model)
@@ -293,26 +310,6 @@ def test_repository_roots_are_found_in_one_pass() -> None:
 
 # --- peak memory, measured in a fresh interpreter ----------------------------------------------
 
-_RSS = textwrap.dedent("""
-    import resource, sys
-    sys.path.insert(0, {tests!r})
-    from packager.cli import main
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    code = main(["config", {root!r}])
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(code, before, after)
-""")
-
-
-def peak_rss_kib(root: Path) -> tuple[int, int, int]:
-    """(exit code, peak RSS before the run, peak RSS after it), KiB, in a fresh interpreter."""
-    out = subprocess.run([sys.executable, "-c", _RSS.format(tests=str(TESTS), root=str(root))],
-                         capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "PYTHONPATH": str(TESTS.parent)})
-    code, before, after = out.stdout.split()[-3:]
-    return int(code), int(before), int(after)
-
-
 def test_hostile_files_are_read_in_bounded_memory(tmp_path: Path) -> None:
     """A 64 MiB unknown ONNX field, a 64 MiB GraphDef, a pickle of a million strings: each read
     with less than 40 MiB over the interpreter's own start (which already loads protobuf)."""
@@ -328,6 +325,6 @@ def test_hostile_files_are_read_in_bounded_memory(tmp_path: Path) -> None:
     del big
     for name, files in cases.items():
         root = write_tree(tmp_path / name, files)
-        code, before, after = peak_rss_kib(root)
+        code, start, peak, _ = peak_rss(root)
         assert code == 0, name
-        assert after - before < 40 << 10, (name, before, after)
+        assert peak - start < 40 << 10, (name, start, peak)
