@@ -140,13 +140,27 @@ def _dims(dims: tuple[int, ...]) -> str:
     return "[ " + ", ".join(str(d) for d in dims) + " ]"
 
 
+def _shown_dims(dims: tuple[int, ...], limit: int = 120) -> str:
+    """dims as a message shows them: at most 16 of them and `limit` characters, so a config
+    or model with 100 000 dims cannot make a line of 600 000 characters."""
+    text = _dims(dims[:16]) if len(dims) <= 16 else \
+        "[ " + ", ".join(str(d) for d in dims[:16]) + f", ... ] ({len(dims)} dims)"
+    return bounded(text, limit, quote=False)
+
+
+def _count(n: int) -> str:
+    """An element count for a message: the product of many int64 dims can pass Python's
+    int-to-str limit (4 300 digits), and a number of 40 digits already says enough."""
+    return str(n) if n.bit_length() <= 128 else f"about 2^{n.bit_length() - 1}"
+
+
 def _fixed_first(sig: ModelSignature) -> TensorSig | None:
     return next((t for t in (*sig.inputs, *(sig.outputs or ()))
                  if t.dims is None or not t.dims or t.dims[0] != -1), None)
 
 
 def _shape_text(t: TensorSig) -> str:
-    return "unknown rank" if t.dims is None else _dims(t.dims)
+    return "unknown rank" if t.dims is None else _shown_dims(t.dims)
 
 
 def choose_max_batch_size(backend: Backend, sig: ModelSignature, opts: ConfigOptions) -> int:
@@ -280,9 +294,10 @@ def check_config(config: ParsedConfig, sig: ModelSignature, backend: Backend) ->
             if shape is not None and -1 not in dims and -1 not in shape and \
                     math.prod(dims) != math.prod(shape):
                 raise InputError(
-                    f"{where}: {role} {bounded(name)} has dims {_dims(dims)} "
-                    f"({math.prod(dims)} elements) but reshape {_dims(shape)} "
-                    f"({math.prod(shape)}); Triton refuses a reshape that changes the count",
+                    f"{where}: {role} {bounded(name)} has dims {_shown_dims(dims)} "
+                    f"({_count(math.prod(dims))} elements) but reshape {_shown_dims(shape)} "
+                    f"({_count(math.prod(shape))}); Triton refuses a reshape that changes the "
+                    "count",
                     fix=f"make dims and reshape of {bounded(name)} hold the same number of "
                     "elements")
             if t.dims is None:
@@ -291,13 +306,14 @@ def check_config(config: ParsedConfig, sig: ModelSignature, backend: Backend) ->
             if not _agree(seen, t.dims):
                 batch = " (max_batch_size > 0 adds the batch dimension in front)" \
                     if config.max_batch_size > 0 else ""
-                via = f"reshape {_dims(reshapes[name])}" if name in reshapes else f"dims {_dims(dims)}"
+                via = f"reshape {_shown_dims(reshapes[name])}" if name in reshapes \
+                    else f"dims {_shown_dims(dims)}"
                 want = t.dims[1:] if config.max_batch_size > 0 else t.dims
                 raise InputError(
                     f"{where}: {role} {bounded(name)} has {via} in the config, which the model "
-                    f"sees as {bounded(_dims(seen), 120, quote=False)}{batch}; the model says "
-                    f"{bounded(_dims(t.dims), 120, quote=False)}",
-                    fix=f"set dims: {bounded(_dims(want) if want else '[ 1 ] with reshape: { shape: [ ] }', 120, quote=False)}"  # noqa: E501
+                    f"sees as {_shown_dims(seen)}{batch}; the model says "
+                    f"{_shown_dims(t.dims)}",
+                    fix=f"set dims: {_shown_dims(want) if want else '[ 1 ] with reshape: { shape: [ ] }'}"
                     f" for {bounded(name)}")
     if config.inputs:
         missing = [t for t in sig.inputs if not any(t.answers_to(n) for n, _, _ in config.inputs)]

@@ -834,8 +834,11 @@ def read_torchscript(members: dict[str, bytes], file: str = "model.pt") -> Model
                     if args.vararg or args.kwarg or args.kwonlyargs:
                         return cannot
                     params = [a.arg for a in (*args.posonlyargs, *args.args)][1:]
-                    hints = [ast.unparse(a.annotation) if a.annotation else ""
-                             for a in (*args.posonlyargs, *args.args)][1:]
+                    try:  # an annotation nested 100 000 deep: a note, not a RecursionError
+                        hints = [ast.unparse(a.annotation) if a.annotation else ""
+                                 for a in (*args.posonlyargs, *args.args)][1:]
+                    except (RecursionError, ValueError, MemoryError):
+                        return cannot
                     if any(h.startswith("Dict[") for h in hints):
                         return (f"{file}: forward takes a Dict of tensors; the config's inputs "
                                 "are not checked")

@@ -58,6 +58,11 @@ def _flip_in_data_pkl(raw: bytes) -> bytes:
         raw[:at] + b"X" + raw[at + 1:]
 
 
+def _onnx_config(tensor: str) -> str:
+    return ('platform: "onnxruntime_onnx"\nmax_batch_size: 0\n'
+            f'input [ {{ name: "INPUT0" data_type: TYPE_FP32 {tensor} }} ]\n')
+
+
 def _ov(xml: bytes) -> Files:
     return {"model.xml": xml, "model.bin": b""}
 
@@ -95,6 +100,16 @@ HOSTILE: dict[str, tuple[Files, list[str]]] = {
     "onnx-type-nesting": ({"model.onnx": _deep_onnx(400)}, ["model.onnx", "is not an ONNX"]),
     "onnx-dims-overflow": ({"model.onnx": onnx_bytes([(b"A", [1] * 65)], _OUT)},
                            ["model.onnx", "65 dimensions"]),
+    # config.pbtxt checked against the model: messages stay bounded whatever the dims
+    "config-reshape-count-beyond-int-to-str": (
+        {"model.onnx": onnx_bytes([(b"INPUT0", [1])], _OUT), "config.pbtxt": _onnx_config(
+            "dims: [ 1 ] reshape: { shape: [ " + ", ".join(["9223372036854775807"] * 600)
+            + " ] }")},
+        ["config.pbtxt vs model.onnx", "'INPUT0'", "about 2^", "changes the count"]),
+    "config-100k-dims": (
+        {"model.onnx": onnx_bytes([(b"INPUT0", [2])], _OUT),
+         "config.pbtxt": _onnx_config("dims: [ " + ", ".join(["1"] * 100_000) + " ]")},
+        ["config.pbtxt vs model.onnx", "(100000 dims)", "dims: [ 2 ]"]),
     # OpenVINO
     "openvino-unknown-encoding": (
         _ov(ov_valid().replace(b'version="1.0"', b'version="1.0" encoding="klingon"')),
@@ -275,6 +290,20 @@ def test_zip_entry_budget_is_checked_before_zipfile_reads(tmp_path: Path, capsys
     root = write_tree(tmp_path / "in", _pt(torch_zip(members)))
     assert main(["config", str(root)]) == 2
     _check_refusal(capsys.readouterr().err, ["model.pt", "zip of 21 entries", "at most 10"])
+
+
+@pytest.mark.parametrize("body", [
+    "def forward(self, x: " + "a." * 100_000 + "b) -> Tensor:\n    return x\n",
+    "def forward(self, x: Tensor) -> Tensor:\n    return " + "(" * 100_000 + ")" * 100_000 + "\n",
+], ids=["annotation-100k-deep", "parentheses-100k-deep"])
+def test_torchscript_code_nested_too_deep_gets_a_note(tmp_path: Path, capsys, body: str) -> None:
+    code = "class Net(Module):\n  " + body
+    root = write_tree(tmp_path / "in", {
+        "model.pt": torch_zip({"archive/data.pkl": torch_pickle(),
+                               "archive/code/__torch__.py": code.encode()}),
+        "config.pbtxt": pytorch_config(("x",))})
+    assert main(["config", str(root)]) == 0
+    assert "model.pt: forward's arguments could not be found" in capsys.readouterr().err
 
 
 def test_pickle_of_many_strings_reads_a_prefix_only(tmp_path: Path) -> None:
