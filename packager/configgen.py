@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from google.protobuf import text_encoding
 
-from packager.backends import Backend
+from packager.backends import Backend, EntryKind
 from packager.errors import InputError, bounded
 from packager.inputs import CONFIG_NAME, MODEL_BLOBS, TORCHSCRIPT_FILE, InputTree
 from packager.modelconfig import ParsedConfig
@@ -105,15 +105,21 @@ def _check_external(tree: InputTree, sig: ModelSignature) -> None:
     if not sig.external:
         return
     base = sig.file.rpartition("/")[0]
-    files = {e.path for e in tree.entries}
-    for loc in sig.external:
+    files = {e.path: e for e in tree.entries}
+    for loc, needed in sig.external:
         path = f"{base}/{loc}" if base else loc
-        if path not in files:
+        entry = files.get(path)
+        if entry is None or entry.kind is not EntryKind.FILE:
             raise InputError(
                 f"keeps weights in {bounded(loc)}, which is not in the model directory",
                 file=sig.file,
                 fix=f"copy {bounded(loc, quote=False)} beside {sig.file}, or save the model "
                 "with its weights inside (onnx.save_model without save_as_external_data)")
+        if entry.size < needed:
+            raise InputError(
+                f"reads {needed} bytes of {bounded(loc)}, which holds {entry.size}: ONNX Runtime "
+                "would fail to load the weights", file=sig.file,
+                fix=f"copy the complete {bounded(loc, quote=False)} saved with the model")
 
 
 def _blob(tree: InputTree, name: str) -> bytes:

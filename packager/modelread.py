@@ -101,9 +101,10 @@ class ModelSignature:
     inputs: tuple[TensorSig, ...]
     outputs: tuple[TensorSig, ...] | None  # None: the format does not name its outputs
     names_only: bool = False  # TorchScript: argument names, nothing else
-    # ONNX: the external-data files the model names, relative to the model file's directory
-    # (checked to stay inside it here; checked to exist against the input tree by configgen).
-    external: tuple[str, ...] = ()
+    # ONNX: the external-data files the model names, relative to the model file's directory,
+    # with the bytes its tensors need of each (checked to stay inside the directory here; to
+    # exist, that long, against the input tree by configgen).
+    external: tuple[tuple[str, int], ...] = ()
 
     @property
     def batchable(self) -> bool:
@@ -394,28 +395,41 @@ def read_onnx(data: bytes, file: str = "model.onnx") -> ModelSignature:
     return ModelSignature(file, "ONNX", inputs, outputs, external=external)
 
 
-def _external_locations(file: str, tensors: list[Any]) -> tuple[str, ...]:
-    """The files external-data initializers name. ONNX Runtime opens them relative to the model
-    file's directory, so one outside it (absolute, or climbing out with ..) would be read from
-    wherever the server runs -- or not at all in the image: refused."""
+def _external_locations(file: str, tensors: list[Any]) -> tuple[tuple[str, int], ...]:
+    """The files external-data initializers name, each with the bytes the tensors need of it
+    (the largest offset + length). ONNX Runtime opens them relative to the model file's
+    directory, so one outside it (absolute, or climbing out with ..) would be read from
+    wherever the server runs -- or not at all in the image: refused, as are offsets and
+    lengths that are not numbers."""
     fix = ("save the model with onnx.save_model(..., save_as_external_data=True, "
            "location='weights.bin') so the weights sit beside it")
-    out: dict[str, None] = {}
+    out: dict[str, int] = {}
     for t in tensors:
         if t.data_location != 1:  # TensorProto.EXTERNAL
             continue
         name = _check_name(file, t.name, "initializer")
-        where = next((e.value for e in t.external_data if e.key == "location"), None)
-        if where is None:
+        entries: dict[str, str] = {}
+        for e in t.external_data:
+            key = _check_name(file, e.key, "external-data key")
+            entries[key] = _check_name(file, e.value, "external-data value") if e.value else ""
+        where = entries.get("location")
+        if not where:
             raise InputError(f"initializer {bounded(name)} has external data without a location",
                              file=file, fix=fix)
-        loc = _check_name(file, where, "external-data location")
-        parts = loc.replace("\\", "/").split("/")
-        if loc.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", loc) or ".." in parts:
-            raise InputError(f"initializer {bounded(name)} keeps its data in {bounded(loc)}, "
+        parts = where.replace("\\", "/").split("/")
+        if where.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", where) or ".." in parts:
+            raise InputError(f"initializer {bounded(name)} keeps its data in {bounded(where)}, "
                              "outside the model's directory", file=file, fix=fix)
-        out["/".join(p for p in parts if p not in ("", "."))] = None
-    return tuple(out)
+        extent = []
+        for key in ("offset", "length"):
+            text = entries.get(key, "0") or "0"
+            if not (text.isascii() and text.isdigit() and len(text) <= MAX_DIM_DIGITS):
+                raise InputError(f"initializer {bounded(name)} has external-data {key} "
+                                 f"{bounded(text, 40)}, not a number", file=file, fix=fix)
+            extent.append(int(text))
+        loc = "/".join(p for p in parts if p not in ("", "."))
+        out[loc] = max(out.get(loc, 0), extent[0] + extent[1])
+    return tuple(out.items())
 
 
 # -- OpenVINO IR -------------------------------------------------------------------------------

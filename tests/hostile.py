@@ -48,10 +48,15 @@ def onnx_value(name: bytes, dims: list[int | str] | None, elem: int = F32) -> by
     return _field(1, name) + _field(2, _field(1, tensor))
 
 
-def onnx_initializer(name: bytes, location: bytes | None = None) -> bytes:
+def onnx_initializer(name: bytes, location: bytes | None = None,
+                     offset: bytes | None = None, length: bytes | None = None) -> bytes:
     out = _field(8, name)
     if location is not None:
-        out += _field(13, _field(1, b"location") + _field(2, location)) + _field(14, 1)
+        out += _field(13, _field(1, b"location") + _field(2, location))
+        for key, value in ((b"offset", offset), (b"length", length)):
+            if value is not None:
+                out += _field(13, _field(1, key) + _field(2, value))
+        out += _field(14, 1)
     return out
 
 

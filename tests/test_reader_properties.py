@@ -169,7 +169,7 @@ def test_onnx_reader_reads_or_refuses(data: bytes) -> None:
     names = [t.name for t in sig.inputs]
     assert len(names) == len(set(names))  # never a tensor twice
     assert len({t.name for t in sig.outputs or ()}) == len(sig.outputs or ())
-    for loc in sig.external:
+    for loc, _ in sig.external:
         assert not loc.startswith("/") and ".." not in loc.split("/")
 
 

@@ -97,6 +97,14 @@ HOSTILE: dict[str, tuple[Files, list[str]]] = {
     "onnx-external-missing-in-directory-form": (
         {"model.onnx/model.onnx": onnx_bytes(_IN, _OUT, (onnx_initializer(b"W", b"w.bin"),))},
         ["model.onnx/model.onnx", "'w.bin'", "not in the model directory"]),
+    "onnx-external-file-too-short": (
+        {"model.onnx": onnx_bytes(_IN, _OUT, (onnx_initializer(b"W", b"w.bin", b"4", b"64"),)),
+         "w.bin": b"\0" * 16},
+        ["model.onnx", "reads 68 bytes of 'w.bin', which holds 16"]),
+    "onnx-external-offset-not-a-number": (
+        {"model.onnx": onnx_bytes(_IN, _OUT, (onnx_initializer(b"W", b"w.bin", b"-4"),)),
+         "w.bin": b"\0" * 16},
+        ["model.onnx", "external-data offset '-4', not a number"]),
     "onnx-type-nesting": ({"model.onnx": _deep_onnx(400)}, ["model.onnx", "is not an ONNX"]),
     "onnx-dims-overflow": ({"model.onnx": onnx_bytes([(b"A", [1] * 65)], _OUT)},
                            ["model.onnx", "65 dimensions"]),
@@ -263,7 +271,7 @@ def test_onnx_skeleton_keeps_only_initializers_that_matter() -> None:
     model = onnx_bytes([(b"A", [1]), (b"B", [1])], _OUT, tuple(inits))
     assert len(onnx_skeleton(model)) < 120
     sig = modelread.read_onnx(onnx_skeleton(model))
-    assert [t.name for t in sig.inputs] == ["B"] and sig.external == ("e.bin",)
+    assert [t.name for t in sig.inputs] == ["B"] and sig.external == (("e.bin", 0),)
 
 
 def test_skeleton_budgets_are_checked_while_walking(monkeypatch: pytest.MonkeyPatch) -> None:
