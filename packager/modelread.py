@@ -105,6 +105,8 @@ class ModelSignature:
     # with the bytes its tensors need of each (checked to stay inside the directory here; to
     # exist, that long, against the input tree by configgen).
     external: tuple[tuple[str, int], ...] = ()
+    # What the packager cannot tell from the file and does not guess (shown as warnings).
+    warnings: tuple[str, ...] = ()
 
     @property
     def batchable(self) -> bool:
@@ -164,6 +166,13 @@ def _check_unique(file: str, tensors: tuple[TensorSig, ...], role: str) -> None:
                                  fix="give every input and output tensor a distinct name when "
                                  "exporting the model")
         seen.update((t.name, *t.aliases))
+
+
+def _unshaped(file: str, tensors: tuple[TensorSig, ...]) -> tuple[str, ...]:
+    """A tensor of unknown rank: its dims in a given config cannot be checked -- said, not
+    guessed (a generated config is refused for it)."""
+    return tuple(f"{file}: tensor {bounded(t.name)} declares no shape; the dims config.pbtxt "
+                 "gives it are not checked against the model" for t in tensors if t.dims is None)
 
 
 def _check_count(file: str, n: int, role: str) -> None:
@@ -392,7 +401,8 @@ def read_onnx(data: bytes, file: str = "model.onnx") -> ModelSignature:
                          fix="export the model with its outputs (torch.onnx.export output_names=...)")
     _check_unique(file, inputs, "input")
     _check_unique(file, outputs, "output")
-    return ModelSignature(file, "ONNX", inputs, outputs, external=external)
+    return ModelSignature(file, "ONNX", inputs, outputs, external=external,
+                          warnings=_unshaped(file, (*inputs, *outputs)))
 
 
 def _external_locations(file: str, tensors: list[Any]) -> tuple[tuple[str, int], ...]:
@@ -620,7 +630,10 @@ def read_openvino(xml: bytes, file: str = "model.xml") -> ModelSignature:
         elif kind == "Result":
             p_in = port(layer, "input")
             src = producer.get((lid, p_in.get("id") if p_in is not None else None))
-            src_layer = layers.get(src[0]) if src else None
+            if src is None:  # OpenVINO refuses an IR with a dangling Result at load
+                raise InputError(f"Result layer {bounded(layer.get('name') or lid)} has no "
+                                 "incoming edge", file=file, fix=fix)
+            src_layer = layers.get(src[0])
             src_port = port(src_layer, "output", src[1]) if src_layer is not None and src else None
             fallback = (src_layer.get("name") if src_layer is not None else None) or \
                 layer.get("name") or ""
@@ -639,7 +652,8 @@ def read_openvino(xml: bytes, file: str = "model.xml") -> ModelSignature:
         raise InputError("the OpenVINO model has no Result layer (no outputs)", file=file, fix=fix)
     _check_unique(file, tuple(inputs), "input")
     _check_unique(file, tuple(outputs), "output")
-    return ModelSignature(file, "OpenVINO IR", tuple(inputs), tuple(outputs))
+    return ModelSignature(file, "OpenVINO IR", tuple(inputs), tuple(outputs),
+                          warnings=_unshaped(file, (*inputs, *outputs)))
 
 
 # -- TensorFlow SavedModel --------------------------------------------------------------------
@@ -780,7 +794,11 @@ def read_savedmodel(data: bytes, file: str = "model.savedmodel/saved_model.pb"
         raise InputError(f"the {SERVING_SIGNATURE!r} signature has no outputs", file=file, fix=fix)
     _check_unique(file, inputs, "input")
     _check_unique(file, outputs, "output")
-    return ModelSignature(file, "TensorFlow SavedModel", inputs, outputs)
+    notes = _unshaped(file, (*inputs, *outputs))
+    if len(graphs) > 1:
+        notes += (f"{file} has {len(graphs)} MetaGraphs tagged {SERVE_TAG!r}; the first one's "
+                  "signature is read, check that Triton loads the same one",)
+    return ModelSignature(file, "TensorFlow SavedModel", inputs, outputs, warnings=notes)
 
 
 # -- TorchScript ------------------------------------------------------------------------------

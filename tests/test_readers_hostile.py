@@ -143,6 +143,9 @@ HOSTILE: dict[str, tuple[Files, list[str]]] = {
     "openvino-duplicate-input": (
         _ov(ov_xml([("INPUT0", "?,4", None), ("INPUT0", "?,4", None)])),
         ["model.xml", "input name 'INPUT0' twice"]),
+    "openvino-dangling-result": (
+        _ov(ov_xml([("INPUT0", "?,4", None)], results=2, edges=[("0", "1"), ("1", "2")])),
+        ["model.xml", "Result layer 'r1' has no incoming edge"]),
     "openvino-duplicate-layer-id": (
         _ov(ov_valid().replace(b'id="1" name="relu"', b'id="0" name="relu"')),
         ["model.xml", "two layers with id '0'"]),
@@ -236,6 +239,26 @@ def test_external_data_beside_the_model_is_accepted(tmp_path: Path, capsys) -> N
     root = write_tree(tmp_path / "in", {"model.onnx/model.onnx": model,
                                         "model.onnx/sub/w.bin": b"\0" * 4})
     assert main(["config", str(root)]) == 0, capsys.readouterr().err
+
+
+def test_what_cannot_be_told_is_a_warning_not_a_guess(tmp_path: Path, capsys) -> None:
+    onnx_config = ('platform: "onnxruntime_onnx"\nmax_batch_size: 0\n'
+                   'input [ { name: "A" data_type: TYPE_FP32 dims: [ 3 ] } ]\n')
+    unshaped = onnx_bytes([(b"A", None)], _OUT)
+    root = write_tree(tmp_path / "onnx", {"model.onnx": unshaped, "config.pbtxt": onnx_config})
+    assert main(["config", str(root)]) == 0
+    assert "tensor 'A' declares no shape; the dims config.pbtxt gives it are not checked" in \
+        capsys.readouterr().err
+    # ... and a config generated from it is refused, not written with made-up dims
+    root = write_tree(tmp_path / "onnx-gen", {"model.onnx": unshaped})
+    assert main(["config", str(root)]) == 2
+    assert "'A' of model.onnx has no known rank" in capsys.readouterr().err
+    one = savedmodel_entries([(b"x", (-1, 4))], [(b"y", (-1, 4))])
+    meta = one[one.index(b"\x12", 2):]  # SavedModel.meta_graphs (field 2), after the version
+    root = write_tree(tmp_path / "sm", _sm(one + meta))
+    assert main(["repository", str(root), "-o", str(tmp_path / "out")]) == 0
+    assert "has 2 MetaGraphs tagged 'serve'; the first one's signature is read" in \
+        capsys.readouterr().err
 
 
 def test_openvino_intervals_and_question_marks_are_dynamic() -> None:
