@@ -55,12 +55,15 @@ MAX_EXTERNAL_ENTRIES = 16
 # few hundred thousand); digits of one dimension (int64 has 19).
 MAX_XML_DEPTH = 64
 MAX_XML_ELEMENTS = 5_000_000
+MAX_OV_LAYERS = 1_000_000  # each kept as a few small elements (names and types of its ports)
 MAX_DIM_DIGITS = 19
 # TorchScript: opcodes scanned for data.pkl's first class (torch writes it within the first
 # few); strings are not collected, only the last two kept.
 MAX_PICKLE_OPS = 100_000
-# TorchScript: the bytes of the one code file parsed for forward's arguments.
+# TorchScript: the bytes of the one code file searched for forward (held, never parsed whole),
+# and the characters of forward's header that are parsed (a real one is a few hundred).
 MAX_CODE_BYTES = 8 << 20
+MAX_SIGNATURE_CHARS = 64 << 10
 
 # Triton data types (ModelConfig's TYPE_* without the prefix, as ParsedConfig keeps them).
 _ONNX_TYPES = {
@@ -557,8 +560,8 @@ def _ov_parse(xml: bytes, file: str, fix: str) -> tuple[
                                 if k in ("id", "names", "precision")})
                     layers[lid] = small
                     el.clear()
-                if len(layers) > MAX_TENSORS * 100:
-                    raise InputError(f"declares more than {MAX_TENSORS * 100} layers",
+                if len(layers) > MAX_OV_LAYERS:
+                    raise InputError(f"declares more than {MAX_OV_LAYERS} layers",
                                      file=file, fix=fix)
             elif section == "edges" and el.tag == "edge":
                 edges.append((el.get("from-layer"), el.get("from-port"), el.get("to-layer"),
@@ -839,6 +842,42 @@ def torchscript_class(pickle: bytes) -> tuple[str, str] | None:
     return top if top is not None and top[0].startswith("__torch__") else None
 
 
+def _forward_source(code: str, cls: str) -> str | None:
+    """The ``def forward(...) -> ...:`` header of class ``cls`` in TorchScript's generated code,
+    found by its fixed layout (the class at column 0, its methods indented) and cut at the
+    colon that ends it, with ``pass`` for a body. Only this is parsed: ast.parse of a whole code
+    file costs ~250x its size in memory (2 MiB of code, 0.5 GiB). None when it is not there in
+    that layout, or longer than MAX_SIGNATURE_CHARS."""
+    head = re.search(rf"^class {re.escape(cls)}\b", code, re.M)
+    if head is None:
+        return None
+    after = re.compile(r"^\S", re.M).search(code, head.end())
+    body_end = after.start() if after is not None else len(code)
+    found = re.compile(r"^[ \t]+def forward\(", re.M).search(code, head.end(), body_end)
+    if found is None:
+        return None
+    depth, i = 0, found.end() - 1
+    end = min(body_end, i + MAX_SIGNATURE_CHARS)
+    while i < end:
+        c = code[i]
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif c in "\"'":  # a default value such as mode: str="bilinear": skip the literal
+            close = re.compile(rf"(?:[^{c}\\\n]|\\.)*{c}").match(code, i + 1, end)
+            if close is None:
+                return None
+            i = close.end()
+            continue
+        elif c == "#":  # a comment in the header: not generated code, no guess
+            return None
+        elif c == ":" and depth == 0:
+            return "def forward(" + code[found.end():i + 1] + "\n    pass\n"
+        i += 1
+    return None
+
+
 def read_torchscript(members: dict[str, bytes], file: str = "model.pt") -> ModelSignature | str:
     """``forward``'s argument names (self excluded) from a TorchScript archive's members
     (``*/data.pkl`` and ``*/code/**.py``). A note (str) when they cannot be found."""
@@ -855,27 +894,26 @@ def read_torchscript(members: dict[str, bytes], file: str = "model.pt") -> Model
     if code is None or len(code) > MAX_CODE_BYTES:
         return cannot
     try:
-        tree = ast.parse(code.decode("utf-8"))
+        source = _forward_source(code.decode("utf-8"), cls)
+        if source is None:
+            return cannot
+        tree = ast.parse(source)
     except (SyntaxError, UnicodeDecodeError, ValueError, RecursionError, MemoryError):
         return cannot
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef) and node.name == cls:
-            for item in node.body:
-                if isinstance(item, ast.FunctionDef) and item.name == "forward":
-                    args = item.args
-                    if args.vararg or args.kwarg or args.kwonlyargs:
-                        return cannot
-                    params = [a.arg for a in (*args.posonlyargs, *args.args)][1:]
-                    try:  # an annotation nested 100 000 deep: a note, not a RecursionError
-                        hints = [ast.unparse(a.annotation) if a.annotation else ""
-                                 for a in (*args.posonlyargs, *args.args)][1:]
-                    except (RecursionError, ValueError, MemoryError):
-                        return cannot
-                    if any(h.startswith("Dict[") for h in hints):
-                        return (f"{file}: forward takes a Dict of tensors; the config's inputs "
-                                "are not checked")
-                    _check_count(file, len(params), "input")
-                    return ModelSignature(file, "TorchScript",
-                                          tuple(TensorSig(p, None, None) for p in params),
-                                          None, names_only=True)
-    return cannot
+    item = tree.body[0] if len(tree.body) == 1 else None
+    if not isinstance(item, ast.FunctionDef) or item.name != "forward":
+        return cannot
+    args = item.args
+    if args.vararg or args.kwarg or args.kwonlyargs:
+        return cannot
+    params = [a.arg for a in (*args.posonlyargs, *args.args)][1:]
+    try:  # an annotation nested 100 000 deep: a note, not a RecursionError
+        hints = [ast.unparse(a.annotation) if a.annotation else ""
+                 for a in (*args.posonlyargs, *args.args)][1:]
+    except (RecursionError, ValueError, MemoryError):
+        return cannot
+    if any(h.startswith("Dict[") for h in hints):
+        return f"{file}: forward takes a Dict of tensors; the config's inputs are not checked"
+    _check_count(file, len(params), "input")
+    return ModelSignature(file, "TorchScript", tuple(TensorSig(p, None, None) for p in params),
+                          None, names_only=True)

@@ -323,18 +323,35 @@ def test_zip_entry_budget_is_checked_before_zipfile_reads(tmp_path: Path, capsys
     _check_refusal(capsys.readouterr().err, ["model.pt", "zip of 21 entries", "at most 10"])
 
 
-@pytest.mark.parametrize("body", [
-    "def forward(self, x: " + "a." * 100_000 + "b) -> Tensor:\n    return x\n",
-    "def forward(self, x: Tensor) -> Tensor:\n    return " + "(" * 100_000 + ")" * 100_000 + "\n",
-], ids=["annotation-100k-deep", "parentheses-100k-deep"])
-def test_torchscript_code_nested_too_deep_gets_a_note(tmp_path: Path, capsys, body: str) -> None:
+@pytest.mark.parametrize(("body", "said"), [
+    ("def forward(self, x: " + "a." * 100_000 + "b) -> Tensor:\n    return x\n",
+     "model.pt: forward's arguments could not be found"),
+    ("def forward(self, x: Tensor) -> Tensor:\n    return " + "(" * 100_000 + ")" * 100_000,
+     "config.pbtxt agrees with model.pt: input names and count"),
+    ("def forward(self, x: Tensor) -> Tensor:\n" + "    x = 1\n" * 700_000,
+     "config.pbtxt agrees with model.pt: input names and count"),
+], ids=["annotation-100k-deep", "body-100k-parentheses", "body-7MiB"])
+def test_torchscript_forward_is_read_from_its_header_only(tmp_path: Path, capsys, body: str,
+                                                          said: str) -> None:
+    """Only forward's header is parsed (ast of a whole code file costs ~250x its size): a
+    body of any depth or size is never parsed; a header nested too deep gets a note."""
     code = "class Net(Module):\n  " + body
     root = write_tree(tmp_path / "in", {
         "model.pt": torch_zip({"archive/data.pkl": torch_pickle(),
                                "archive/code/__torch__.py": code.encode()}),
         "config.pbtxt": pytorch_config(("x",))})
     assert main(["config", str(root)]) == 0
-    assert "model.pt: forward's arguments could not be found" in capsys.readouterr().err
+    assert said in capsys.readouterr().err
+
+
+def test_torchscript_header_with_string_defaults_is_read() -> None:
+    code = ('class Net(Module):\n  training : bool\n  def forward(self: __torch__.Net,\n'
+            '    image: Tensor,\n    mask: Tensor,\n    mode: str="a)\\"b") -> Tensor:\n'
+            '    return image\n')
+    sig = modelread.read_torchscript({"a/data.pkl": torch_pickle(),
+                                      "a/code/__torch__.py": code.encode()})
+    assert not isinstance(sig, str)
+    assert [t.name for t in sig.inputs] == ["image", "mask", "mode"]
 
 
 def test_pickle_of_many_strings_reads_a_prefix_only(tmp_path: Path) -> None:
