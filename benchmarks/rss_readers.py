@@ -88,6 +88,11 @@ CASES: dict[str, tuple[str, Callable[[], Files]]] = {
                                "archive/code/__torch__.py": TORCH_CODE.encode()}),
         "config.pbtxt": pytorch_config()}),
     "torchscript-150k-entries": ("hostile", lambda: _zip_entries(150_000)),
+    "torchscript-code-8MiB-statements": ("hostile", lambda: {
+        "model.pt": torch_zip({"archive/data.pkl": torch_pickle(),
+                               "archive/code/__torch__.py": (TORCH_CODE + "    x = 1\n"
+                                                             * 800_000).encode()}),
+        "config.pbtxt": pytorch_config()}),
     "torchscript-zip-bomb-1GiB": ("hostile", lambda: {
         "model.pt": torch_zip({"archive/data.pkl": torch_pickle(),
                                "archive/data/0": b"\0" * (1024 * MiB)}, zipfile.ZIP_DEFLATED),

@@ -199,6 +199,7 @@ def pytorch_config(inputs: tuple[str, ...] = ("image", "mask")) -> str:
 
 _PROBE = textwrap.dedent("""
     import sys, time
+    import packager
     from packager.cli import main
     import packager.configgen, google.protobuf  # the start every run pays
 
@@ -211,7 +212,7 @@ _PROBE = textwrap.dedent("""
     before = hwm()
     t = time.perf_counter()
     code = main(["config", sys.argv[1]])
-    print("RESULT", code, before, hwm(), time.perf_counter() - t)
+    print("RESULT", code, before, hwm(), time.perf_counter() - t, packager.__file__)
 """)
 
 
@@ -220,11 +221,13 @@ def peak_rss(root: Path, packager_root: Path | None = None) -> tuple[int, int, i
     KiB. The start already holds the packager and protobuf; the peak is VmHWM, reset at start
     so the parent's size (kept across exec by ru_maxrss) does not hide the run's own."""
     here = Path(__file__).resolve().parent
+    # cwd: `python -c` puts it first on sys.path, before PYTHONPATH's packager
     out = subprocess.run([sys.executable, "-c", _PROBE, str(root)], capture_output=True,
-                         text=True, timeout=1800, check=False,
+                         text=True, timeout=1800, check=False, cwd=root.parent,
                          env={**os.environ, "PYTHONPATH": str(packager_root or here.parent)})
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT")), None)
     if line is None:
         return -1, -1, -1, 0.0
-    _, code, before, after, secs = line.split()
+    _, code, before, after, secs, where = line.split()
+    assert Path(where).resolve().is_relative_to((packager_root or here.parent).resolve()), where
     return int(code), int(before), int(after), float(secs)
