@@ -156,7 +156,11 @@ def _check_dims(file: str, name: str, dims: list[int]) -> tuple[int, ...]:
         if d > MAX_DIM:
             raise InputError(f"tensor {bounded(name)} has dimension {bounded(d, 40)}, beyond "
                              "int64", file=file, fix="check that this is the intended model file")
-    return tuple(-1 if d < 0 else d for d in dims)
+        if d < -1:  # -1 is every format's "unknown"; -5 is no dimension at all, never dynamic
+            raise InputError(f"tensor {bounded(name)} has dimension {d}, neither a size nor -1 "
+                             "(dynamic)", file=file,
+                             fix="check that this is the intended model file")
+    return tuple(dims)
 
 
 def _check_unique(file: str, tensors: tuple[TensorSig, ...], role: str) -> None:
