@@ -4,18 +4,21 @@ Pure: every function takes the bytes or text the executor read (``InputTree.blob
 opens a file, imports a framework or runs the model. Formats:
 
 - ONNX: the graph's inputs (initializers excluded, as ONNX Runtime does) and outputs, parsed
-  with ``onnx`` without its external data.
-- OpenVINO IR: ``model.xml``'s Parameter and Result layers, parsed with ``defusedxml`` (no DTDs,
-  no entities), the tensor names from the producing ports' ``names``.
-- TensorFlow SavedModel: the ``serve`` MetaGraph's ``serving_default`` signature, decoded with a
-  minimal copy of TensorFlow's SavedModel schema (field numbers stable since TF 1.x), so neither
-  TensorFlow nor its import time is needed.
+  with ``onnx`` from a skeleton (``onnx_skeleton``) cut by walking the wire format: weights,
+  nodes and unknown fields are never copied, external data never read (only its location).
+- OpenVINO IR: ``model.xml``'s Parameter and Result layers, streamed with ``defusedxml`` (no
+  DTDs, no entities), the tensor names from the producing ports' ``names``.
+- TensorFlow SavedModel: the ``serve`` MetaGraph's ``serving_default`` signature, decoded from
+  a skeleton (``savedmodel_skeleton``: tags and signatures, no GraphDef) with a minimal copy of
+  TensorFlow's SavedModel schema (field numbers stable since TF 1.x), so neither TensorFlow
+  nor its import time is needed.
 - TorchScript: only the names of ``forward``'s arguments (TorchScript stores no data types or
-  shapes), from the archive's ``code/`` sources and the class named in ``data.pkl`` -- read as
-  text and opcodes, never unpickled.
+  shapes), from the class named in ``data.pkl``'s first opcodes and the header of its
+  ``forward`` in the archive's ``code/`` -- read as text and opcodes, never unpickled.
 
-A model that cannot be read this way yields ``None`` and a note; a file that is not what its name
-says is an InputError.
+Every reader works within the budgets below, checked as it reads. A model that cannot be read
+this way yields a note; a file that is not what its name says, lies, or exceeds a budget is an
+InputError naming the file; what a file cannot tell is a warning (``ModelSignature.warnings``).
 """
 
 from __future__ import annotations
@@ -43,7 +46,8 @@ MAX_NAME = 1024
 # ONNX: protobuf fields walked in one message (a graph of 10 M nodes is 10 M fields; the walk is
 # a generator, so this bounds time, not memory).
 MAX_WIRE_FIELDS = 50_000_000
-# ONNX: initializers whose names the skeleton keeps (LLM exports hold a few thousand).
+# ONNX: initializers walked (LLM exports hold a few thousand; only those a graph input names
+# or kept externally are copied into the skeleton).
 MAX_INITIALIZERS = 1_000_000
 # ONNX / SavedModel: the skeleton cut from the model (names, shapes, external-data locations,
 # signatures). A real one is kilobytes (an LLM with 1 000 external initializers: ~100 KiB);
@@ -512,6 +516,9 @@ def _ov_parse(xml: bytes, file: str, fix: str) -> tuple[
     import defusedxml.ElementTree as DET
     from defusedxml import DefusedXmlException
 
+    if xml[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise InputError("is UTF-16 (it starts with a byte order mark); OpenVINO reads UTF-8 "
+                         "only", file=file, fix="save model.xml as UTF-8")
     declared = _OV_ENCODING_RE.match(xml)
     if declared and declared.group(1).decode("latin-1").strip().lower() not in _OV_ENCODINGS:
         raise InputError(f"declares encoding {bounded(declared.group(1).decode('latin-1'))}; "

@@ -129,6 +129,8 @@ HOSTILE: dict[str, tuple[Files, list[str]]] = {
     "openvino-latin1-encoding": (
         _ov(ov_valid().replace(b'version="1.0"', b'version="1.0" encoding="ISO-8859-1"')),
         ["model.xml", "encoding 'ISO-8859-1'"]),
+    "openvino-utf16": (_ov(ov_valid().decode().replace('"1.0"', '"1.0" encoding="UTF-16"')
+                           .encode("utf-16")), ["model.xml", "UTF-16", "UTF-8 only"]),
     "openvino-dim-not-a-number": (_ov(ov_valid(dims=["abc", "4"])),
                                   ["model.xml", "'abc'", "not a number"]),
     "openvino-shape-not-a-number": (_ov(ov_valid(shape="x,4", dims=[])),
