@@ -167,7 +167,7 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *(session.posargs or ["-q"]))
 
 
-FUZZ_TARGETS = ("onnx", "savedmodel", "openvino", "pickle", "torchscript")
+FUZZ_TARGETS = ("onnx", "savedmodel", "openvino", "pickle", "torchscript", "zip")
 
 
 @nox.session(default=False)

@@ -237,6 +237,17 @@ def test_pickle_walker_never_raises(noise: bytes, pkl: bytes) -> None:
         assert top is None or top[0].startswith("__torch__")
 
 
+@PURE
+@given(mutated(torchscript_zips()))
+def test_zip_reader_reads_or_refuses(data: bytes) -> None:
+    """The executor's TorchScript zip reader on mutated archives (deflate, bzip2, lzma, stored):
+    members within their budgets, or an InputError naming model.pt -- never zlib.error,
+    MemoryError, or an OSError reported as the machine's fault."""
+    from fuzz.targets import zip_archive
+
+    zip_archive(data)
+
+
 # --- end to end: the CLI's promise -------------------------------------------------------------
 
 def _files(kind: str, data: bytes) -> dict[str, bytes | str | None]:

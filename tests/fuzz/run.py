@@ -19,6 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 with atheris.instrument_imports(include=["packager"]):
     from targets import TARGETS
 
+    import packager.executor.reader  # noqa: F401  (instrumented for the zip target)
+
 
 def main() -> None:
     target = TARGETS[sys.argv[1]]

@@ -15,6 +15,7 @@ from hostile import (  # noqa: E402
     ov_valid,
     savedmodel_valid,
     torch_pickle,
+    torch_zip,
 )
 
 
@@ -25,6 +26,7 @@ def main() -> None:
         "openvino": [ov_valid(), ov_valid(shape="1..8,4", dims=[])],
         "pickle": [torch_pickle(), torch_pickle(strings=3)],
         "torchscript": [TORCH_CODE.encode()],
+        "zip": [torch_zip(), torch_zip(compression=8)],
     }
     for target, items in seeds.items():
         d = HERE / "corpus" / target

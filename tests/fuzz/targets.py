@@ -6,7 +6,10 @@ stays a regression test.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 from packager import modelread
 from packager.errors import InputError
@@ -57,7 +60,25 @@ def torchscript(data: bytes) -> None:
     assert isinstance(got, (str, modelread.ModelSignature))
 
 
+_ZIP = Path(tempfile.gettempdir()) / f"triton-packager-fuzz-{os.getpid()}" / "model.pt"
+
+
+def zip_archive(data: bytes) -> None:
+    """The executor's TorchScript zip reader (executor/reader.py) on any bytes as model.pt:
+    its members, or an InputError -- never zlib.error, MemoryError or an OSError blamed on
+    the machine."""
+    from packager.executor.reader import _torchscript_members
+
+    _ZIP.parent.mkdir(exist_ok=True)
+    _ZIP.write_bytes(data)
+    try:
+        for _name, blob in _torchscript_members(_ZIP):
+            assert len(blob) <= 8 << 20
+    except InputError as err:
+        _refused(err, "model.pt")
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "onnx": onnx, "savedmodel": savedmodel, "openvino": openvino, "pickle": pickle,
-    "torchscript": torchscript,
+    "torchscript": torchscript, "zip": zip_archive,
 }
