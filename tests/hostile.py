@@ -187,6 +187,16 @@ def zip_patch_central(raw: bytes, *, offset: int | None = None, compress_size: i
     return bytes(buf)
 
 
+def zip_shift_central(raw: bytes, delta: int) -> bytes:
+    """Move the end record's central-directory offset by `delta`: zipfile then computes
+    negative header offsets for every entry (issue 21: reported as an environment fault)."""
+    buf = bytearray(raw)
+    at = raw.rfind(b"PK\x05\x06")
+    (offset,) = struct.unpack_from("<I", buf, at + 16)
+    struct.pack_into("<I", buf, at + 16, offset + delta)
+    return bytes(buf)
+
+
 def pytorch_config(inputs: tuple[str, ...] = ("image", "mask")) -> str:
     tensors = ", ".join(f'{{ name: "{n}" data_type: TYPE_FP32 dims: [ 2 ] }}' for n in inputs)
     return ('platform: "pytorch_libtorch"\nmax_batch_size: 0\n'

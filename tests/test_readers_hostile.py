@@ -26,6 +26,7 @@ from hostile import (
     torch_zip,
     zip_corrupt_stream,
     zip_patch_central,
+    zip_shift_central,
 )
 from models import _field, write_tree
 from test_hostile_package import _fingerprint
@@ -178,6 +179,8 @@ HOSTILE: dict[str, tuple[Files, list[str]]] = {
                                  ["model.pt", "damaged zip"]),
     "torchscript-negative-offset": (_pt(zip_patch_central(torch_zip(), offset=-5)),
                                     ["model.pt", "lies about its place"]),
+    "torchscript-negative-header-offset": (_pt(zip_shift_central(torch_zip(), 100)),
+                                           ["model.pt", "offset -100"]),
     "torchscript-lying-size": (
         _pt(zip_patch_central(torch_zip(), compress_size=1 << 31, file_size=1 << 31)),
         ["model.pt", "lies about its place"]),
