@@ -55,6 +55,9 @@ MAX_INITIALIZERS = 1_000_000
 MAX_SKELETON_BYTES = 8 << 20
 # ONNX external_data: key/value pairs per initializer (location, offset, length, checksum).
 MAX_EXTERNAL_ENTRIES = 16
+# ONNX: nesting of an input or output type (sequence of map of ...); Triton serves tensors, so
+# anything nested is refused later anyway -- this names it before protobuf's recursion limit.
+MAX_TYPE_NESTING = 16
 # OpenVINO XML: element nesting (a real IR is 6 deep) and elements (a 70 B-parameter IR has a
 # few hundred thousand); digits of one dimension (int64 has 19).
 MAX_XML_DEPTH = 64
@@ -315,6 +318,9 @@ def onnx_skeleton(buf: memoryview | bytes | mmap.mmap, file: str = "model.onnx")
             inputs: set[bytes] = set()
             for g_no, g_wire, g_start, g_end in _wire_fields(view, start, end):
                 if g_no in (11, 12) and g_wire == 2:  # input, output: name (1), type (2)
+                    for n, w, s, e in _wire_fields(view, g_start, g_end):
+                        if n == 2 and w == 2:
+                            _type_depth(view, s, e, 1)
                     value = _only_fields(view, g_start, g_end, {1, 2})
                     add(graph, _delimited(g_no, value), g_start)
                     if g_no == 11:
@@ -348,6 +354,21 @@ def onnx_skeleton(buf: memoryview | bytes | mmap.mmap, file: str = "model.onnx")
                          "onnx.save (a binary ModelProto)") from None
     finally:
         view.release()
+
+
+def _type_depth(view: memoryview, start: int, end: int, depth: int) -> None:
+    """Walk a TypeProto's nesting (sequence 4, map 5 value 2, optional 9, each holding another
+    TypeProto) within MAX_TYPE_NESTING, so a type nested 400 deep is refused by name here
+    rather than as protobuf's anonymous recursion-limit error."""
+    if depth > MAX_TYPE_NESTING:
+        raise _Malformed(f"an input or output type nested more than {MAX_TYPE_NESTING} deep "
+                         f"(byte {start})")
+    for n, w, s, e in _wire_fields(view, start, end):
+        if w == 2 and n in (4, 5, 9):  # Sequence.elem_type 1, Map.value_type 2, Optional 1
+            inner = 2 if n == 5 else 1
+            for n2, w2, s2, e2 in _wire_fields(view, s, e):
+                if n2 == inner and w2 == 2:
+                    _type_depth(view, s2, e2, depth + 1)
 
 
 def _encode(number: int, wire: int, view: memoryview, start: int, end: int) -> bytes:
