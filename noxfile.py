@@ -4,6 +4,7 @@
     nox -s config -- MODEL_DIR [--max-batch-size N ...]   (prints config.pbtxt, writes nothing)
     nox -s base_image | verify | push | demo
     nox -s unit | tests | lint | snapshots   (`nox` alone: lint + unit, no Docker needed)
+    nox -s fuzz [-- SECONDS [TARGET ...]]    (atheris over the model readers, 60 s per target)
 """
 
 from __future__ import annotations
@@ -170,6 +171,34 @@ def tests(session: nox.Session) -> None:
     _docker(session)
     session.run("triton-packager", "base-image")
     session.run("pytest", *(session.posargs or ["-q"]))
+
+
+FUZZ_TARGETS = ("onnx", "savedmodel", "openvino", "pickle", "torchscript", "zip")
+
+
+@nox.session(default=False)
+def fuzz(session: nox.Session) -> None:
+    """Coverage-guided fuzzing of the model readers with atheris, 60 s per target (bounded):
+    nox -s fuzz [-- SECONDS [TARGET ...]]. Finds grow tests/fuzz/corpus/, which `unit` replays;
+    a crash is written as out/fuzz/crash-* and fails the session."""
+    _install(session, "[test]")
+    session.install("atheris>=2.3")
+    args = list(session.posargs)
+    seconds = args.pop(0) if args and args[0].isdigit() else "60"
+    os.makedirs(f"{OUT}/fuzz", exist_ok=True)
+    for target in args or FUZZ_TARGETS:
+        corpus, scratch = f"tests/fuzz/corpus/{target}", f"{OUT}/fuzz/corpus-{target}"
+        os.makedirs(corpus, exist_ok=True)
+        os.makedirs(scratch, exist_ok=True)
+        # New inputs go to the scratch directory (the first one given); -max_len keeps them
+        # small; -rss_limit_mb is the readers' memory budget as the fuzzer checks it (an input
+        # above it is a crash), -timeout the time budget of one input.
+        session.run("python", "tests/fuzz/run.py", target, scratch, corpus,
+                    f"-max_total_time={seconds}", "-max_len=4096", "-rss_limit_mb=1024",
+                    "-timeout=10", f"-artifact_prefix={OUT}/fuzz/{target}-",
+                    "-print_final_stats=1")
+        # Only finds that add coverage are kept in the committed corpus (libFuzzer's merge).
+        session.run("python", "tests/fuzz/run.py", target, "-merge=1", corpus, scratch)
 
 
 @nox.session

@@ -340,6 +340,8 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
         from packager.pipeline import analyze
 
         analysis = analyze(read_input(args.input), _config_options(args))
+        for w in analysis.warnings:  # what the packager could not tell from the model
+            report.warn(w)
         for n in analysis.notes:
             report.info(n)
         sys.stdout.write(analysis.plan.config_text)

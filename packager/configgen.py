@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from google.protobuf import text_encoding
 
-from packager.backends import Backend
+from packager.backends import Backend, EntryKind
 from packager.errors import InputError, bounded
 from packager.inputs import CONFIG_NAME, MODEL_BLOBS, TORCHSCRIPT_FILE, InputTree
 from packager.modelconfig import ParsedConfig
@@ -76,7 +76,9 @@ def read_signature(tree: InputTree, backend: Backend) -> ModelSignature | str | 
     if backend.key == "onnx":
         name = "model.onnx/model.onnx" if "model.onnx/model.onnx" in {
             e.path for e in tree.under("model.onnx")} else "model.onnx"
-        return read_onnx(_blob(tree, name), name)
+        sig = read_onnx(_blob(tree, name), name)
+        _check_external(tree, sig)
+        return sig
     if backend.key == "openvino":
         return read_openvino(_blob(tree, "model.xml"), "model.xml")
     if backend.key == "tf_savedmodel":
@@ -86,12 +88,38 @@ def read_signature(tree: InputTree, backend: Backend) -> ModelSignature | str | 
                 "are not read from the model"
         return read_savedmodel(_blob(tree, name), name)
     if backend.key == "pytorch" and TORCHSCRIPT_FILE in top:
+        error = tree.blob_error(TORCHSCRIPT_FILE)
+        if error is not None:
+            raise InputError(error[0], file=TORCHSCRIPT_FILE, fix=error[1] or None)
         members = tree.members(TORCHSCRIPT_FILE)
         if not members:
             return (f"{TORCHSCRIPT_FILE} is not a TorchScript zip archive the packager can read; "
                     "the config's inputs are not checked against it")
         return read_torchscript(members, TORCHSCRIPT_FILE)
     return None
+
+
+def _check_external(tree: InputTree, sig: ModelSignature) -> None:
+    """Every external-data file the ONNX model names is in the input beside it: ONNX Runtime
+    would fail to load the model in the image otherwise."""
+    if not sig.external:
+        return
+    base = sig.file.rpartition("/")[0]
+    files = {e.path: e for e in tree.entries}
+    for loc, needed in sig.external:
+        path = f"{base}/{loc}" if base else loc
+        entry = files.get(path)
+        if entry is None or entry.kind is not EntryKind.FILE:
+            raise InputError(
+                f"keeps weights in {bounded(loc)}, which is not in the model directory",
+                file=sig.file,
+                fix=f"copy {bounded(loc, quote=False)} beside {sig.file}, or save the model "
+                "with its weights inside (onnx.save_model without save_as_external_data)")
+        if entry.size < needed:
+            raise InputError(
+                f"reads {needed} bytes of {bounded(loc)}, which holds {entry.size}: ONNX Runtime "
+                "would fail to load the weights", file=sig.file,
+                fix=f"copy the complete {bounded(loc, quote=False)} saved with the model")
 
 
 def _blob(tree: InputTree, name: str) -> bytes:
@@ -118,13 +146,27 @@ def _dims(dims: tuple[int, ...]) -> str:
     return "[ " + ", ".join(str(d) for d in dims) + " ]"
 
 
+def _shown_dims(dims: tuple[int, ...], limit: int = 120) -> str:
+    """dims as a message shows them: at most 16 of them and `limit` characters, so a config
+    or model with 100 000 dims cannot make a line of 600 000 characters."""
+    text = _dims(dims[:16]) if len(dims) <= 16 else \
+        "[ " + ", ".join(str(d) for d in dims[:16]) + f", ... ] ({len(dims)} dims)"
+    return bounded(text, limit, quote=False)
+
+
+def _count(n: int) -> str:
+    """An element count for a message: the product of many int64 dims can pass Python's
+    int-to-str limit (4 300 digits), and a number of 40 digits already says enough."""
+    return str(n) if n.bit_length() <= 128 else f"about 2^{n.bit_length() - 1}"
+
+
 def _fixed_first(sig: ModelSignature) -> TensorSig | None:
     return next((t for t in (*sig.inputs, *(sig.outputs or ()))
                  if t.dims is None or not t.dims or t.dims[0] != -1), None)
 
 
 def _shape_text(t: TensorSig) -> str:
-    return "unknown rank" if t.dims is None else _dims(t.dims)
+    return "unknown rank" if t.dims is None else _shown_dims(t.dims)
 
 
 def choose_max_batch_size(backend: Backend, sig: ModelSignature, opts: ConfigOptions) -> int:
@@ -258,9 +300,10 @@ def check_config(config: ParsedConfig, sig: ModelSignature, backend: Backend) ->
             if shape is not None and -1 not in dims and -1 not in shape and \
                     math.prod(dims) != math.prod(shape):
                 raise InputError(
-                    f"{where}: {role} {bounded(name)} has dims {_dims(dims)} "
-                    f"({math.prod(dims)} elements) but reshape {_dims(shape)} "
-                    f"({math.prod(shape)}); Triton refuses a reshape that changes the count",
+                    f"{where}: {role} {bounded(name)} has dims {_shown_dims(dims)} "
+                    f"({_count(math.prod(dims))} elements) but reshape {_shown_dims(shape)} "
+                    f"({_count(math.prod(shape))}); Triton refuses a reshape that changes the "
+                    "count",
                     fix=f"make dims and reshape of {bounded(name)} hold the same number of "
                     "elements")
             if t.dims is None:
@@ -269,13 +312,14 @@ def check_config(config: ParsedConfig, sig: ModelSignature, backend: Backend) ->
             if not _agree(seen, t.dims):
                 batch = " (max_batch_size > 0 adds the batch dimension in front)" \
                     if config.max_batch_size > 0 else ""
-                via = f"reshape {_dims(reshapes[name])}" if name in reshapes else f"dims {_dims(dims)}"
+                via = f"reshape {_shown_dims(reshapes[name])}" if name in reshapes \
+                    else f"dims {_shown_dims(dims)}"
                 want = t.dims[1:] if config.max_batch_size > 0 else t.dims
                 raise InputError(
                     f"{where}: {role} {bounded(name)} has {via} in the config, which the model "
-                    f"sees as {bounded(_dims(seen), 120, quote=False)}{batch}; the model says "
-                    f"{bounded(_dims(t.dims), 120, quote=False)}",
-                    fix=f"set dims: {bounded(_dims(want) if want else '[ 1 ] with reshape: { shape: [ ] }', 120, quote=False)}"  # noqa: E501
+                    f"sees as {_shown_dims(seen)}{batch}; the model says "
+                    f"{_shown_dims(t.dims)}",
+                    fix=f"set dims: {_shown_dims(want) if want else '[ 1 ] with reshape: { shape: [ ] }'}"
                     f" for {bounded(name)}")
     if config.inputs:
         missing = [t for t in sig.inputs if not any(t.answers_to(n) for n, _, _ in config.inputs)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from packager.backends import EntryKind
 
@@ -20,17 +21,33 @@ REQUIREMENTS_NAME = "requirements.txt"
 TEXT_FILES = (*MANIFEST_NAMES, CONFIG_NAME, *CONDA_NAMES, REQUIREMENTS_NAME, "model.py")
 
 # Model files whose bytes the generators parse (modelread.py), with the most the executor reads.
+# model.xml is parsed streaming (modelread._ov_parse), but its bytes are held: the IR of a
+# 70 B-parameter LLM is a few MiB, so 64 MiB leaves room without letting a file claim gigabytes.
 MODEL_BLOBS = {
-    "model.xml": 256 << 20,
-    "model.savedmodel/saved_model.pb": 2 << 30,
+    "model.xml": 64 << 20,
 }
+# SavedModels of any size: memory-mapped, and only their tags and signatures kept
+# (modelread.savedmodel_skeleton); the GraphDef that makes a saved_model.pb big is never copied.
+SAVEDMODEL_GRAPHS = ("model.savedmodel/saved_model.pb",)
 # ONNX graphs of any size: the executor memory-maps them and keeps only their skeleton
 # (modelread.onnx_skeleton: inputs, outputs, initializer names), never the weights. External
 # data files beside model.onnx/model.onnx are never opened.
 ONNX_GRAPHS = ("model.onnx", "model.onnx/model.onnx")
 # TorchScript archives are zips: only their `*/data.pkl` and `*/code/**.py` members are read.
 TORCHSCRIPT_FILE = "model.pt"
-TORCHSCRIPT_MEMBERS_LIMIT = 64 << 20
+# Budgets of the zip reader (executor/reader.py), checked before and while it reads:
+# - central-directory entries: torch writes one per tensor storage plus a few; 200 000 is far
+#   beyond any real archive and keeps zipfile's per-entry objects under ~100 MiB;
+TORCHSCRIPT_MAX_ENTRIES = 200_000
+# - the bytes read of data.pkl: its top-level class is in its first opcodes, so only a prefix
+#   is read -- a data.pkl of gigabytes or of millions of strings costs 1 MiB here;
+TORCHSCRIPT_PICKLE_PREFIX = 1 << 20
+# - the one code file read (forward's source), as modelread.MAX_CODE_BYTES;
+TORCHSCRIPT_CODE_LIMIT = 8 << 20
+# - declared expansion of any entry: torch stores tensors uncompressed (ratio 1) and deflated
+#   code rarely passes 10x; an entry declaring more than 100x is a zip bomb, refused. Reading
+#   also stops when an entry inflates past its declared size (a lying header).
+TORCHSCRIPT_MAX_RATIO = 100
 
 # The mark of a directory triton-packager created (executor/ownership.py): never an input file.
 OWNED_MARKER = ".triton-packager-owned"
@@ -89,6 +106,29 @@ class InputTree:
     def under(self, top: str) -> tuple[Entry, ...]:
         return tuple(e for e in self.entries if e.path == top or e.path.startswith(top + "/"))
 
+    @cached_property
+    def _by_top(self) -> dict[str, tuple[list[Entry], list[tuple[str, str]],
+                                          list[tuple[str, bytes]], list[tuple[str, str, str]]]]:
+        """Entries, texts, blobs and blob errors grouped by their first path component, built
+        once: scanning everything for each of a repository's 10 000 models made `subtree`
+        quadratic (issue 21). Not a field: equality and the digest ignore it."""
+        groups: dict[str, tuple[list[Entry], list[tuple[str, str]], list[tuple[str, bytes]],
+                                list[tuple[str, str, str]]]] = {}
+
+        def group(path: str) -> tuple[list[Entry], list[tuple[str, str]],
+                                      list[tuple[str, bytes]], list[tuple[str, str, str]]]:
+            return groups.setdefault(path.split("/", 1)[0], ([], [], [], []))
+
+        for e in self.entries:
+            group(e.path)[0].append(e)
+        for t in self.texts:
+            group(t[0])[1].append(t)
+        for b in self.blobs:
+            group(b[0])[2].append(b)
+        for err in self.blob_errors:
+            group(err[0])[3].append(err)
+        return groups
+
     def subtree(self, prefix: str, label: str | None = None) -> InputTree:
         """The entries under `prefix` ("name/" or "name/1/"), re-rooted there, with their texts
         and model bytes: a repository's model or version directory as a tree of its own."""
@@ -97,14 +137,16 @@ class InputTree:
         def inside(path: str) -> bool:
             return path.startswith(prefix) and len(path) > n
 
+        entries, texts, blobs, errors = self._by_top.get(prefix.split("/", 1)[0],
+                                                         ([], [], [], []))
         return InputTree(
             label if label is not None else f"{self.label.rstrip('/')}/{prefix.rstrip('/')}",
             tuple(Entry(e.path[n:], e.kind, e.size, e.sha256, e.mode)
-                  for e in self.entries if inside(e.path)),
-            tuple((p[n:], t) for p, t in self.texts if inside(p)),
+                  for e in entries if inside(e.path)),
+            tuple((p[n:], t) for p, t in texts if inside(p)),
             (),
-            tuple((p[n:], b) for p, b in self.blobs if inside(p)),
-            tuple((p[n:], m, f) for p, m, f in self.blob_errors if inside(p)),
+            tuple((p[n:], b) for p, b in blobs if inside(p)),
+            tuple((p[n:], m, f) for p, m, f in errors if inside(p)),
         )
 
     def digest_lines(self) -> tuple[str, ...]:

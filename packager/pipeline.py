@@ -133,6 +133,7 @@ def analyze(tree: InputTree, gen: ConfigOptions | None = None) -> Analysis:
                       config_changed=changed, model_level=model_level)
     warnings = list(meta.warnings)
     warnings.extend(n for n in detection.notes if "ignored" in n)
+    warnings.extend(signature.warnings if signature is not None else ())
     if tree.ignored:
         notes.append("skipped tool files: " + ", ".join(tree.ignored))
     return Analysis(meta, detection, parse_config(config_text) if changed else config, plan,
@@ -379,7 +380,8 @@ def _repository_model(tree: InputTree, name: str, gen: ConfigOptions, prefix: st
     if env and backend.key != "python":
         notes.append(f"{', '.join(env)} found but the model is {backend.title}: ignored")
     meta = ModelMeta(name, latest, None)
-    return Analysis(meta, det, parse_config(config_text) if changed else config, plan, (),
+    return Analysis(meta, det, parse_config(config_text) if changed else config, plan,
+                    signature.warnings if signature is not None else (),
                     tuple(notes), signature, source, tree.label)
 
 

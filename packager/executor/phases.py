@@ -167,12 +167,14 @@ class Workspace:
                 raise InputError(f"is given twice (as {seen[real]} and {d})", file=str(d),
                                  fix="give each model directory once")
             seen[real] = d
-        for a in self.input_dirs:
-            for b in self.input_dirs:
-                if a is not b and a.resolve().is_relative_to(b.resolve()):
-                    raise InputError(f"is inside another input, {b}", file=str(a),
-                                     fix="give model directories side by side, or one "
-                                     "model repository")
+        # Each input's parents looked up among the others: linear in the inputs (comparing
+        # every pair made a few thousand model directories quadratic, issue 21).
+        for real, a in seen.items():
+            b = next((seen[p] for p in real.parents if p in seen), None)
+            if b is not None:
+                raise InputError(f"is inside another input, {b}", file=str(a),
+                                 fix="give model directories side by side, or one "
+                                 "model repository")
 
     def _check_output_location(self, trees: list[InputTree], phases: list[str]) -> None:
         """The output must not overlap the input, and may only replace the packager's own."""

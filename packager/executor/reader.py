@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
+import lzma
 import mmap
 import os
 import re
 import stat
+import struct
 import zipfile
+import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 from packager.backends import EntryKind
@@ -19,14 +24,23 @@ from packager.inputs import (
     MODEL_BLOBS,
     ONNX_GRAPHS,
     OWNED_MARKER,
+    SAVEDMODEL_GRAPHS,
     TEXT_FILES,
+    TORCHSCRIPT_CODE_LIMIT,
     TORCHSCRIPT_FILE,
-    TORCHSCRIPT_MEMBERS_LIMIT,
+    TORCHSCRIPT_MAX_ENTRIES,
+    TORCHSCRIPT_MAX_RATIO,
+    TORCHSCRIPT_PICKLE_PREFIX,
     Entry,
     InputTree,
 )
 from packager.layout import read_roots
-from packager.modelread import onnx_skeleton
+from packager.modelread import (
+    onnx_skeleton,
+    savedmodel_skeleton,
+    torchscript_class,
+    torchscript_code_member,
+)
 
 TEXT_LIMIT = 1 << 20  # manifests and configs are small; a huge one is a mistake
 MAX_DEPTH = 32  # Triton trees are shallow; 1 100 nested folders are a mistake or an attack
@@ -213,25 +227,38 @@ def read_input(path: str | os.PathLike[str], cache: DigestCache | None = None) -
                                  fix=f"save {name} as UTF-8") from None
     blobs: list[tuple[str, bytes]] = []
     errors: list[tuple[str, str, str]] = []
+    # Each root's files, gathered in one pass: filtering all entries per root made a repository
+    # of 10 000 models quadratic (issue 21). A root is "" or "name/" or "name/version/".
+    by_root: dict[str, dict[str, Entry]] = {r: {} for r in roots}
+    for e in entries:
+        if e.kind is not EntryKind.FILE:
+            continue
+        parts = e.path.split("/")
+        for depth in range(min(len(parts) - 1, 2) + 1):
+            prefix = "".join(p + "/" for p in parts[:depth])
+            if prefix in by_root:
+                by_root[prefix][e.path[len(prefix):]] = e
     for prefix in roots:
-        b, err = _read_blobs(root, entries, prefix)
+        b, err = _read_blobs(root, by_root[prefix], prefix)
         blobs.extend(b)
         errors.extend(err)
     return InputTree(str(root_arg), tuple(entries), tuple(texts), tuple(ignored), tuple(blobs),
                      tuple(errors))
 
 
-def _read_blobs(root: Path, entries: list[Entry], prefix: str = ""
+def _read_blobs(root: Path, files: dict[str, Entry], prefix: str = ""
                 ) -> tuple[tuple[tuple[str, bytes], ...], tuple[tuple[str, str, str], ...]]:
-    """The model bytes the generators parse: ONNX graph skeletons (memory-mapped, weights
-    skipped), model.xml and saved_model.pb within their limits, and the code and data.pkl
-    members of a TorchScript zip. Never the weights beside them."""
-    n = len(prefix)
-    files = {e.path[n:]: e for e in entries
-             if e.kind is EntryKind.FILE and e.path.startswith(prefix)}
+    """The model bytes the generators parse: ONNX graph and SavedModel skeletons (memory-mapped,
+    weights and GraphDefs skipped), model.xml within its limit, and of a TorchScript zip the
+    start of data.pkl and the one code file forward is in. Never the weights beside them.
+    A model file found bad here is recorded, and refused where the checks read the model.
+    `files` are the root's files, by their path under `prefix`."""
     blobs: list[tuple[str, bytes]] = []
     errors: list[tuple[str, str, str]] = []
-    for name in ONNX_GRAPHS:
+    cutters: list[tuple[str, Callable[[mmap.mmap, str], bytes]]] = [
+        *((name, onnx_skeleton) for name in ONNX_GRAPHS),
+        *((name, savedmodel_skeleton) for name in SAVEDMODEL_GRAPHS)]
+    for name, cut in cutters:
         if name in files:
             with resolve_inside(root, prefix + name).open("rb") as fh:
                 if files[name].size == 0:
@@ -239,7 +266,7 @@ def _read_blobs(root: Path, entries: list[Entry], prefix: str = ""
                     continue
                 with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
                     try:
-                        blobs.append((prefix + name, onnx_skeleton(mm, name)))
+                        blobs.append((prefix + name, cut(mm, name)))
                     except InputError as err:  # reported where the checks read the model
                         errors.append((prefix + name, err.message, err.fix or ""))
     for name, limit in MODEL_BLOBS.items():
@@ -248,16 +275,125 @@ def _read_blobs(root: Path, entries: list[Entry], prefix: str = ""
             blobs.append((prefix + name, resolve_inside(root, prefix + name).read_bytes()))
     if TORCHSCRIPT_FILE in files:
         try:
-            with zipfile.ZipFile(resolve_inside(root, prefix + TORCHSCRIPT_FILE)) as zf:
-                total = 0
-                for info in zf.infolist():
-                    wanted = info.filename.endswith("/data.pkl") or (
-                        "/code/" in info.filename and info.filename.endswith(".py"))
-                    if not wanted or info.file_size > TORCHSCRIPT_MEMBERS_LIMIT - total:
-                        continue
-                    total += info.file_size
-                    blobs.append((f"{prefix}{TORCHSCRIPT_FILE}:{info.filename}", zf.read(info)))
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, ValueError,
-                EOFError, RuntimeError):
-            pass  # not a zip TorchScript archive: the generators note it and do not guess
+            blobs.extend((f"{prefix}{TORCHSCRIPT_FILE}:{m}", data) for m, data in
+                         _torchscript_members(resolve_inside(root, prefix + TORCHSCRIPT_FILE)))
+        except InputError as err:
+            errors.append((prefix + TORCHSCRIPT_FILE, err.message, err.fix or ""))
     return tuple(blobs), tuple(errors)
+
+
+_ZIP_FIX = ("save the model again with torch.jit.save (the archive is damaged or was not "
+            "written by torch)")
+
+
+def _zip_counts(fh: io.BufferedReader, size: int) -> tuple[int, int] | None:
+    """(entries, central-directory bytes) from the end records, read before zipfile builds an
+    object per entry; None when there is no end record (not a zip)."""
+    tail_len = min(size, 22 + 0xFFFF)
+    fh.seek(size - tail_len)
+    tail = fh.read(tail_len)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or at + 22 > len(tail):
+        return None
+    entries, cd_size = struct.unpack_from("<xxxxxxxxxxHI", tail, at)
+    if entries == 0xFFFF or cd_size == 0xFFFFFFFF:  # zip64: the counts are in its own record
+        loc = tail.rfind(b"PK\x06\x07", 0, at)
+        if loc >= 0 and loc + 20 <= len(tail):
+            (offset,) = struct.unpack_from("<Q", tail, loc + 8)
+            if offset + 56 <= size:
+                fh.seek(offset)
+                rec = fh.read(56)
+                if rec[:4] == b"PK\x06\x06":
+                    entries, cd_size = struct.unpack_from("<QQ", rec, 32)
+    return entries, cd_size
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
+    """At most `limit` bytes of a member, read in chunks; an entry that inflates beyond its
+    declared size is refused as it inflates, never buffered first."""
+    want = min(info.file_size, limit)
+    out = bytearray()
+    with zf.open(info) as fh:
+        while len(out) < want:
+            chunk = fh.read(min(_CHUNK, want - len(out)))
+            if not chunk:
+                break
+            out += chunk
+    if len(out) < want:
+        raise InputError(f"member {bounded(info.filename)} holds {len(out)} bytes but declares "
+                         f"{info.file_size}", file=TORCHSCRIPT_FILE, fix=_ZIP_FIX)
+    return bytes(out)
+
+
+def _torchscript_members(path: Path) -> list[tuple[str, bytes]]:
+    """The start of ``*/data.pkl`` and the code file of its class, within the budgets of
+    inputs.py. [] for a file that is not a zip (a note, not a refusal: torch.save pickles exist);
+    InputError for a zip that is damaged, lies about its sizes or is a bomb."""
+    size = path.stat().st_size
+    with path.open("rb") as raw:
+        counts = _zip_counts(raw, size)
+        if counts is None:
+            raw.seek(0)
+            if raw.read(4) == b"PK\x03\x04":  # a zip's start without its end: cut short
+                raise InputError("is a damaged zip (no end of central directory: the file is "
+                                 "cut short)", file=TORCHSCRIPT_FILE, fix=_ZIP_FIX)
+            return []
+        entries, cd_size = counts
+        if entries > TORCHSCRIPT_MAX_ENTRIES:
+            raise InputError(f"is a zip of {entries} entries; at most {TORCHSCRIPT_MAX_ENTRIES} "
+                             "are read", file=TORCHSCRIPT_FILE, fix=_ZIP_FIX)
+        if cd_size > size:
+            raise InputError(f"declares a central directory of {cd_size} bytes in a file of "
+                             f"{size}", file=TORCHSCRIPT_FILE, fix=_ZIP_FIX)
+        member = ""
+        try:
+            with zipfile.ZipFile(raw) as zf:
+                infos = zf.infolist()
+                if len(infos) > TORCHSCRIPT_MAX_ENTRIES:
+                    raise InputError(f"is a zip of more than {TORCHSCRIPT_MAX_ENTRIES} entries",
+                                     file=TORCHSCRIPT_FILE, fix=_ZIP_FIX)
+                for info in infos:
+                    member = info.filename
+                    if not 0 <= info.header_offset < size or info.compress_size > size:
+                        raise InputError(
+                            f"member {bounded(member)} lies about its place (offset "
+                            f"{info.header_offset}, {info.compress_size} bytes, in a file of "
+                            f"{size})", file=TORCHSCRIPT_FILE, fix=_ZIP_FIX)
+                    if info.file_size > TORCHSCRIPT_MAX_RATIO * max(info.compress_size, 1) \
+                            and info.file_size > _CHUNK:
+                        raise InputError(
+                            f"member {bounded(member)} expands {info.compress_size} bytes to "
+                            f"{info.file_size}, more than {TORCHSCRIPT_MAX_RATIO}x (a zip bomb)",
+                            file=TORCHSCRIPT_FILE, fix=_ZIP_FIX)
+                pkl = next((i for i in sorted(infos, key=lambda i: i.filename)
+                            if i.filename.endswith("/data.pkl")), None)
+                if pkl is None:
+                    return []
+                member = pkl.filename
+                out = [(member, _read_member(zf, pkl, TORCHSCRIPT_PICKLE_PREFIX))]
+                top = torchscript_class(out[0][1])
+                if top is None:
+                    return out
+                suffix = torchscript_code_member(top[0])
+                code = next((i for i in sorted(infos, key=lambda i: i.filename)
+                             if i.filename.endswith(suffix)), None)
+                if code is not None and code.file_size <= TORCHSCRIPT_CODE_LIMIT:
+                    member = code.filename
+                    out.append((member, _read_member(zf, code, TORCHSCRIPT_CODE_LIMIT)))
+                return out
+        except OSError as exc:
+            if exc.errno is not None:  # the disk, not the archive: an environment fault
+                raise
+            # bz2 reports a corrupt stream as an OSError without errno
+            raise _zip_error(member, exc) from None
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, ValueError,
+                EOFError, RuntimeError, zlib.error, lzma.LZMAError, struct.error,
+                OverflowError) as exc:
+            raise _zip_error(member, exc) from None
+
+
+def _zip_error(member: str, exc: BaseException) -> InputError:
+    where = f"member {bounded(member)}: " if member else ""
+    return InputError(f"is a damaged zip ({where}{bounded(type(exc).__name__, quote=False)}: "
+                      f"{bounded(str(exc), 120, quote=False)})", file=TORCHSCRIPT_FILE,
+                      fix=_ZIP_FIX)
