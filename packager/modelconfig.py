@@ -122,6 +122,8 @@ def parse_config(text: str, *, file: str = CONFIG_NAME) -> ParsedConfig:
             fix="set max_batch_size: 0 (no batching) or a positive batch size",
         )
 
+    _check_version_policy(msg, file)
+
     def tensors(items: object, role: str) -> tuple[tuple[str, str, tuple[int, ...]], ...]:
         for t in items:  # type: ignore[attr-defined]
             # DataType is an open enum: text_format keeps any int32 (`data_type: 32`) it has
@@ -170,6 +172,26 @@ def parse_config(text: str, *, file: str = CONFIG_NAME) -> ParsedConfig:
                          tuple(sorted(st.output_map.items())))
             for st in msg.ensemble_scheduling.step),
     )
+
+
+def _check_version_policy(msg: Any, file: str) -> None:
+    """Triton's ValidateModelConfig refuses, at load, a version_policy that can serve no
+    version: `specific` with an empty list, `latest` with num_versions 0 (also `latest { }`,
+    where the field defaults to 0). Refused here, where the file and field can be named."""
+    choice = msg.version_policy.WhichOneof("policy_choice")
+    if choice == "specific" and not msg.version_policy.specific.versions:
+        raise InputError(
+            f"{file}: field 'version_policy' is 'specific' with no versions; Triton refuses to "
+            "load a model whose version policy serves no version",
+            fix="list the versions to serve, version_policy: { specific: { versions: [1] } }, "
+            "or remove version_policy (Triton then serves the latest version)")
+    if choice == "latest" and msg.version_policy.latest.num_versions < 1:
+        raise InputError(
+            f"{file}: field 'version_policy.latest.num_versions' is "
+            f"{msg.version_policy.latest.num_versions}; Triton refuses to load a model whose "
+            "version policy serves no version",
+            fix="set version_policy: { latest: { num_versions: 1 } } (or more), or remove "
+            "version_policy")
 
 
 def check_against(config: ParsedConfig, backend: Backend, model_name: str) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from packager.errors import BuildError, InputError, bounded
+from packager.errors import BuildError, InputError, PackagerError, bounded
 from packager.executor.report import Reporter
 
 BUILDER_CHOICES = ("auto", "docker", "buildah")
@@ -154,9 +154,30 @@ class DockerBuilder:
         return docker_push.push(image, target, report, credentials)
 
 
+FALLBACK_NOTE = "no Docker engine answered, so --builder auto chose buildah"
+
+
 @dataclass(frozen=True)
 class BuildahBuilder:
     name: str = "buildah"
+    # Chosen by `--builder auto` only because no Docker engine answered. A user who expected
+    # the engine sees buildah's own error (a pull from docker.io, a missing storage driver)
+    # and would not guess why buildah ran: such errors then say so in their first line.
+    fallback: bool = False
+
+    @contextmanager
+    def _explained(self) -> Iterator[None]:
+        try:
+            yield
+        except PackagerError as err:
+            if not self.fallback:
+                raise
+            where = f"{bounded(err.file, 300, quote=False)}: " if err.file else ""
+            raise type(err)(f"{FALLBACK_NOTE}; {where}{err.message}",
+                            fix=f"{err.fix or 'fix the cause above'}; or start the Docker "
+                            "engine (or set DOCKER_HOST) and rerun, or pass --builder buildah "
+                            "to choose buildah on purpose",
+                            log_tail=err.log_tail) from err
 
     def build_image(self, context: Path, tag: str, report: Reporter,
                     buildargs: dict[str, str] | None = None, *, nocache: bool = False,
@@ -164,8 +185,9 @@ class BuildahBuilder:
                     stream_context: bool = False) -> str:
         from packager.executor import buildah_build
 
-        return buildah_build.build_image(context, tag, report, buildargs, nocache=nocache,
-                                         platform=platform, labels=labels)
+        with self._explained():
+            return buildah_build.build_image(context, tag, report, buildargs, nocache=nocache,
+                                             platform=platform, labels=labels)
 
     def build_weights(self, context: Path, tag: str, base_ref: str, report: Reporter, *,
                       labels: dict[str, str], nocache: bool = False,
@@ -189,7 +211,9 @@ class BuildahBuilder:
     def ensure_image(self, reference: str, name: str | None = None) -> str:
         from packager.executor import buildah_build
 
-        return buildah_build.ensure_image(reference, name=name if name != reference else None)
+        with self._explained():
+            return buildah_build.ensure_image(reference,
+                                              name=name if name != reference else None)
 
     def check_base_source(self, source: str | None) -> None:
         from packager.executor import buildah_build
@@ -218,7 +242,8 @@ class BuildahBuilder:
         # only the tag below gives it in storage (a rerun on a kept volume pushes it again).
         source = image_id or image
         report.step(f"push: {target} (buildah; credentials from {credentials.source})")
-        with _authfile_for(credentials, target) as authfile, _cert_dir(tls) as cert_dir:
+        with self._explained(), _authfile_for(credentials, target) as authfile, \
+                _cert_dir(tls) as cert_dir:
             digest = buildah_build.push(source, target, authfile=authfile,
                                         tls_verify=tls.verify, cert_dir=cert_dir)
         if target != image:
@@ -294,7 +319,7 @@ def select(name: str, *, prefer_buildah: bool = False) -> Builder:
     if docker_answers():
         return DockerBuilder()
     if buildah_build.available():
-        return BuildahBuilder()
+        return BuildahBuilder(fallback=True)
     raise BuildError("no image builder here: no Docker engine answers and buildah is not "
                      "installed",
                      fix="start dockerd (or set DOCKER_HOST), or " + buildah_build.INSTALL_FIX)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from packager.dockerfile import WEIGHTS_CONTEXT, DockerfileSpec
 from packager.errors import EnvironmentFault, InputError, bounded
-from packager.executor.builders import Builder, select
+from packager.executor.builders import FALLBACK_NOTE, BuildahBuilder, Builder, select
 from packager.executor.digestcache import DigestCache
 from packager.executor.fs import materialize, staged_dir, write_atomic
 from packager.executor.lock import DEFAULT_WAIT, exclusive, lock_for
@@ -125,6 +125,9 @@ class Workspace:
             self._builder = select(self.builder_choice,
                                    prefer_buildah=source.startswith(("oci-archive:",
                                                                      "docker-archive:")))
+            if isinstance(self._builder, BuildahBuilder) and self._builder.fallback:
+                self.report.warn(f"{FALLBACK_NOTE} (pass --builder docker or --builder "
+                                 "buildah to choose)")
         return self._builder
 
     # -- state -------------------------------------------------------------------------------
@@ -228,7 +231,8 @@ class Workspace:
         phases = chain(target)
         self._check_output_location(trees, phases)
         self._check_writable()
-        analysis = analyze_package(trees, self.options.model_config)
+        analysis = analyze_package(trees, self.options.model_config,
+                                   allow_secret_files=self.options.allow_secret_files)
         # the model bytes are read; the build need not hold them
         trees = [t.without_blobs() for t in trees]
         spec = dockerfile_for(analysis, self.options) if "dockerfile" in phases else None
