@@ -346,7 +346,9 @@ SLOTS = [
     Slot("label-value", "zzbenignvalue", ANY_TEXT,
          lambda v: (ENV_FILES, Options(base_image=LOCAL_CPU_IMAGE, labels=(("org.example.v", v),))),
          marker="zzbenignvalue",
-         examples=("a\x85b",)),  # found by this test: C1 control characters pass the `dq` filter
+         # a\x85b: found by this test (C1 controls passed `dq`); a"b and "$: a quote alone, with
+         # no newline, so a `dq` without '"' in its unsafe set is caught every run (issue 21)
+         examples=("a\x85b", 'a"b', '"', 'x"$', "a\\b", "`id`")),
     Slot("label-key", "zzbenignkey", values(st.from_regex(r"[a-z0-9]+(?:[._-][a-z0-9]+)*", fullmatch=True)),
          lambda k: (ENV_FILES, Options(base_image=LOCAL_CPU_IMAGE, labels=((k, "v"),))),
          marker="zzbenignkey"),
