@@ -135,6 +135,23 @@ def parse_config(text: str, *, file: str = CONFIG_NAME) -> ParsedConfig:
                     fix="write data_type by name: TYPE_FP32, TYPE_INT64, TYPE_STRING, ... "
                     "(the DataType values of model_config.proto)",
                 )
+            # Triton's ValidateIOShape: each dim is >= 1, or -1 for a variable size.
+            bad = next((d for d in t.dims if d < 1 and d != -1), None)
+            if bad is not None:
+                raise InputError(
+                    f"{file}: {role} {bounded(t.name)} has dims {bounded(list(t.dims))}; "
+                    f"a dimension is >= 1, or -1 for any size, not {bad}",
+                    fix=f"write {bad} as -1 (any size) or as the size the model expects",
+                )
+        seen: set[str] = set()
+        for t in items:  # type: ignore[attr-defined]
+            # A second declaration of the same name: Triton refuses the model at load.
+            if t.name in seen:
+                raise InputError(
+                    f"{file}: {role} {bounded(t.name)} is declared twice",
+                    fix=f"keep one {role} entry per name",
+                )
+            seen.add(t.name)
         return tuple(
             (t.name, model_config_pb2.DataType.Name(t.data_type).removeprefix("TYPE_"),
              tuple(t.dims))

@@ -84,6 +84,19 @@ def test_a_version_policy_that_serves_a_version_is_accepted(policy: str) -> None
     assert config.served((1,)) == (1,)
 
 
+@pytest.mark.parametrize(("change", "says"), [
+    (("dims: [ 4 ]", "dims: [ 0 ]"), "not 0"),
+    (("dims: [ 4 ]", "dims: [ 4, -3 ]"), "not -3"),
+    (("OUTPUT0", "OUTPUT0\" data_type: TYPE_FP32 dims: [ 4 ] }, { name: \"OUTPUT0"),
+     "output 'OUTPUT0' is declared twice"),
+])
+def test_dims_and_names_triton_refuses_are_refused(change: tuple[str, str], says: str) -> None:
+    with pytest.raises(InputError) as refused:
+        parse_config(PY_CONFIG.replace(*change, 1))
+    assert says in str(refused.value) and "config.pbtxt" in str(refused.value), refused.value
+    assert parse_config(PY_CONFIG.replace("dims: [ 4 ]", "dims: [ -1, 1 ]")).inputs[0][2] == (-1, 1)
+
+
 def test_a_version_directory_beyond_int64_is_refused(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     too_big = str(VERSION_MAX + 1)  # 19 digits: VERSION_RE's length admits it

@@ -211,6 +211,7 @@ PBTXT_FRAGMENTS = st.sampled_from([
     "data_type: 32", "data_type: -1", "kind: 2147483648",  # enums by number: open in proto3
     "version_policy { specific { } }", "version_policy: { latest: { num_versions: 0 } }",
     "version_policy { latest { } }", "version_policy { latest { num_versions: 2 } }",
+    "dims: [ 0 ]", "dims: [ -2 ]", 'input [ { name: "INPUT0" data_type: TYPE_FP32 dims: [ 1 ] } ]',
 ])
 
 
@@ -242,6 +243,11 @@ CONFIG_TEXT = st.one_of(
 @example(VALID_CONFIG + "version_policy { latest { num_versions: 0 } }\n")
 @example(VALID_CONFIG + "version_policy { latest { } }\n")
 @example(VALID_CONFIG + "max_batch_size: -1\n")
+@example(VALID_CONFIG.replace("dims: [ 4 ]", "dims: [ 0 ]", 1))
+@example(VALID_CONFIG.replace("dims: [ 4 ]", "dims: [ -2 ]", 1))
+@example(VALID_CONFIG.replace("dims: [ 4 ]", "dims: [ -1 ]", 1))  # any size: loads
+@example(VALID_CONFIG.replace("OUTPUT0", "INPUT0", 1))  # an output named like the input: loads
+@example(VALID_CONFIG + 'input [ { name: "INPUT0" data_type: TYPE_FP32 dims: [ 4 ] } ]\n')
 @example(VALID_CONFIG.replace("data_type: TYPE_FP32", "data_type: 99", 1))
 @example(VALID_CONFIG + "version_policy { latest { num_versions: 1 } }\n")  # and its neighbour
 def test_config_is_parsed_or_refused(text: str) -> None:
@@ -271,6 +277,12 @@ def triton_refuses(text: str) -> str | None:
         return "negative max_batch_size"
     if any(t.data_type not in pb.DataType.values() for t in (*msg.input, *msg.output)):
         return "a data_type that is no DataType"
+    if any(d == 0 or d < -1 for t in (*msg.input, *msg.output) for d in t.dims):
+        return "a dimension that is neither >= 1 nor -1"
+    for group in (msg.input, msg.output):
+        names = [t.name for t in group]
+        if len(set(names)) != len(names):
+            return "a tensor declared twice"
     policy = msg.version_policy
     if policy.WhichOneof("policy_choice") == "specific" and len(policy.specific.versions) == 0:
         return "version_policy specific with no versions"
