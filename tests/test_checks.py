@@ -7,6 +7,7 @@ everything fails too.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import zipfile
@@ -20,14 +21,16 @@ from test_repository import IDENTITY_CONFIG, _repo
 from packager.baseimage import LOCAL_CPU_IMAGE
 from packager.cli import main
 from packager.dockerfile import _dq, check_labels
-from packager.errors import BuildError, InputError, bounded, redact
+from packager.ensemble import EnsembleModel, _find_cycle, check_ensembles
+from packager.errors import BuildError, EnvironmentFault, InputError, bounded, redact
 from packager.executor import artifact, buildah_build, builders, digestcache
 from packager.executor.builders import FALLBACK_NOTE, BuildahBuilder
 from packager.executor.digestcache import DigestCache
 from packager.executor.phases import Workspace
 from packager.executor.reader import read_input
 from packager.executor.report import Reporter
-from packager.manifest import VERSION_MAX
+from packager.imageref import TEMPLATE_MAX, ImageRef, render_image_name
+from packager.manifest import VERSION_MAX, check_version
 from packager.modelconfig import parse_config
 from packager.pipeline import Options, analyze_package
 from packager.secretfiles import check_input_files, secret_reason
@@ -447,3 +450,317 @@ def test_auto_builder_fallback_is_announced_in_a_package_run(
     assert lines and lines[0].startswith(f"error: {FALLBACK_NOTE}"), err
     assert "warning: " + FALLBACK_NOTE in err
     assert not out.exists()
+
+
+def test_after_own_links_keeps_only_link_count_changes(tmp_path: Path) -> None:
+    """The entries of a run, after the packager hardlinked its inputs: a vanished file is
+    dropped (and the ones after it still looked at), a ctime-only change is followed, and a
+    content change keeps the old stamp, so the next lookup misses."""
+    gone, relinked, rewritten = tmp_path / "a-gone", tmp_path / "b-relinked", tmp_path / "c-rewritten"
+    for p in (relinked, rewritten):
+        p.write_bytes(b"12345")
+    cache = DigestCache()
+    st_re, st_rw = os.stat(relinked), os.stat(rewritten)
+    old_ctime = digestcache.Stamp(st_re.st_dev, st_re.st_ino, st_re.st_size, st_re.st_mtime_ns,
+                                  st_re.st_ctime_ns - 5)
+    other_size = digestcache.Stamp(st_rw.st_dev, st_rw.st_ino, 4, st_rw.st_mtime_ns,
+                                   st_rw.st_ctime_ns - 5)
+    cache.used = {str(gone): (old_ctime, "0" * 64), str(relinked): (old_ctime, "1" * 64),
+                  str(rewritten): (other_size, "2" * 64)}
+    cache.after_own_links()
+    assert str(gone) not in cache.used
+    assert cache.used[str(relinked)] == (digestcache.Stamp.of(os.stat(relinked)), "1" * 64)
+    assert cache.used[str(rewritten)] == (other_size, "2" * 64)
+    doc = json.loads(cache.document())
+    assert sorted(doc["entries"]) == [str(relinked), str(rewritten)] and doc["version"] == 1
+    again = DigestCache.load(_write(tmp_path / "cache.json", cache.document()))
+    assert again.lookup(relinked, os.stat(relinked)) == "1" * 64
+    assert again.lookup(rewritten, os.stat(rewritten)) is None
+    assert (again.hits, again.misses) == (1, 1)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(("code", "fix"), [
+    (errno.ENOSPC, "free space on that filesystem, or choose another --output"),
+    (errno.EDQUOT, "free space within your quota, or choose another --output"),
+    (errno.EROFS, "choose an --output on a writable filesystem"),
+    (errno.EACCES, "check the permissions of that path (and of the directories above it)"),
+    (errno.EPERM, "check the permissions of that path (and of the directories above it)"),
+    (errno.ENAMETOOLONG, "use shorter file and directory names"),
+    (errno.EIO, "check the path and the machine, then retry"),
+])
+def test_os_errors_are_environment_faults_with_the_fix_for_each(code: int, fix: str) -> None:
+    err = EnvironmentFault.from_oserror(OSError(code, "ignored", b"/x/y"), "writing out")
+    assert err.exit_code == 3 and err.file == "/x/y" and err.fix == fix
+    assert err.message == f"writing out: {os.strerror(code)} ({errno.errorcode[code]})"
+    assert str(err) == f"/x/y: {err.message}\n  fix: {fix}"
+
+
+def test_an_os_error_without_errno_or_path_is_still_one_message() -> None:
+    err = EnvironmentFault.from_oserror(OSError("the disk went away"))
+    assert (err.message, err.file) == ("the disk went away", None)
+    assert err.fix == "check the path and the machine, then retry"
+    assert EnvironmentFault.from_oserror(OSError(errno.EIO, "x")).file is None
+    assert EnvironmentFault.from_oserror(OSError(12345, "x")).message == os.strerror(12345)
+
+
+# --- ensembles: every refusal of ensemble.py, message pinned whole --------------------------
+
+def _io_config(name: str, inputs: tuple[str, ...], outputs: tuple[str, ...], *,
+               dims: str = "[ 4 ]", dtype: str = "TYPE_FP32", mbs: int = 0) -> str:
+    ins = "".join(f'input [ {{ name: "{n}" data_type: {dtype} dims: {dims} }} ]\n' for n in inputs)
+    outs = "".join(f'output [ {{ name: "{n}" data_type: TYPE_FP32 dims: [ 4 ] }} ]\n'
+                   for n in outputs)
+    return f'name: "{name}"\nbackend: "python"\nmax_batch_size: {mbs}\n{ins}{outs}'
+
+
+def _step(model: str, ins: tuple[tuple[str, str], ...], outs: tuple[tuple[str, str], ...],
+          version: int = -1) -> str:
+    im = " ".join(f'input_map {{ key: "{k}" value: "{v}" }}' for k, v in ins)
+    om = " ".join(f'output_map {{ key: "{k}" value: "{v}" }}' for k, v in outs)
+    return f'{{ model_name: "{model}" model_version: {version} {im} {om} }}'
+
+
+def _ensemble(*steps: str, inputs: tuple[str, ...] = ("X",), outputs: tuple[str, ...] = ("Y",),
+              mbs: int = 0) -> str:
+    ins = "".join(f'input [ {{ name: "{n}" data_type: TYPE_FP32 dims: [ 4 ] }} ]\n' for n in inputs)
+    outs = "".join(f'output [ {{ name: "{n}" data_type: TYPE_FP32 dims: [ 4 ] }} ]\n'
+                   for n in outputs)
+    return (f'name: "ens"\nplatform: "ensemble"\nmax_batch_size: {mbs}\n{ins}{outs}'
+            f'ensemble_scheduling {{ step [ {", ".join(steps)} ] }}\n')
+
+
+PRE = _step("pre", (("IN", "X"),), (("MID", "t"),))
+POST = _step("post", (("MID", "t"),), (("OUT", "Y"),))
+
+
+def _members(ens_text: str, **configs: str) -> list[EnsembleModel]:
+    texts = {"pre": _io_config("pre", ("IN",), ("MID",)),
+             "post": _io_config("post", ("MID",), ("OUT",)),
+             "bare": 'name: "bare"\nbackend: "python"\n', **configs}
+    versions = {"pre": ((1, 2), (2,)), "post": ((1,), (1,)), "bare": ((1,), (1,))}
+    models = [EnsembleModel(n, f"repo/{n}", parse_config(t), *versions.get(n, ((1,), (1,))))
+              for n, t in sorted(texts.items())]
+    return [*models, EnsembleModel("ens", "repo/ens", parse_config(ens_text), (1,), (1,))]
+
+
+# Each message whole: a mutant that changes a word of one is caught (issue 21, point 5).
+MESSAGES = {
+    "no-such-model": (
+        "repo/ens: config.pbtxt: ensemble_scheduling step 2 ('nope') names model 'nope', which "
+        "is not in the package (models: 'bare', 'ens', 'post', 'pre')\n  fix: package that "
+        'model too (another MODEL_DIR, or a directory of the repository), or correct model_name'
+    ),
+    "version-not-packaged": (
+        "repo/ens: config.pbtxt: ensemble_scheduling step 1 ('pre') asks for version 7, but "
+        'model pre has version(s) 1, 2\n  fix: use model_version: -1 (the latest served) or a '
+        'packaged version'
+    ),
+    "version-not-served": (
+        "repo/ens: config.pbtxt: ensemble_scheduling step 1 ('pre') asks for version 1 of pre, "
+        "which its version_policy does not serve (served: 2)\n  fix: serve version 1 in pre's "
+        'version_policy, or use model_version: -1'
+    ),
+    "input-map-unknown": (
+        "repo/ens: config.pbtxt: ensemble_scheduling step 1 ('pre') input_map maps 'NOPE', "
+        "which model pre does not declare (its inputs: 'IN')\n  fix: use the tensor names of "
+        "pre's config.pbtxt as input_map keys"
+    ),
+    "output-map-unknown": (
+        "repo/ens: config.pbtxt: ensemble_scheduling step 2 ('post') output_map maps 'NOPE', "
+        "which model post does not declare (its outputs: 'OUT')\n  fix: use the tensor names of "
+        "post's config.pbtxt as output_map keys"
+    ),
+    "reads-nothing": (
+        "repo/ens: config.pbtxt: ensemble_scheduling step 2 ('post') reads tensor 'u', which "
+        'is neither an ensemble input nor produced by a step\n  fix: map it from an ensemble '
+        "input or from a step's output_map"
+    ),
+    "two-producers": (
+        "repo/ens: config.pbtxt: tensor 't' is produced by steps 1, 3; each tensor of an "
+        'ensemble has exactly one producer\n  fix: give each output_map value its own name'
+    ),
+    "produces-an-input": (
+        "repo/ens: config.pbtxt: tensor 'Z' is an ensemble input and also produced by step 3\n  "
+        "fix: give the step's output its own name"
+    ),
+    "input-unused": (
+        "repo/ens: config.pbtxt: ensemble input(s) 'Z' are consumed by no step\n  fix: map them "
+        "in a step's input_map, or remove them from the ensemble's input"
+    ),
+    "output-not-produced": (
+        "repo/ens: config.pbtxt: ensemble output 'W' is produced by no step\n  fix: map a "
+        "step's output to it in that step's output_map"
+    ),
+    "dtype-differs": (
+        "repo/ens: config.pbtxt: ensemble_scheduling step 2 ('post') input_map 'MID' <- 't': "
+        "pre output 'MID' is FP32 but post input 'MID' is INT32\n  fix: make the two configs "
+        'declare the same data_type'
+    ),
+    "dims-differ": (
+        "repo/ens: config.pbtxt: ensemble_scheduling step 2 ('post') input_map 'MID' <- 't': "
+        "pre output 'MID' has dims [4] but post input 'MID' has [5]\n  fix: make the two "
+        'configs declare the same dims (-1 for any)'
+    ),
+    "dims-rank-differs": (
+        "repo/ens: config.pbtxt: ensemble_scheduling step 2 ('post') input_map 'MID' <- 't': "
+        "pre output 'MID' has dims [4] but post input 'MID' has [4, 1]\n  fix: make the two "
+        'configs declare the same dims (-1 for any)'
+    ),
+    "step-cycle": (
+        'repo/ens: config.pbtxt: ensemble_scheduling steps form a cycle: step 1 -> step 2 -> '
+        'step 1\n  fix: break the cycle: no step may need, through other steps, its own output'
+    ),
+    "many-names": (
+        "repo/ens: config.pbtxt: ensemble_scheduling step 2 ('nope') names model 'nope', which "
+        "is not in the package (models: 'bare', 'ens', 'm0', 'm1', 'm2', 'm3' and 5 more)\n  "
+        'fix: package that model too (another MODEL_DIR, or a directory of the repository), or '
+        'correct model_name'
+    ),
+}
+_POST_AS = {"dtype-differs": {"dtype": "TYPE_INT32"}, "dims-differ": {"dims": "[ 5 ]"},
+            "dims-rank-differs": {"dims": "[ 4, 1 ]"}}
+ENSEMBLE_REFUSALS: dict[str, list[EnsembleModel]] = {
+    "no-such-model": _members(_ensemble(PRE, POST.replace('"post"', '"nope"'))),
+    "version-not-packaged": _members(_ensemble(PRE.replace("-1", "7"), POST)),
+    "version-not-served": _members(_ensemble(PRE.replace("-1", "1"), POST)),
+    "input-map-unknown": _members(_ensemble(PRE.replace('"IN"', '"NOPE"'), POST)),
+    "output-map-unknown": _members(_ensemble(PRE, POST.replace('"OUT"', '"NOPE"'))),
+    "reads-nothing": _members(_ensemble(PRE, POST.replace('value: "t"', 'value: "u"'))),
+    "two-producers": _members(_ensemble(PRE, POST, PRE)),
+    "produces-an-input": _members(_ensemble(PRE, POST, _step("bare", (("a", "t"),), (("b", "Z"),)),
+                                            inputs=("X", "Z"))),
+    "input-unused": _members(_ensemble(PRE, POST, inputs=("X", "Z"))),
+    "output-not-produced": _members(_ensemble(PRE, POST, outputs=("Y", "W"))),
+    **{case: _members(_ensemble(PRE, POST), post=_io_config("post", ("MID",), ("OUT",), **kw))
+       for case, kw in _POST_AS.items()},
+    "step-cycle": _members(_ensemble(_step("pre", (("IN", "u"),), (("MID", "t"),)),
+                                     _step("post", (("MID", "t"),), (("OUT", "u"),)),
+                                     _step("post", (("MID", "X"),), (("OUT", "Y"),)))),
+    "many-names": _members(_ensemble(PRE, POST.replace('"post"', '"nope"')),
+                           **{f"m{i}": _io_config(f"m{i}", ("A",), ("B",)) for i in range(7)}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ENSEMBLE_REFUSALS))
+def test_each_ensemble_refusal_says_exactly_what_and_where(case: str) -> None:
+    with pytest.raises(InputError) as refused:
+        check_ensembles(ENSEMBLE_REFUSALS[case])
+    assert str(refused.value) == "".join(MESSAGES[case])
+    assert refused.value.file == "repo/ens" and refused.value.exit_code == 2
+
+
+def test_ensembles_that_agree_are_accepted_with_notes_for_what_cannot_be_checked() -> None:
+    bare_step = _step("bare", (("a", "t"),), (("b", "v"),))
+    models = _members(_ensemble(PRE, POST, bare_step, outputs=("Y", "v")),
+                      # -1 matches any size; batching post compares no dims at all
+                      pre=_io_config("pre", ("IN",), ("MID",), dims="[ -1 ]"),
+                      post=_io_config("post", ("MID",), ("OUT",), dims="[ 9 ]", mbs=8))
+    assert check_ensembles(models) == (
+        "ensemble ens: step 3's input_map not checked: bare's config declares no inputs",
+        "ensemble ens: step 3's output_map not checked: bare's config declares no outputs")
+    # version 2 of pre is served (latest 1 of (1, 2)), so asking for it is fine
+    assert check_ensembles(_members(_ensemble(PRE.replace("-1", "2"), POST))) == ()
+
+
+# --- image names: imageref.py ---------------------------------------------------------------
+
+IMAGE_FIX = ("use only {{ Name }}, {{ Version }} and {{ RandomUUID }}, e.g. "
+             "'{{ Name }}-{{ Version }}:{{ RandomUUID }}'")
+
+
+def test_image_names_render_every_placeholder() -> None:
+    ref = render_image_name("reg.example:5000/Team/{{Name}}-v{{ Version }}:{{ RandomUUID }}",
+                            name="wine", version=42, random_uuid="U-1")
+    assert (ref.repository, ref.tag, ref.digest) == ("reg.example:5000/team/wine-v42", "u-1", None)
+    assert str(ref) == "reg.example:5000/team/wine-v42:u-1"
+    assert str(ImageRef("r/x", None, "sha256:" + "a" * 64)) == "r/x@sha256:" + "a" * 64
+    assert str(ImageRef("r/x", "1", "sha256:" + "b" * 64)) == "r/x:1@sha256:" + "b" * 64
+    assert str(ImageRef("r/x", None, None)) == "r/x"
+    # TEMPLATE_MAX characters are accepted by the length rule (the reference rule then
+    # refuses a 512-character name: a different message)
+    with pytest.raises(InputError, match="not a valid Docker image reference"):
+        render_image_name("a" * TEMPLATE_MAX, name="n", version=1, random_uuid="u")
+
+
+@pytest.mark.parametrize(("template", "message"), [
+    ("a" * (TEMPLATE_MAX + 1), f"--image-name is {TEMPLATE_MAX + 1} characters long; at most "
+                               f"{TEMPLATE_MAX} are accepted"),
+    ("{{ Nmae }}", "--image-name '{{ Nmae }}' uses {{ Nmae }}, which is not a known name"),
+    *((f"x{m}y", f"--image-name 'x{m}y' has template syntax other than plain placeholders")
+      for m in ("{{", "}}", "{%", "%}", "{#")),
+])
+def test_bad_image_name_templates_say_what_and_how(template: str, message: str) -> None:
+    with pytest.raises(InputError) as refused:
+        render_image_name(template, name="n", version=1, random_uuid="u")
+    assert (refused.value.message, refused.value.fix) == (message, IMAGE_FIX)
+
+
+@pytest.mark.parametrize(("needs", "cycle"), [
+    ({}, []),
+    ({0: {0}}, [0, 0]),
+    ({0: {1}, 1: {2}, 2: {0}}, [0, 1, 2, 0]),
+    ({0: {1}, 1: {2}, 2: {1}}, [1, 2, 1]),  # a cycle that does not pass through the start
+    ({0: {1}, 1: set(), 2: {3}, 3: {2}}, [2, 3, 2]),  # after a start that was already done
+    ({0: {1, 2}, 1: set(), 2: {0}}, [0, 2, 0]),  # after a finished branch
+    ({0: {1}, 1: set(), 2: {1}}, []),  # a node reached twice is no cycle
+    ({0: {5}}, []),  # a node with no entry of its own
+])
+def test_find_cycle(needs: dict[int, set[int]], cycle: list[int]) -> None:
+    assert _find_cycle(needs) == cycle
+
+
+def test_a_cross_ensemble_cycle_is_reported_on_its_first_ensemble() -> None:
+    texts = _cycle_repo()
+    texts["ens-b/config.pbtxt"] = str(texts["ens-b/config.pbtxt"]).replace('"leaf"', '"ens-a"')
+    models = [EnsembleModel(n, f"repo/{n}", parse_config(str(texts[f"{n}/config.pbtxt"])),
+                            (1,), (1,)) for n in ("ens-a", "ens-b", "leaf")]
+    with pytest.raises(InputError) as refused:
+        check_ensembles(models)
+    assert refused.value.file == "repo/ens-a"
+    assert str(refused.value) == (
+        "repo/ens-a: config.pbtxt: ensembles contain each other: ens-a -> ens-b -> ens-a\n"
+        "  fix: break the cycle: an ensemble cannot run itself through another")
+
+
+# --- manifest versions: manifest.check_version, every branch and its message ----------------
+
+@pytest.mark.parametrize(("value", "got"), [
+    (5, 5), ("7", 7), (VERSION_MAX, VERSION_MAX), (str(VERSION_MAX), VERSION_MAX), (1, 1)])
+def test_versions_accepted_as_written(value: object, got: int) -> None:
+    assert check_version(value, file="m.yaml") == got
+
+
+@pytest.mark.parametrize(("value", "message", "fix"), [
+    (2.0, "has value 2.0; a Triton model version is a positive integer",
+     "set version: 2 (Triton versions are whole numbers)"),
+    (1.0, "has value 1.0; a Triton model version is a positive integer",
+     "set version: 1 (Triton versions are whole numbers)"),
+    (0.0, "has value 0.0; a Triton model version is a positive integer", "set version: 1"),
+    (2.5, "has value 2.5; a Triton model version is a positive integer", "set version: 1"),
+    (True, "has value True; a Triton model version is a positive integer", "set version: 1"),
+    (None, "has value None; a Triton model version is a positive integer", "set version: 1"),
+    ("0012", "has value '0012'; a Triton model version is a positive integer without prefix, "
+     f"suffix or leading zeros, at most {VERSION_MAX}", "set version: 12"),
+    ("v3", "has value 'v3'; a Triton model version is a positive integer without prefix, "
+     f"suffix or leading zeros, at most {VERSION_MAX}", "set version: 3"),
+    ("x" * 40 + "5", None, "set version: 1"),  # only the first 40 characters are looked at
+    ("1" + "0" * 19, None, "set version: 1000000000000000000"),  # 19 digits of 20 kept
+    ("9" * 19, None, "set version: 1"),  # beyond int64: no such suggestion
+    (VERSION_MAX + 1, f"has value {VERSION_MAX + 1}; Triton model versions are 64-bit, at most "
+     f"{VERSION_MAX}", "set version: 1"),
+    (0, "has value 0; Triton model versions start at 1", "set version: 1"),
+    (-4, "has value -4; Triton model versions start at 1", "set version: 1"),
+])
+def test_bad_versions_name_the_value_and_the_fix(value: object, message: str | None,
+                                                 fix: str) -> None:
+    with pytest.raises(InputError) as refused:
+        check_version(value, file="m.yaml")
+    err = refused.value
+    assert (err.file, err.fix) == ("m.yaml", fix)
+    if message is not None:
+        assert err.message == f"field 'version' {message}"
