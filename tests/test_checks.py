@@ -22,7 +22,7 @@ from packager.baseimage import LOCAL_CPU_IMAGE
 from packager.cli import main
 from packager.dockerfile import _dq, check_labels
 from packager.ensemble import EnsembleModel, _find_cycle, check_ensembles
-from packager.errors import BuildError, EnvironmentFault, InputError, bounded, redact
+from packager.errors import BuildError, EnvironmentFault, InputError, bounded, printable, redact
 from packager.executor import artifact, buildah_build, builders, digestcache
 from packager.executor.builders import FALLBACK_NOTE, BuildahBuilder
 from packager.executor.digestcache import DigestCache
@@ -263,11 +263,13 @@ def test_secret_files_pass_with_the_flag_and_are_named_in_a_warning(tmp_path: Pa
 
 def test_other_dot_files_are_copied_with_a_warning(tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    root = _model(tmp_path, {".cache/state": "1", ".vscode/settings.json": "{}"})
+    root = _model(tmp_path, {".cache/state": "1", ".vscode/settings.json": "{}",
+                             "sub/.hidden": "", "a/b/.gitkeep": ""})
     assert main(["dockerfile", str(root), "--base-image", LOCAL_CPU_IMAGE,
                  "-o", str(tmp_path / "out")]) == 0
     err = capsys.readouterr().err
     assert "warning:" in err and ".cache/state" in err and ".vscode/settings.json" in err
+    assert "sub/.hidden" in err and ".gitkeep" not in err
     root2 = _model(tmp_path / "clean")
     assert check_input_files(read_input(root2).entries, "m") == ()
 
@@ -477,6 +479,26 @@ def test_after_own_links_keeps_only_link_count_changes(tmp_path: Path) -> None:
     assert again.lookup(relinked, os.stat(relinked)) == "1" * 64
     assert again.lookup(rewritten, os.stat(rewritten)) is None
     assert (again.hits, again.misses) == (1, 1)
+    assert list(again.used) == [str(relinked)]  # a hit is kept for the next run's cache
+
+
+@pytest.mark.parametrize("entry", [
+    ["x", [1, 2, 3, 4, 5], "0" * 63],  # a digest one character short
+    ["x", [1, 2, 3, 4], "0" * 64],  # four stamp fields
+    ["x", [1, 2, 3, 4, "5"], "0" * 64],  # a stamp field that is no int
+    ["x", (1, 2, 3, 4, 5), 7],  # a digest that is no string
+    ["x", "12345", "0" * 64],  # a stamp that is no list
+])
+def test_a_cache_with_one_bad_entry_is_not_trusted_at_all(entry: list[object],
+                                                          tmp_path: Path) -> None:
+    good = [[1, 2, 3, 4, 5], "1" * 64]
+    doc = {"version": 1, "entries": {"/good": good, f"/{entry[0]}": entry[1:]}}
+    assert DigestCache.load(_write(tmp_path / "c.json", json.dumps(doc))).entries == {}
+    doc["entries"] = {"/good": good}
+    assert DigestCache.load(_write(tmp_path / "c.json", json.dumps(doc))).entries == {
+        "/good": (digestcache.Stamp(1, 2, 3, 4, 5), "1" * 64)}
+    doc["version"] = 2
+    assert DigestCache.load(_write(tmp_path / "c.json", json.dumps(doc))).entries == {}
 
 
 def _write(path: Path, text: str) -> Path:
@@ -764,3 +786,58 @@ def test_bad_versions_name_the_value_and_the_fix(value: object, message: str | N
     assert (err.file, err.fix) == ("m.yaml", fix)
     if message is not None:
         assert err.message == f"field 'version' {message}"
+
+
+# --- errors.py: bounded, redact, printable, render ------------------------------------------
+
+def test_bounded_cuts_at_the_limit_and_counts_what_it_cut() -> None:
+    assert bounded("a" * 78) == "'" + "a" * 78 + "'"  # 80 characters with the quotes: kept
+    assert bounded("a" * 79) == "'" + "a" * 59 + "... (81 characters)"
+    assert bounded("x" * 321, 80) == "'" + "x" * 59 + "... (321 characters)"  # > 4 x limit
+    assert bounded("x" * 320, 80) == "'" + "x" * 59 + "... (322 characters)"  # scanned whole
+    assert bounded("a\x1bb\nc", quote=False) == "a\\x1bb\\nc"
+    assert bounded(10**39, 30) == "1000000000... (40 characters)"  # any value, by its repr
+    assert bounded(b"\xff") == "b'\\xff'"
+
+
+def test_redact_and_printable() -> None:
+    assert redact("git+ssh://u:p@h/r and s3://tok@b/k") == "git+ssh://***@h/r and s3://***@b/k"
+    assert redact("user:pw@host:5000/img") == "***@host:5000/img"
+    assert redact("img:1.0@sha256:" + "a" * 64) == "img:1.0@sha256:" + "a" * 64  # a digest
+    assert redact("mail me at a@b.c") == "mail me at a@b.c"
+    assert printable("a\x00\x9b\u2028\nb") == "a\\x00\\x9b\\u2028\nb"
+
+
+def test_render_puts_file_fix_and_log_tail_in_their_places() -> None:
+    err = BuildError("build failed", file="ctx/Dockerfile", fix="read the log",
+                     log_tail=("step 1", "step 2"))
+    assert str(err) == ("ctx/Dockerfile: build failed\n  fix: read the log\n"
+                        "  last lines of the build log:\n    step 1\n    step 2")
+    assert str(InputError("bare")) == "bare"
+    assert InputError("x").exit_code == 2 and BuildError("x").exit_code == 3
+
+
+def test_the_dot_file_warning_names_five_and_counts_the_rest(tmp_path: Path) -> None:
+    root = _model(tmp_path, {f".d{i}": "" for i in range(7)})
+    (warning,) = check_input_files(read_input(root).entries, "in")
+    assert warning == ("in: hidden or secret-looking file(s) .d0, .d1, .d2, .d3, .d4 and 2 more "
+                       "are copied into the image; Triton does not read them -- remove them if "
+                       "they are there by accident")
+    (five,) = check_input_files(read_input(_model(tmp_path / "b", {f".e{i}": "" for i in range(5)})
+                                           ).entries, "in")
+    assert ".e4 are copied" in five
+
+
+def test_the_secret_refusal_names_file_reason_and_flag(tmp_path: Path) -> None:
+    root = _model(tmp_path, {"keys/.ssh/id_rsa": "k"})
+    with pytest.raises(InputError) as refused:
+        check_input_files(read_input(root).entries, "in")
+    assert refused.value.file == "in"
+    assert refused.value.message == (
+        "'keys/.ssh/id_rsa' looks like a secret (it is inside a .ssh/ directory, which holds "
+        "credentials); everything in the input is copied into the image, and an image is "
+        "readable by whoever can pull it")
+    assert refused.value.fix == ("remove it from the model directory, or pass "
+                                 "--allow-secret-files if the model really needs it in the image")
+    assert secret_reason("a/.netrc") == "its name is that of a credentials file"
+    assert secret_reason("a/b.key") == "its name is that of a private key or a dotenv file"
