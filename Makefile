@@ -14,7 +14,7 @@ endif
 export OUT
 export BASE_IMAGE
 
-.PHONY: train setup package config detect repository dockerfile base-image verify push demo unit test lint snapshots bench packager-image
+.PHONY: train setup package config detect repository dockerfile base-image verify push demo unit test lint snapshots bench mutation packager-image
 
 # pip's --target skips the externally-managed check (PEP 668) of Debian's Python, and the
 # virtualenv package needs no python3-venv: together they bootstrap nox without root or apt.
@@ -39,4 +39,5 @@ test: $(NOX) ; $(NOX) -s lint tests
 lint: $(NOX) ; $(NOX) -s lint
 snapshots: $(NOX) ; $(NOX) -s snapshots
 bench: $(NOX) ; $(NOX) -s bench
+mutation: $(NOX) ; $(NOX) -s mutation
 packager-image: $(NOX) ; $(NOX) -s packager_image

@@ -351,9 +351,15 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
         return 0
     if args.command == "config":
         from packager.executor.reader import read_input
-        from packager.pipeline import analyze
+        from packager.layout import is_model_folder
+        from packager.pipeline import analyze, analyze_package
 
-        analysis = analyze(read_input(args.input), _config_options(args))
+        tree = read_input(args.input)
+        # A lone Triton model folder (config.pbtxt, 1/model.onnx) is read as `package` reads
+        # it; config writes nothing, so secret-looking files do not stop it.
+        analysis = (analyze_package([tree], _config_options(args),
+                                    allow_secret_files=True).models[0]
+                    if is_model_folder(tree.entries) else analyze(tree, _config_options(args)))
         for n in analysis.notes:
             report.info(n)
         sys.stdout.write(analysis.plan.config_text)

@@ -841,3 +841,9 @@ def test_the_secret_refusal_names_file_reason_and_flag(tmp_path: Path) -> None:
                                  "--allow-secret-files if the model really needs it in the image")
     assert secret_reason("a/.netrc") == "its name is that of a credentials file"
     assert secret_reason("a/b.key") == "its name is that of a private key or a dotenv file"
+
+
+def test_config_reads_a_model_folder_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = write_tree(tmp_path / "mymodel", {"config.pbtxt": PY_CONFIG, "1/model.py": PYTHON_MODEL})
+    assert main(["config", str(root)]) == 0
+    assert capsys.readouterr().out == PY_CONFIG
