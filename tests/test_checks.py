@@ -548,9 +548,9 @@ def _step(model: str, ins: tuple[tuple[str, str], ...], outs: tuple[tuple[str, s
 
 
 def _ensemble(*steps: str, inputs: tuple[str, ...] = ("X",), outputs: tuple[str, ...] = ("Y",),
-              mbs: int = 0) -> str:
+              mbs: int = 0, out_dims: str = "[ 4 ]") -> str:
     ins = "".join(f'input [ {{ name: "{n}" data_type: TYPE_FP32 dims: [ 4 ] }} ]\n' for n in inputs)
-    outs = "".join(f'output [ {{ name: "{n}" data_type: TYPE_FP32 dims: [ 4 ] }} ]\n'
+    outs = "".join(f'output [ {{ name: "{n}" data_type: TYPE_FP32 dims: {out_dims} }} ]\n'
                    for n in outputs)
     return (f'name: "ens"\nplatform: "ensemble"\nmax_batch_size: {mbs}\n{ins}{outs}'
             f'ensemble_scheduling {{ step [ {", ".join(steps)} ] }}\n')
@@ -564,7 +564,7 @@ def _members(ens_text: str, **configs: str) -> list[EnsembleModel]:
     texts = {"pre": _io_config("pre", ("IN",), ("MID",)),
              "post": _io_config("post", ("MID",), ("OUT",)),
              "bare": 'name: "bare"\nbackend: "python"\n', **configs}
-    versions = {"pre": ((1, 2), (2,)), "post": ((1,), (1,)), "bare": ((1,), (1,))}
+    versions = {"pre": ((1, 2, 3), (2, 3)), "post": ((1,), (1,)), "bare": ((1,), (1,))}
     models = [EnsembleModel(n, f"repo/{n}", parse_config(t), *versions.get(n, ((1,), (1,))))
               for n, t in sorted(texts.items())]
     return [*models, EnsembleModel("ens", "repo/ens", parse_config(ens_text), (1,), (1,))]
@@ -572,6 +572,18 @@ def _members(ens_text: str, **configs: str) -> list[EnsembleModel]:
 
 # Each message whole: a mutant that changes a word of one is caught (issue 21, point 5).
 MESSAGES = {
+    "output-dims-differ": (
+        "repo/ens: config.pbtxt: output 'Y': post output 'OUT' has dims [4] but ensemble output "
+        "'Y' has [5]\n  fix: make the two configs declare the same dims (-1 for any)"),
+    "input-dtype-differs": (
+        "repo/ens: config.pbtxt: ensemble_scheduling step 1 ('pre') input_map 'IN' <- 'X': "
+        "ensemble input 'X' is FP32 but pre input 'IN' is INT32\n"
+        "  fix: make the two configs declare the same data_type"),
+    "six-names": (
+        "repo/ens: config.pbtxt: ensemble_scheduling step 2 ('nope') names model 'nope', which "
+        "is not in the package (models: 'bare', 'ens', 'm0', 'm1', 'post', 'pre')\n  fix: "
+        "package that model too (another MODEL_DIR, or a directory of the repository), or "
+        "correct model_name"),
     "no-such-model": (
         "repo/ens: config.pbtxt: ensemble_scheduling step 2 ('nope') names model 'nope', which "
         "is not in the package (models: 'bare', 'ens', 'post', 'pre')\n  fix: package that "
@@ -579,12 +591,12 @@ MESSAGES = {
     ),
     "version-not-packaged": (
         "repo/ens: config.pbtxt: ensemble_scheduling step 1 ('pre') asks for version 7, but "
-        'model pre has version(s) 1, 2\n  fix: use model_version: -1 (the latest served) or a '
+        'model pre has version(s) 1, 2, 3\n  fix: use model_version: -1 (the latest served) or a '
         'packaged version'
     ),
     "version-not-served": (
         "repo/ens: config.pbtxt: ensemble_scheduling step 1 ('pre') asks for version 1 of pre, "
-        "which its version_policy does not serve (served: 2)\n  fix: serve version 1 in pre's "
+        "which its version_policy does not serve (served: 2, 3)\n  fix: serve version 1 in pre's "
         'version_policy, or use model_version: -1'
     ),
     "input-map-unknown": (
@@ -658,11 +670,16 @@ ENSEMBLE_REFUSALS: dict[str, list[EnsembleModel]] = {
                                             inputs=("X", "Z"))),
     "input-unused": _members(_ensemble(PRE, POST, inputs=("X", "Z"))),
     "output-not-produced": _members(_ensemble(PRE, POST, outputs=("Y", "W"))),
+    "output-dims-differ": _members(_ensemble(PRE, POST, out_dims="[ 5 ]")),
+    "input-dtype-differs": _members(_ensemble(PRE, POST),
+                                    pre=_io_config("pre", ("IN",), ("MID",), dtype="TYPE_INT32")),
     **{case: _members(_ensemble(PRE, POST), post=_io_config("post", ("MID",), ("OUT",), **kw))
        for case, kw in _POST_AS.items()},
     "step-cycle": _members(_ensemble(_step("pre", (("IN", "u"),), (("MID", "t"),)),
                                      _step("post", (("MID", "t"),), (("OUT", "u"),)),
                                      _step("post", (("MID", "X"),), (("OUT", "Y"),)))),
+    "six-names": _members(_ensemble(PRE, POST.replace('"post"', '"nope"')),
+                          **{f"m{i}": _io_config(f"m{i}", ("A",), ("B",)) for i in range(2)}),
     "many-names": _members(_ensemble(PRE, POST.replace('"post"', '"nope"')),
                            **{f"m{i}": _io_config(f"m{i}", ("A",), ("B",)) for i in range(7)}),
 }
@@ -685,11 +702,38 @@ def test_ensembles_that_agree_are_accepted_with_notes_for_what_cannot_be_checked
     assert check_ensembles(models) == (
         "ensemble ens: step 3's input_map not checked: bare's config declares no inputs",
         "ensemble ens: step 3's output_map not checked: bare's config declares no outputs")
-    # version 2 of pre is served (latest 1 of (1, 2)), so asking for it is fine
+    # version 2 of pre is served (latest 2 of (1, 2, 3)), so asking for it is fine
     assert check_ensembles(_members(_ensemble(PRE.replace("-1", "2"), POST))) == ()
+    # dims are compared only when both sides batch alike: max_batch_size 1 batches
+    for pre_mbs, post_mbs in ((1, 0), (0, 1)):
+        assert check_ensembles(_members(
+            _ensemble(PRE, POST, out_dims="[ -1 ]"),
+            pre=_io_config("pre", ("IN",), ("MID",), dims="[ 4 ]", mbs=pre_mbs),
+            post=_io_config("post", ("MID",), ("OUT",), dims="[ 7 ]", mbs=post_mbs))) == ()
+
+
+def test_find_cycle_is_linear_on_a_dag_of_diamonds() -> None:
+    """Done nodes are not walked again: 2**40 paths through 40 diamonds, 121 nodes."""
+    needs: dict[int, set[int]] = {}
+    for layer in range(40):
+        top = 3 * layer
+        needs[top] = {top + 1, top + 2}
+        needs[top + 1] = needs[top + 2] = {top + 3}
+    assert _find_cycle(needs) == []
+    needs[120] = {0}
+    assert _find_cycle(needs)[:3] == [0, 1, 3] and _find_cycle(needs)[-1] == 0
 
 
 # --- image names: imageref.py ---------------------------------------------------------------
+
+def test_a_rendered_name_is_checked_as_a_reference_without_digest() -> None:
+    with pytest.raises(InputError) as refused:
+        render_image_name("{{ Name }}:bad tag", name="wine", version=1, random_uuid="u")
+    assert refused.value.message == ("--image-name '{{ Name }}:bad tag': the name 'wine:bad tag' "
+                                     "is not a valid Docker image reference")
+    with pytest.raises(InputError, match="names a digest"):
+        render_image_name("x@sha256:" + "a" * 64, name="n", version=1, random_uuid="u")
+
 
 IMAGE_FIX = ("use only {{ Name }}, {{ Version }} and {{ RandomUUID }}, e.g. "
              "'{{ Name }}-{{ Version }}:{{ RandomUUID }}'")
@@ -773,6 +817,7 @@ def test_versions_accepted_as_written(value: object, got: int) -> None:
     ("x" * 40 + "5", None, "set version: 1"),  # only the first 40 characters are looked at
     ("1" + "0" * 19, None, "set version: 1000000000000000000"),  # 19 digits of 20 kept
     ("9" * 19, None, "set version: 1"),  # beyond int64: no such suggestion
+    (f"v{VERSION_MAX}", None, f"set version: {VERSION_MAX}"),  # int64's largest: suggested
     (VERSION_MAX + 1, f"has value {VERSION_MAX + 1}; Triton model versions are 64-bit, at most "
      f"{VERSION_MAX}", "set version: 1"),
     (0, "has value 0; Triton model versions start at 1", "set version: 1"),
