@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import zipfile
 from pathlib import Path
@@ -18,6 +19,7 @@ from models import PYTHON_CONFIG, PYTHON_MODEL, onnx_add_model, write_tree
 from test_push_credentials import _result
 from test_repository import IDENTITY_CONFIG, _repo
 
+from packager import safeyaml
 from packager.baseimage import LOCAL_CPU_IMAGE
 from packager.cli import main
 from packager.dockerfile import _dq, check_labels
@@ -892,3 +894,25 @@ def test_config_reads_a_model_folder_too(tmp_path: Path, capsys: pytest.CaptureF
     root = write_tree(tmp_path / "mymodel", {"config.pbtxt": PY_CONFIG, "1/model.py": PYTHON_MODEL})
     assert main(["config", str(root)]) == 0
     assert capsys.readouterr().out == PY_CONFIG
+
+
+# --- safeyaml: the YAML 1.2 core resolvers (registered at import) ---------------------------
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("12", 12), ("-7", -7), ("0", 0), ("1.5", 1.5), ("-.5", -0.5), ("1e3", 1000.0),
+    ("2.0", 2.0), ("true", True), ("False", False), ("~", None), ("null", None), ("", None),
+    ("010", "010"), ("0x1F", "0x1F"), ("1:30", "1:30"), ("+5", "+5"), ("yes", "yes"),
+    ("on", "on"), ("9" * 19, "9" * 19), ("1_000", "1_000"),
+])
+def test_yaml_scalars_resolve_by_the_yaml_1_2_core_schema(text: str, value: object) -> None:
+    got = safeyaml.load(f"a: {text}\n", file="m.yaml", fix="-")
+    assert got == {"a": value} and type(got["a"]) is type(value), got  # type: ignore[index]
+    assert math.isinf(safeyaml.load("a: .inf", file="m", fix="-")["a"])  # type: ignore[index]
+    assert math.isnan(safeyaml.load("a: .NaN", file="m", fix="-")["a"])  # type: ignore[index]
+
+
+def test_a_float_version_gets_the_whole_number_hint(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    root = _model(tmp_path, {"odahuflow.model.yaml": "name: model\nversion: 2.0\n"})
+    _refused(capsys, ["detect", str(root)], tmp_path / "out",
+             "set version: 2 (Triton versions are whole numbers)")
