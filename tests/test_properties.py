@@ -616,14 +616,27 @@ REQUIREMENTS = st.lists(st.one_of(REQUIREMENT_LINES, ANY_TEXT, near(REQUIREMENT_
 
 
 # Lines the README says are refused: the oracle below must see each, and so must the check.
-FORBIDDEN_LINES = [
-    "-r other.txt", "--requirement=other.txt", "-c constraints.txt", "-e .", "--editable ./pkg",
-    "-i https://mirror.example/simple", "--index-url https://m.example", "--extra-index-url=https://m",
-    "-f https://h.example/links", "--find-links ./wheels", "--trusted-host h.example", "--no-index",
-    "./local_pkg", "../up", "/abs/path.whl", "~/pkg", "pkg @ file:///tmp/p.whl", "file:../x",
-    "numpy==${VERSION}", "pkg @ https://u:pw@h.example/p.whl", "git+https://tok@h.example/r.git",
-    "--unknown-option", "numpy --install-option=--x",
-]
+FORBIDDEN = {  # line: what the refusal says (the reason, not only that it is refused)
+    "-r other.txt": "includes another requirements file",
+    "--requirement=other.txt": "includes another file",
+    "-c constraints.txt": "includes a constraints file",
+    "-e .": "installs an editable path or URL", "--editable ./pkg": "installs an editable path",
+    "-i https://mirror.example/simple": "sets its own package index",
+    "--index-url https://m.example": "sets its own package index",
+    "--extra-index-url=https://m": "sets its own package index",
+    "-f https://h.example/links": "adds a find-links location",
+    "--find-links ./wheels": "adds a find-links location",
+    "--trusted-host h.example": "turns off TLS checks", "--no-index": "turns off the package index",
+    "./local_pkg": "names a local path", "../up": "names a local path",
+    "/abs/path.whl": "names a local path", "~/pkg": "names a local path",
+    "pkg @ file:///tmp/p.whl": "names a local file", "file:../x": "names a local file",
+    "numpy==${VERSION}": "expands an environment variable",
+    "pkg @ https://u:pw@h.example/p.whl": "carries credentials in a URL ('h.example')",
+    "git+https://tok@h.example/r.git": "carries credentials in a URL",
+    "--unknown-option": "uses pip option '--unknown-option'",
+    "numpy --install-option=--x": "uses per-requirement option '--install-option'",
+}
+FORBIDDEN_LINES = list(FORBIDDEN)
 
 
 def pip_forbids(text: str) -> str | None:
@@ -680,6 +693,7 @@ def test_each_forbidden_requirement_line_is_refused(line: str) -> None:
         check_requirements(f"numpy==1.26\n{line}\n")
     check_error(refused.value)
     assert "requirements.txt:2" in str(refused.value)
+    assert FORBIDDEN[line] in str(refused.value), str(refused.value)
 
 
 # Userinfo characters a URL may hold (RFC 3986), without '@' (it ends the userinfo).
