@@ -481,6 +481,9 @@ def test_after_own_links_keeps_only_link_count_changes(tmp_path: Path) -> None:
     assert again.lookup(relinked, os.stat(relinked)) == "1" * 64
     assert again.lookup(rewritten, os.stat(rewritten)) is None
     assert (again.hits, again.misses) == (1, 1)
+    again.lookup(relinked, os.stat(relinked))
+    again.lookup(rewritten, os.stat(rewritten))
+    assert (again.hits, again.misses) == (2, 2)  # counted, not set
     assert list(again.used) == [str(relinked)]  # a hit is kept for the next run's cache
 
 

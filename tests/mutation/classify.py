@@ -1,30 +1,26 @@
-"""Sort mutmut's surviving mutants into message-text mutants and the rest (read by a person).
+"""Summarise a finished `nox -s mutation` run: killed/total per module, and each survivor
+with its diff, message-text mutants apart (a person reads the rest).
 
-    python tests/mutation/classify.py [mutmut] > survivors.txt
+    .nox/mutation/bin/python tests/mutation/classify.py .nox/mutation/bin/mutmut
 
-A mutant that changes only the inside of a string literal that holds a space (a message, a fix,
-a warning: prose) is "message": the refusal still happens, with the same exit code and the
-same file; only the words differ. Everything else is listed with its diff for review.
+A mutant that changes only the inside of string literals holding a space (a message, a fix, a
+warning: prose) is "message": the refusal still happens, with the same exit code and file.
 """
 
 from __future__ import annotations
 
-import io
+import collections
+import re
 import subprocess
 import sys
-import tokenize
+
+_STRING = re.compile(r"""[rbuf]*("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')""", re.I)
 
 
-def _tokens(line: str) -> list[tuple[int, str]] | None:
-    try:
-        return [(t.type, t.string) for t in tokenize.generate_tokens(io.StringIO(line.strip()).readline)
-                if t.type not in (tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER, tokenize.COMMENT)]
-    except (tokenize.TokenError, IndentationError, SyntaxError):
-        return None
-
-
-def _fstring_parts(tokens: list[tuple[int, str]]) -> list[tuple[int, str]]:
-    return tokens
+def _skeleton(line: str) -> tuple[str, list[str]]:
+    """The line with string literals blanked, and the literals."""
+    literals = [m.group(0) for m in _STRING.finditer(line)]
+    return _STRING.sub('""', line), literals
 
 
 def is_message_only(diff: str) -> bool:
@@ -32,27 +28,42 @@ def is_message_only(diff: str) -> bool:
     new = [ln[1:] for ln in diff.splitlines() if ln.startswith("+") and not ln.startswith("+++")]
     if len(old) != 1 or len(new) != 1:
         return False
-    a, b = _tokens(old[0]), _tokens(new[0])
-    if a is None or b is None or len(a) != len(b):
+    (a, la), (b, lb) = _skeleton(old[0]), _skeleton(new[0])
+    if a != b or len(la) != len(lb):
         return False
-    changed = [(x, y) for x, y in zip(a, b, strict=True) if x != y]
-    return bool(changed) and all(
-        x[0] == y[0] == tokenize.STRING and " " in x[1] for x, y in changed)
+    changed = [(x, y) for x, y in zip(la, lb, strict=True) if x != y]
+    # f-string placeholders are code: a change inside {...} is not a message change
+    return bool(changed) and all(" " in x and re.findall(r"\{[^}]*\}", x) == re.findall(
+        r"\{[^}]*\}", y) for x, y in changed)
 
 
 def main() -> int:
     mutmut = sys.argv[1] if len(sys.argv) > 1 else "mutmut"
-    listing = subprocess.run([mutmut, "results"], capture_output=True, text=True).stdout
-    survivors = [ln.split(":")[0].strip() for ln in listing.splitlines() if ln.endswith(": survived")]
-    messages, others = [], []
-    for name in survivors:
-        diff = subprocess.run([mutmut, "show", name], capture_output=True, text=True).stdout
-        (messages if is_message_only(diff) else others).append((name, diff))
-    print(f"# {len(survivors)} survived: {len(messages)} message text only, {len(others)} other")
-    for name, _ in messages:
-        print(f"message  {name}")
-    for name, diff in others:
-        print(f"\n## other  {name}\n{diff}")
+    listing = subprocess.run([mutmut, "results", "--all", "true"], capture_output=True,
+                             text=True, check=False).stdout
+    status: dict[str, str] = {}
+    for line in listing.splitlines():
+        name, _, state = line.strip().rpartition(": ")
+        if name.startswith("packager."):
+            status[name] = state
+    per_module: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    for name, state in status.items():
+        per_module[name.split(".x")[0]][state] += 1
+    print("| module | killed | timeout | survived | no tests | total |")
+    print("|---|---|---|---|---|---|")
+    for module, c in sorted(per_module.items()):
+        print(f"| {module} | {c['killed']} | {c['timeout']} | {c['survived']} | "
+              f"{c['no tests']} | {sum(c.values())} |")
+    total = sum(per_module.values(), collections.Counter())
+    print(f"| all | {total['killed']} | {total['timeout']} | {total['survived']} | "
+          f"{total['no tests']} | {sum(total.values())} |\n")
+    for name in (n for n, s in status.items() if s == "survived"):
+        diff = subprocess.run([mutmut, "show", name], capture_output=True, text=True,
+                              check=False).stdout
+        kind = "message" if is_message_only(diff) else "other"
+        body = "\n".join(ln for ln in diff.splitlines() if ln[:1] in "+-" and ln[:3] not in
+                         ("---", "+++"))
+        print(f"### {name} ({kind})\n```diff\n{body}\n```")
     return 0
 
 
