@@ -16,7 +16,7 @@ endif
 export OUT
 export BASE_IMAGE
 
-.PHONY: train setup package config detect repository dockerfile base-image verify push demo unit test lint snapshots bench packager-image tekton-check
+.PHONY: train setup package config detect repository dockerfile base-image verify push demo unit test lint snapshots bench packager-image tekton-check mutation
 
 # pip's --target skips the externally-managed check (PEP 668) of Debian's Python, and the
 # virtualenv package needs no python3-venv: together they bootstrap nox without root or apt.
@@ -41,5 +41,6 @@ test: $(NOX) ; $(NOX) -s lint tests
 lint: $(NOX) ; $(NOX) -s lint
 snapshots: $(NOX) ; $(NOX) -s snapshots
 bench: $(NOX) ; $(NOX) -s bench
+mutation: $(NOX) ; $(NOX) -s mutation
 packager-image: $(NOX) ; $(NOX) -s packager_image -- $(if $(PUSH),--push $(PUSH)) $(ARGS)
 tekton-check: $(NOX) ; $(NOX) -s tekton_check -- deploy/tekton $(ARGS)

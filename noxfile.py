@@ -201,6 +201,20 @@ def fuzz(session: nox.Session) -> None:
         session.run("python", "tests/fuzz/run.py", target, "-merge=1", corpus, scratch)
 
 
+@nox.session(default=False)
+def mutation(session: nox.Session) -> None:
+    """Mutation testing (mutmut) of the refusal checks against their unit tests; not in `make
+    test`. Modules and tests: [tool.mutmut] in pyproject.toml; results: tests/mutation/."""
+    _install(session, "[test]")
+    session.install("mutmut==3.8.1")
+    # mutmut copies the package into mutants/ and runs pytest there; a stale copy would test
+    # mutants of code that has since changed.
+    session.run("rm", "-rf", "mutants", external=True)
+    session.run("mutmut", "run", "--max-children", os.environ.get("MUTATION_JOBS", "2"),
+                *session.posargs)
+    session.run("mutmut", "results", "--all", "true", success_codes=[0, 1])
+
+
 @nox.session
 def bench(session: nox.Session) -> None:
     """Speed and memory against a hand-written Dockerfile in the same run (a phase, not a test)."""

@@ -21,7 +21,15 @@ from packager.configgen import (
     MAX_INSTANCE_COUNT,
     ConfigOptions,
 )
-from packager.errors import EnvironmentFault, InputError, Interrupted, PackagerError, bounded
+from packager.errors import (
+    EnvironmentFault,
+    InputError,
+    Interrupted,
+    PackagerError,
+    bounded,
+    printable,
+    redact,
+)
 from packager.executor.images import registry
 from packager.executor.report import Reporter
 from packager.imageref import DEFAULT_NAME_TEMPLATE
@@ -125,6 +133,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="redo phases even when their inputs are unchanged, rehash every "
                         "input file, and allow writing into an --output that triton-packager "
                         "did not create (replacing its model_repository/ and context/)")
+        sp.add_argument("--allow-secret-files", action="store_true",
+                        help="package files that look like secrets (.env, .ssh/, *.pem, "
+                        "id_rsa, ...) instead of refusing the input; they are still listed "
+                        "in a warning")
         _config_flags(sp)
         _output_flags(sp)
         return sp
@@ -228,6 +240,9 @@ def _parser() -> argparse.ArgumentParser:
     su.add_argument("-o", "--output", required=True, help="directory to unpack into")
     su.add_argument("--max-size", type=int, default=64 << 30,
                     help="refuse archives that expand past this many bytes")
+    su.add_argument("--max-ratio", type=int, default=100,
+                    help="refuse archives that expand to more than this many times their own "
+                    "size, past 256 MiB (default: 100; 0 turns the check off)")
     su.add_argument("--timeout", type=_seconds, default=DEFAULT_SETUP_TIMEOUT, metavar="SECONDS",
                     help="give up on the whole download and unpack after this long "
                     f"(default: {DEFAULT_SETUP_TIMEOUT:.0f})")
@@ -291,7 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         report.error(str(err), exit_code=err.exit_code)
         if report.mode == "json":  # a machine reader still gets the message on stderr
-            print(f"error: {err}", file=sys.stderr)
+            # ... as the reporter shows it: credentials masked, no terminal escapes.
+            print(f"error: {printable(redact(str(err)))}", file=sys.stderr)
         return err.exit_code
     except Exception as exc:  # a bug: still one line, the traceback only on request
         if args.debug:
@@ -333,13 +349,20 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
         from packager.executor.artifact import unpack
 
         print(unpack(args.artifact, Path(args.output), report, args.max_size,
+                     max_ratio=args.max_ratio,
                      timeout=args.timeout, force=args.force))
         return 0
     if args.command == "config":
         from packager.executor.reader import read_input
-        from packager.pipeline import analyze
+        from packager.layout import is_model_folder
+        from packager.pipeline import analyze, analyze_package
 
-        analysis = analyze(read_input(args.input), _config_options(args))
+        tree = read_input(args.input)
+        # A lone Triton model folder (config.pbtxt, 1/model.onnx) is read as `package` reads
+        # it; config writes nothing, so secret-looking files do not stop it.
+        analysis = (analyze_package([tree], _config_options(args),
+                                    allow_secret_files=True).models[0]
+                    if is_model_folder(tree.entries) else analyze(tree, _config_options(args)))
         for w in analysis.warnings:  # what the packager could not tell from the model
             report.warn(w)
         for n in analysis.notes:
@@ -425,6 +448,7 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
         tag=getattr(args, "tag", None),
         env=env,
         model_config=_config_options(args),
+        allow_secret_files=getattr(args, "allow_secret_files", False),
     )
     build_env = BuildEnv(Path(ca_bundle) if ca_bundle else None, proxies,
                          no_cache=getattr(args, "no_cache", False), platform=platform,

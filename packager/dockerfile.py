@@ -167,11 +167,31 @@ class DockerfileSpec:
 _LABEL_KEY_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
 
 
+# The labels Dockerfile.j2 writes itself. A later LABEL of the same key wins in Docker, so a
+# --label with one of these keys would silently replace what the image says it serves (and
+# what `verify`, `push` and the weights image read back): refused, not overridden.
+OWN_LABELS = frozenset({
+    "org.opencontainers.image.title", "org.opencontainers.image.version",
+    "org.opencontainers.image.description", "org.opencontainers.image.base.name",
+})
+OWN_LABEL_PREFIX = "io.triton-packager."
+
+
 def check_labels(labels: tuple[tuple[str, str], ...]) -> None:
+    seen: set[str] = set()
     for key, value in labels:
         if not _LABEL_KEY_RE.fullmatch(key):
             raise InputError(f"--label key {bounded(key)} is not a lower-case dotted name",
                              fix="use keys such as org.example.team=ml")
+        if key in OWN_LABELS or key.startswith(OWN_LABEL_PREFIX):
+            raise InputError(f"--label key {bounded(key)} is one the packager sets itself "
+                             "(model name, version, backend or base image); it cannot be "
+                             "overridden",
+                             fix="use a key of your own namespace, such as org.example.model")
+        if key in seen:
+            raise InputError(f"--label key {bounded(key)} is given twice; the last would "
+                             "silently win", fix="pass each --label key once")
+        seen.add(key)
         _dq(value)
 
 

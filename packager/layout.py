@@ -51,10 +51,26 @@ def is_repository(entries: tuple[Entry, ...] | list[Entry],
     return False
 
 
+def is_model_folder(entries: tuple[Entry, ...] | list[Entry],
+                    tree: dict[str, dict[str, EntryKind]] | None = None) -> bool:
+    """One model directory laid out as in a repository (`mymodel/config.pbtxt`,
+    `mymodel/1/model.onnx`), given on its own: a config.pbtxt and no model file or manifest
+    at its top, and a version directory holding a file. The layout most Triton users have."""
+    top = _children(entries, "", tree)
+    if CONFIG_NAME not in top or (MODEL_MARKERS - {CONFIG_NAME}) & set(top):
+        return False
+    versions = {c for c, k in top.items() if k is EntryKind.DIR and VERSION_RE.fullmatch(c)}
+    return any(e.kind is EntryKind.FILE and e.path.split("/", 1)[0] in versions
+               for e in entries if "/" in e.path)
+
+
 def read_roots(entries: tuple[Entry, ...] | list[Entry]) -> tuple[str, ...]:
     """The directories whose config, manifest, environment files and model bytes the reader
     reads: the input itself, or each model and version directory of a repository."""
     tree = _tree(entries)
+    if is_model_folder(entries, tree):  # its version directories are read as a repository's are
+        return ("", *(f"{v}/" for v, k in sorted(_children(entries, "", tree).items())
+                      if k is EntryKind.DIR and VERSION_RE.fullmatch(v)))
     if not is_repository(entries, tree):
         return ("",)
     roots: list[str] = []

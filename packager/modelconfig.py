@@ -122,6 +122,8 @@ def parse_config(text: str, *, file: str = CONFIG_NAME) -> ParsedConfig:
             fix="set max_batch_size: 0 (no batching) or a positive batch size",
         )
 
+    _check_version_policy(msg, file)
+
     def tensors(items: object, role: str) -> tuple[tuple[str, str, tuple[int, ...]], ...]:
         for t in items:  # type: ignore[attr-defined]
             # DataType is an open enum: text_format keeps any int32 (`data_type: 32`) it has
@@ -133,6 +135,23 @@ def parse_config(text: str, *, file: str = CONFIG_NAME) -> ParsedConfig:
                     fix="write data_type by name: TYPE_FP32, TYPE_INT64, TYPE_STRING, ... "
                     "(the DataType values of model_config.proto)",
                 )
+            # Triton's ValidateIOShape: each dim is >= 1, or -1 for a variable size.
+            bad = next((d for d in t.dims if d < 1 and d != -1), None)
+            if bad is not None:
+                raise InputError(
+                    f"{file}: {role} {bounded(t.name)} has dims {bounded(list(t.dims))}; "
+                    f"a dimension is >= 1, or -1 for any size, not {bad}",
+                    fix=f"write {bad} as -1 (any size) or as the size the model expects",
+                )
+        seen: set[str] = set()
+        for t in items:  # type: ignore[attr-defined]
+            # A second declaration of the same name: Triton refuses the model at load.
+            if t.name in seen:
+                raise InputError(
+                    f"{file}: {role} {bounded(t.name)} is declared twice",
+                    fix=f"keep one {role} entry per name",
+                )
+            seen.add(t.name)
         return tuple(
             (t.name, model_config_pb2.DataType.Name(t.data_type).removeprefix("TYPE_"),
              tuple(t.dims))
@@ -170,6 +189,26 @@ def parse_config(text: str, *, file: str = CONFIG_NAME) -> ParsedConfig:
                          tuple(sorted(st.output_map.items())))
             for st in msg.ensemble_scheduling.step),
     )
+
+
+def _check_version_policy(msg: Any, file: str) -> None:
+    """Triton's ValidateModelConfig refuses, at load, a version_policy that can serve no
+    version: `specific` with an empty list, `latest` with num_versions 0 (also `latest { }`,
+    where the field defaults to 0). Refused here, where the file and field can be named."""
+    choice = msg.version_policy.WhichOneof("policy_choice")
+    if choice == "specific" and not msg.version_policy.specific.versions:
+        raise InputError(
+            f"{file}: field 'version_policy' is 'specific' with no versions; Triton refuses to "
+            "load a model whose version policy serves no version",
+            fix="list the versions to serve, version_policy: { specific: { versions: [1] } }, "
+            "or remove version_policy (Triton then serves the latest version)")
+    if choice == "latest" and msg.version_policy.latest.num_versions < 1:
+        raise InputError(
+            f"{file}: field 'version_policy.latest.num_versions' is "
+            f"{msg.version_policy.latest.num_versions}; Triton refuses to load a model whose "
+            "version policy serves no version",
+            fix="set version_policy: { latest: { num_versions: 1 } } (or more), or remove "
+            "version_policy")
 
 
 def check_against(config: ParsedConfig, backend: Backend, model_name: str) -> None:

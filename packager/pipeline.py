@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -18,8 +19,8 @@ from packager.ensemble import EnsembleModel, check_ensembles
 from packager.errors import InputError, bounded
 from packager.imageref import DEFAULT_NAME_TEMPLATE, ImageRef, parse_reference, render_image_name
 from packager.inputs import CONDA_NAMES, CONFIG_NAME, MANIFEST_NAMES, REQUIREMENTS_NAME, InputTree
-from packager.layout import VERSION_RE, WARMUP_DIR, is_repository
-from packager.manifest import ModelMeta, check_name, parse_manifest
+from packager.layout import VERSION_RE, WARMUP_DIR, is_model_folder, is_repository
+from packager.manifest import VERSION_MAX, ModelMeta, check_name, parse_manifest
 from packager.modelconfig import (
     ParsedConfig,
     check_against,
@@ -39,6 +40,7 @@ from packager.plan import (
     config_entry,
 )
 from packager.pyenv import ENV_DIR, EXECUTION_ENV_PATH, EnvOptions, check_requirements, with_env_path
+from packager.secretfiles import check_input_files
 
 HEALTHCHECK_CHOICES = ("auto", "curl", "none")
 
@@ -53,6 +55,7 @@ class Options:
     labels: tuple[tuple[str, str], ...] = ()
     template_dirs: tuple[str, ...] = ()
     model_config: ConfigOptions = field(default_factory=ConfigOptions)
+    allow_secret_files: bool = False  # secretfiles.py: refused unless the user says so
 
 
 @dataclass(frozen=True)
@@ -331,6 +334,13 @@ def _repository_model(tree: InputTree, name: str, gen: ConfigOptions, prefix: st
                 "directories named by a number (1, 2, ...) and would ignore it",
                 file=tree.label,
                 fix=f"rename it to {digits}, or move it into a version directory")
+        if int(child) > VERSION_MAX:
+            # VERSION_RE admits 19 digits; Triton's stoll throws on those beyond int64 and the
+            # directory is skipped, so the model would load with that version missing.
+            raise InputError(
+                f"directory {bounded(child)} is not a version Triton can read: versions are "
+                f"64-bit, at most {VERSION_MAX}",
+                file=tree.label, fix="rename it to a smaller number, such as 1")
         versions.append(int(child))
     text = tree.text(CONFIG_NAME)
     given = parse_config(text) if text is not None else None
@@ -385,12 +395,17 @@ def _repository_model(tree: InputTree, name: str, gen: ConfigOptions, prefix: st
                     tuple(notes), signature, source, tree.label)
 
 
-def analyze_package(trees: Sequence[InputTree], gen: ConfigOptions | None = None) -> Package:
+def analyze_package(trees: Sequence[InputTree], gen: ConfigOptions | None = None, *,
+                    allow_secret_files: bool = False) -> Package:
     """Every input (model directories, or one model repository), checked one by one and
     then across the package: unique names, ensembles, versions."""
     gen = gen or ConfigOptions()
     gen.check()
     models: list[Analysis] = []
+    file_warnings: list[str] = []
+    for tree in trees:  # secrets first: nothing else about a leaking input matters
+        file_warnings.extend(check_input_files(tree.entries, tree.label,
+                                               allow_secrets=allow_secret_files))
     for index, tree in enumerate(trees):
         if is_repository(tree.entries):
             if len(trees) > 1:
@@ -399,6 +414,8 @@ def analyze_package(trees: Sequence[InputTree], gen: ConfigOptions | None = None
                     file=tree.label,
                     fix="give either one repository or several model directories")
             models.extend(_repository_models(tree, gen, index))
+        elif is_model_folder(tree.entries):
+            models.append(_model_folder(tree, gen, index))
         else:
             a = analyze(tree, gen)
             models.append(dataclasses.replace(
@@ -406,8 +423,18 @@ def analyze_package(trees: Sequence[InputTree], gen: ConfigOptions | None = None
     warnings, notes = check_package(models)
     plan = RepositoryPlan(tuple(m.plan for m in models))
     return Package(tuple(models), plan,
-                   tuple(w for m in models for w in m.warnings) + warnings,
+                   tuple(file_warnings) + tuple(w for m in models for w in m.warnings) + warnings,
                    tuple(n for m in models for n in m.notes) + notes)
+
+
+def _model_folder(tree: InputTree, gen: ConfigOptions, index: int) -> Analysis:
+    """A repository's model directory given on its own: packaged as a repository of that one
+    model, named by its config's name or else by the directory (as Triton names it)."""
+    text = tree.text(CONFIG_NAME)
+    given = parse_config(text) if text is not None else None
+    name = (given.name if given is not None and given.name else
+            posixpath.basename(posixpath.normpath(tree.label)))
+    return _repository_model(tree, name, gen, "", index)
 
 
 def _repository_models(tree: InputTree, gen: ConfigOptions, index: int) -> list[Analysis]:

@@ -458,8 +458,8 @@ def test_a_file_swapped_for_a_link_after_the_scan_is_not_followed(
     root = write_tree(tmp_path / "model", _py(**{"sub/data.bin": "inside\n"}))
     real_analyze = phases.analyze_package
 
-    def analyze_then_swap(trees, *args):  # type: ignore[no-untyped-def]
-        analysis = real_analyze(trees, *args)
+    def analyze_then_swap(trees, *args, **kwargs):  # type: ignore[no-untyped-def]
+        analysis = real_analyze(trees, *args, **kwargs)
         if swap == "file-for-link":
             (root / "sub/data.bin").unlink()
             (root / "sub/data.bin").symlink_to(secret / "data.bin")

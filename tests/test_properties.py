@@ -194,7 +194,8 @@ def test_manifest_version_is_never_reinterpreted(literal: str) -> None:
     # Accepted only when written as a plain decimal integer (tagged or not), and then as that
     # integer: `010` is never 8, `1:30` never 90, `0x1F` never 31.
     digits = literal.removeprefix("!!int ").removeprefix("!!str ")
-    assert re.fullmatch(r"\+?[0-9]+", digits), f"{literal!r} accepted as {meta.version}"  # type: ignore[attr-defined]
+    # Canonical digits only: `010` (octal in YAML 1.1, decimal in 1.2) and `+5` are refused.
+    assert re.fullmatch(r"[1-9][0-9]*", digits), f"{literal!r} accepted as {meta.version}"  # type: ignore[attr-defined]
     assert meta.version == int(digits)  # type: ignore[attr-defined]
 
 
@@ -208,6 +209,9 @@ PBTXT_FRAGMENTS = st.sampled_from([
     "input { " * 200, "version_policy { specific { versions: [-1, 0, 9223372036854775808] } }",
     "instance_group [ { kind: KIND_GPU count: -5 } ]", "dynamic_batching { }",
     "data_type: 32", "data_type: -1", "kind: 2147483648",  # enums by number: open in proto3
+    "version_policy { specific { } }", "version_policy: { latest: { num_versions: 0 } }",
+    "version_policy { latest { } }", "version_policy { latest { num_versions: 2 } }",
+    "dims: [ 0 ]", "dims: [ -2 ]", 'input [ { name: "INPUT0" data_type: TYPE_FP32 dims: [ 1 ] } ]',
 ])
 
 
@@ -235,11 +239,56 @@ CONFIG_TEXT = st.one_of(
 # found by this test: ValueError from DataType.Name, text_format keeps an open enum's unknown number
 @example(VALID_CONFIG.replace('OUTPUT0" data_type: TYPE_FP32', 'OUTPUT0" data_type:32'))
 @example("instance_group { kind: 2147483648 }")  # ValueError from text_format setting the field
+@example(VALID_CONFIG + "version_policy { specific { } }\n")  # Triton refuses: serves nothing
+@example(VALID_CONFIG + "version_policy { latest { num_versions: 0 } }\n")
+@example(VALID_CONFIG + "version_policy { latest { } }\n")
+@example(VALID_CONFIG + "max_batch_size: -1\n")
+@example(VALID_CONFIG.replace("dims: [ 4 ]", "dims: [ 0 ]", 1))
+@example(VALID_CONFIG.replace("dims: [ 4 ]", "dims: [ -2 ]", 1))
+@example(VALID_CONFIG.replace("dims: [ 4 ]", "dims: [ -1 ]", 1))  # any size: loads
+@example(VALID_CONFIG.replace("OUTPUT0", "INPUT0", 1))  # an output named like the input: loads
+@example(VALID_CONFIG + 'input [ { name: "INPUT0" data_type: TYPE_FP32 dims: [ 4 ] } ]\n')
+@example(VALID_CONFIG.replace("data_type: TYPE_FP32", "data_type: 99", 1))
+@example(VALID_CONFIG + "version_policy { latest { num_versions: 1 } }\n")  # and its neighbour
 def test_config_is_parsed_or_refused(text: str) -> None:
+    why = triton_refuses(text)
     try:
         parse_config(text)
     except InputError as err:
         check_error(err)
+        assert why is not None, f"refused a config Triton loads:\n{text}\n{err}"
+        return
+    assert why is None, f"accepted a config Triton refuses ({why}):\n{text}"
+
+
+def triton_refuses(text: str) -> str | None:
+    """The oracle, written apart from parse_config: why Triton refuses this config at load for a
+    reason the file alone shows (model_config_utils.cc's ValidateModelConfig), or None."""
+    from google.protobuf import text_format
+
+    from packager.modelconfig import model_config_pb2 as pb  # Triton's schema, not our checks
+
+    msg = pb.ModelConfig()
+    try:
+        text_format.Parse(text, msg)
+    except (text_format.ParseError, ValueError):
+        return "not a ModelConfig"
+    if msg.max_batch_size < 0:
+        return "negative max_batch_size"
+    if any(t.data_type not in pb.DataType.values() for t in (*msg.input, *msg.output)):
+        return "a data_type that is no DataType"
+    if any(d == 0 or d < -1 for t in (*msg.input, *msg.output) for d in t.dims):
+        return "a dimension that is neither >= 1 nor -1"
+    for group in (msg.input, msg.output):
+        names = [t.name for t in group]
+        if len(set(names)) != len(names):
+            return "a tensor declared twice"
+    policy = msg.version_policy
+    if policy.WhichOneof("policy_choice") == "specific" and len(policy.specific.versions) == 0:
+        return "version_policy specific with no versions"
+    if policy.WhichOneof("policy_choice") == "latest" and policy.latest.num_versions == 0:
+        return "version_policy latest with num_versions 0"
+    return None
 
 
 # -- 3. options reaching the Dockerfile -----------------------------------------------------
@@ -309,7 +358,9 @@ SLOTS = [
     Slot("label-value", "zzbenignvalue", ANY_TEXT,
          lambda v: (ENV_FILES, Options(base_image=LOCAL_CPU_IMAGE, labels=(("org.example.v", v),))),
          marker="zzbenignvalue",
-         examples=("a\x85b",)),  # found by this test: C1 control characters pass the `dq` filter
+         # a\x85b: found by this test (C1 controls passed `dq`); a"b and "$: a quote alone, with
+         # no newline, so a `dq` without '"' in its unsafe set is caught every run (issue 21)
+         examples=("a\x85b", 'a"b', '"', 'x"$', "a\\b", "`id`")),
     Slot("label-key", "zzbenignkey", values(st.from_regex(r"[a-z0-9]+(?:[._-][a-z0-9]+)*", fullmatch=True)),
          lambda k: (ENV_FILES, Options(base_image=LOCAL_CPU_IMAGE, labels=((k, "v"),))),
          marker="zzbenignkey"),
@@ -564,13 +615,85 @@ REQUIREMENTS = st.lists(st.one_of(REQUIREMENT_LINES, ANY_TEXT, near(REQUIREMENT_
                         max_size=8).map("\n".join)
 
 
+# Lines the README says are refused: the oracle below must see each, and so must the check.
+FORBIDDEN = {  # line: what the refusal says (the reason, not only that it is refused)
+    "-r other.txt": "includes another requirements file",
+    "--requirement=other.txt": "includes another file",
+    "-c constraints.txt": "includes a constraints file",
+    "-e .": "installs an editable path or URL", "--editable ./pkg": "installs an editable path",
+    "-i https://mirror.example/simple": "sets its own package index",
+    "--index-url https://m.example": "sets its own package index",
+    "--extra-index-url=https://m": "sets its own package index",
+    "-f https://h.example/links": "adds a find-links location",
+    "--find-links ./wheels": "adds a find-links location",
+    "--trusted-host h.example": "turns off TLS checks", "--no-index": "turns off the package index",
+    "./local_pkg": "names a local path", "../up": "names a local path",
+    "/abs/path.whl": "names a local path", "~/pkg": "names a local path",
+    "pkg @ file:///tmp/p.whl": "names a local file", "file:../x": "names a local file",
+    "numpy==${VERSION}": "expands an environment variable",
+    "pkg @ https://u:pw@h.example/p.whl": "carries credentials in a URL ('h.example')",
+    "git+https://tok@h.example/r.git": "carries credentials in a URL",
+    "--unknown-option": "uses pip option '--unknown-option'",
+    "numpy --install-option=--x": "uses per-requirement option '--install-option'",
+}
+FORBIDDEN_LINES = list(FORBIDDEN)
+
+
+def pip_forbids(text: str) -> str | None:
+    """The oracle, written apart from check_requirements: the first logical line (pip's own
+    rules: `#` comments at the start or after a space, `\\` continuations) that reaches outside
+    the input, carries a credential, or passes an option the packager does not, or None."""
+    lines, pending = [], ""
+    for raw in text.splitlines():
+        line = re.sub(r"(^|\s)#.*$", "", raw)
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        lines.append((pending + line).strip())
+        pending = ""
+    lines.append(pending.strip())
+    allowed = {"--pre", "--prefer-binary", "--require-hashes", "--only-binary", "--no-binary"}
+    for line in filter(None, lines):
+        option = line.split()[0].split("=", 1)[0]
+        if "${" in line or "\x00" in line or "file:" in line.lower():
+            return line
+        if re.search(r"[a-z][a-z0-9+.-]*://[^/\s]*@", line, re.I):
+            return line
+        if option.startswith("-") and option not in allowed:
+            return line
+        if not option.startswith("-") and "://" not in line and line.startswith((".", "/", "~")):
+            return line
+        if any(o != "--hash" for o in re.findall(r"\s(--[a-z-]+)", line)) and \
+                not option.startswith("-"):
+            return line
+    return None
+
+
 @budget(150)
-@given(REQUIREMENTS)
+@given(st.lists(st.one_of(REQUIREMENT_LINES, ANY_TEXT, near(REQUIREMENT_LINES),
+                          st.sampled_from(FORBIDDEN_LINES)), max_size=8).map("\n".join))
+@example("numpy==1.26\n" + "\n".join(FORBIDDEN_LINES[:1]))
+@example("# -r commented.txt\nnumpy # ${NOT_EXPANDED}\n")  # comments are not lines
+@example("numpy==1.26 \\\n  --hash=sha256:ab")  # a continuation
 def test_requirements_are_checked_or_refused(text: str) -> None:
+    forbidden = pip_forbids(text)
     try:
         check_requirements(text)
     except InputError as err:
         check_error(err)
+        return
+    assert forbidden is None, f"accepted {forbidden!r} in:\n{text}"
+
+
+@pytest.mark.parametrize("line", FORBIDDEN_LINES)
+def test_each_forbidden_requirement_line_is_refused(line: str) -> None:
+    """Deterministic: every rule fails a test of its own when its check is removed."""
+    assert pip_forbids(line) == line
+    with pytest.raises(InputError) as refused:
+        check_requirements(f"numpy==1.26\n{line}\n")
+    check_error(refused.value)
+    assert "requirements.txt:2" in str(refused.value)
+    assert FORBIDDEN[line] in str(refused.value), str(refused.value)
 
 
 # Userinfo characters a URL may hold (RFC 3986), without '@' (it ends the userinfo).

@@ -514,8 +514,11 @@ def test_sigterm_during_unpack_leaves_nothing(tmp_path: Path) -> None:
     _tar(archive, [(_ti(f"shard-{i:03d}.bin"), zeros) for i in range(300)])
     work = tmp_path / "work"
     work.mkdir()
+    # --max-ratio 0: 300 MiB of zeros is a decompression bomb by the ratio rule; the signal,
+    # not the ratio, is what this test is about.
     proc = subprocess.Popen([sys.executable, "-m", "packager", "setup", str(archive),
-                             "-o", str(work / "out")], stderr=subprocess.PIPE, text=True)
+                             "-o", str(work / "out"), "--max-ratio", "0"],
+                            stderr=subprocess.PIPE, text=True)
     # signalled once the staging folder holds files: well inside the writing pass
     err = _sigterm_when(proc, lambda: any(work.glob(".out.staging-*/shard-*")), 60,
                         "no staging folder seen")

@@ -47,6 +47,12 @@ from packager.inputs import OWNED_MARKER
 
 DEFAULT_MAX_BYTES = 64 << 30
 DEFAULT_TIMEOUT = 3600.0
+# A decompression bomb fits under any byte limit that real weights need (a 64 MiB zip of zeros
+# expands to 64 GiB). Model files barely compress (weights: ~1.1x, code and text: ~10x), so
+# more than DEFAULT_MAX_RATIO times the archive's size is refused -- past RATIO_FLOOR, so a
+# small archive of text or zero-filled test data is never refused for its ratio.
+DEFAULT_MAX_RATIO = 100
+RATIO_FLOOR = 256 << 20
 _CHUNK = 1 << 20
 _NET_CHUNK = 64 << 10
 # A server that sends nothing for this long is treated as gone, even when the deadline is far.
@@ -92,14 +98,24 @@ def pack(src: Path, dest: Path) -> Path:
 class _Budget:
     """Bytes actually produced, not the sizes the archive claims (those can lie)."""
 
-    def __init__(self, limit: int, label: str) -> None:
+    def __init__(self, limit: int, label: str, packed: int = 0, ratio: int = 0) -> None:
         self.left, self.limit, self.label = limit, limit, label
+        self.packed, self.ratio, self.produced = packed, ratio, 0
+        # 0: no ratio check (downloads count raw bytes, not expansion)
+        self.ratio_limit = max(RATIO_FLOOR, packed * ratio) if ratio else 0
 
     def take(self, n: int, what: str = "expands past") -> None:
         self.left -= n
+        self.produced += n
         if self.left < 0:
             raise InputError(f"{what} the limit of {self.limit} bytes", file=self.label,
                              fix="raise --max-size if the artifact really is that large")
+        if self.ratio_limit and self.produced > self.ratio_limit:
+            raise InputError(
+                f"expands to more than {self.ratio} times its own size ({self.packed} bytes "
+                f"unpack to over {self.ratio_limit}): a decompression bomb, or data that is "
+                "mostly zeros", file=self.label,
+                fix="raise --max-ratio if the artifact really compresses that well")
 
 
 class _Deadline:
@@ -369,10 +385,11 @@ def _drain(src: IO[bytes], out: IO[bytes] | None, budget: _Budget, deadline: _De
 
 
 def _walk(path: Path, fmt: str, label: str, limit: int, deadline: _Deadline,
-          stage: Path | None) -> _Layout:
+          stage: Path | None, max_ratio: int = DEFAULT_MAX_RATIO) -> _Layout:
     """Read every entry; with `stage`, also write it there. The same code checks and writes, so
     the check pass cannot accept what the write pass would refuse."""
-    budget, layout = _Budget(limit, label), _Layout(label)
+    budget = _Budget(limit, label, path.stat().st_size, max_ratio)
+    layout = _Layout(label)
     entries = (_zip_entries(path, label, limit) if fmt == "zip"
                else _tar_entries(path, label, budget, deadline))
     with _archive_errors(label), contextlib.closing(entries):
@@ -513,10 +530,14 @@ def _download(url: str, dest: Path, limit: int, deadline: _Deadline, label: str)
 
 # --- the setup command ------------------------------------------------------------------------
 
-def _check_args(artifact: str, out: Path, label: str, max_bytes: int, force: bool) -> bool:
+def _check_args(artifact: str, out: Path, label: str, max_bytes: int, force: bool,
+                max_ratio: int = DEFAULT_MAX_RATIO) -> bool:
     """Everything about the arguments, before anything is written. True for a URL."""
     if max_bytes < 0:
         raise InputError(f"--max-size {max_bytes} is negative", fix="give a size in bytes")
+    if max_ratio < 0:
+        raise InputError(f"--max-ratio {max_ratio} is negative",
+                         fix="give a ratio such as 100, or 0 to turn the check off")
     if out == out.parent:
         raise InputError("--output is the filesystem root", file=str(out),
                          fix="choose a directory to unpack into")
@@ -540,12 +561,13 @@ def _check_args(artifact: str, out: Path, label: str, max_bytes: int, force: boo
 
 
 def unpack(artifact: str, output: Path, report: Reporter, max_bytes: int = DEFAULT_MAX_BYTES,
-           *, timeout: float = DEFAULT_TIMEOUT, force: bool = False) -> Path:
+           *, timeout: float = DEFAULT_TIMEOUT, force: bool = False,
+           max_ratio: int = DEFAULT_MAX_RATIO) -> Path:
     """Unpack a local or http(s) archive into `output`, all or nothing, within `timeout`."""
     label = _label(artifact)
     deadline = _Deadline(timeout, label)
     out = Path(os.path.abspath(output))
-    is_url = _check_args(artifact, out, label, max_bytes, force)
+    is_url = _check_args(artifact, out, label, max_bytes, force, max_ratio)
     with contextlib.ExitStack() as stack:
         local = Path(artifact)
         if is_url:
@@ -557,14 +579,16 @@ def unpack(artifact: str, output: Path, report: Reporter, max_bytes: int = DEFAU
         with _archive_errors(label):
             fmt = _format(local, label)
         report.step(f"setup: checking {label}")
-        if not _walk(local, fmt, label, max_bytes, deadline, stage=None).files:
+        if not _walk(local, fmt, label, max_bytes, deadline, stage=None,
+                     max_ratio=max_ratio).files:
             raise InputError("holds no files", file=label,
                              fix="check that the archive was made from the model directory")
         lock_path = lock.lock_for(out)
         with lock.exclusive(lock_path, what=str(out), report=report,
                             wait=max(min(lock.DEFAULT_WAIT, deadline.left()), 0.0)), \
                 staged_dir(out, kind="setup", force=force) as stage:
-            layout = _walk(local, fmt, label, max_bytes, deadline, stage=stage)
+            layout = _walk(local, fmt, label, max_bytes, deadline, stage=stage,
+                           max_ratio=max_ratio)
             for rel in [PurePosixPath("."), *layout.directories()]:
                 os.chmod(stage / rel, 0o755)  # mkdtemp made the stage 0700; the umask the rest
     report.step(f"setup: unpacked into {output}")

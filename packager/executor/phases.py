@@ -125,6 +125,8 @@ class Workspace:
             # An image file as the base: `auto` prefers a builder that reads one.
             self._builder = registry.select(self.builder_choice,
                                             source=self.build_env.base_source)
+            if note := registry.fallback_note(self._builder):
+                self.report.warn(f"{note} (pass --builder to choose)")
         return self._builder
 
     # -- state -------------------------------------------------------------------------------
@@ -230,7 +232,8 @@ class Workspace:
         phases = chain(target)
         self._check_output_location(trees, phases)
         self._check_writable()
-        analysis = analyze_package(trees, self.options.model_config)
+        analysis = analyze_package(trees, self.options.model_config,
+                                   allow_secret_files=self.options.allow_secret_files)
         # the model bytes are read; the build need not hold them
         trees = [t.without_blobs() for t in trees]
         spec = dockerfile_for(analysis, self.options) if "dockerfile" in phases else None
