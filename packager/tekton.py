@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -37,9 +38,16 @@ RESULT_PROPERTIES = ("image", "pushed_image", "pushed_digest", "image_id", "mode
                      "builder", "dockerfile_sha256", "schema_version")
 # Kubernetes' limit on a container's termination message, where Tekton keeps a step's results.
 TERMINATION_MESSAGE_MAX = 4096
-# What the results written by one step may take of it: Tekton adds its own entries (the step's
-# start time) to the same message.
+# What the results in one step's message may take of it: Tekton adds its own entries (the step's
+# start time) to the same message. And a step's message holds more than what the step wrote:
+# at its end the entrypoint reads *every* result file the Task declares that exists by then
+# (tektoncd/pipeline pkg/entrypoint/entrypointer.go, readResultsFromDisk over e.Results), so the
+# build Task's last step (`results`) carries IMAGE_URL and IMAGE_DIGEST again, written by `push`
+# before it. The budget counts all four.
 RESULTS_BUDGET = 3072
+# The build Task's results written before tekton-results runs (by `push`), which the results
+# step's termination message repeats.
+EARLIER_RESULTS = ("IMAGE_URL", "IMAGE_DIGEST")
 VALUE_MAX = 512
 
 
@@ -162,8 +170,13 @@ def _host_port(reference: str) -> tuple[str, int] | None:
     first, sep, _ = reference.partition("/")
     if not sep or not ("." in first or ":" in first or first == "localhost"):
         return None
-    host, _, port = first.rpartition(":") if first.count(":") == 1 else (first, "", "")
-    return (host, int(port)) if port.isdigit() else (first.strip("[]"), 443)
+    # `[::1]:5000` (an IPv6 literal in brackets, as image references write it), or host[:port].
+    m = re.fullmatch(r"\[(?P<v6>[0-9A-Fa-f:.%]+)\](?::(?P<p6>[0-9]{1,5}))?"
+                     r"|(?P<host>[^:\[\]]+)(?::(?P<port>[0-9]{1,5}))?", first)
+    if m is None:
+        return None
+    host, port = (m["v6"], m["p6"]) if m["v6"] is not None else (m["host"], m["port"])
+    return host, int(port) if port else 443
 
 
 def reach_registries(registry: str, base_image: str,
@@ -245,7 +258,10 @@ def write_results(out: Path, result_file: Path, digest_file: Path) -> dict[str, 
                          f"{obj['builder']}'s storage", fix="run tekton-results in the build "
                          "Task, after package, on the same storage")
     values = {"RESULT": json.dumps(obj, separators=(",", ":")), "BASE_IMAGE_DIGEST": base_digest}
-    size = termination_message_size(values)
+    # push wrote IMAGE_URL (the pushed reference, result.json's image since) and IMAGE_DIGEST;
+    # the entrypoint reports them again in this step's message.
+    earlier = dict(zip(EARLIER_RESULTS, (obj["image"], obj["pushed_digest"]), strict=True))
+    size = termination_message_size({**earlier, **values})
     if size > RESULTS_BUDGET:
         raise InputError(f"the results take {size} bytes; Tekton keeps a step's results in a "
                          f"termination message of at most {TERMINATION_MESSAGE_MAX} bytes",

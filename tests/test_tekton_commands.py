@@ -137,6 +137,53 @@ def test_results_without_a_base_digest_are_refused(tmp_path: Path, monkeypatch: 
     assert not (tmp_path / "R").exists() and not (tmp_path / "B").exists()
 
 
+def test_the_results_budget_counts_the_results_push_wrote_before(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Tekton's entrypoint ends the results step by reading every declared result file that
+    exists (pkg/entrypoint/entrypointer.go, readResultsFromDisk), so IMAGE_URL and IMAGE_DIGEST
+    from push are in that step's termination message too. A result that fits only without them
+    is refused."""
+    from packager.executor.images import buildah
+
+    monkeypatch.setattr(buildah, "_inspect",
+                        lambda reference, storage: {"FromImageDigest": "sha256:" + "e" * 64})
+    digest = "sha256:" + "c" * 64
+
+    # Many models, long names and tags (each within the reference grammar's limits): the
+    # RESULT object near its largest.
+    models = tuple(ModelEntry(f"model-{i:02d}-" + "n" * 20, (1,), "python") for i in range(16))
+    base = "registry.internal/" + "mirror/" * 30 + "tritonserver:" + "t" * 120
+    repository = "registry.example.com/" + "m" * 230
+
+    def sizes(tag: int) -> tuple[int, int, ResultDocument]:
+        image = f"{repository}:{'v' * tag}"
+        doc = _result(image=image, pushed_image=f"{repository}@{digest}", models=models,
+                      base_image=base)
+        obj = tekton.result_object(doc.to_json())
+        own = {"RESULT": json.dumps(obj, separators=(",", ":")), "BASE_IMAGE_DIGEST": digest}
+        every = {"IMAGE_URL": image, "IMAGE_DIGEST": digest, **own}
+        return (tekton.termination_message_size(own), tekton.termination_message_size(every),
+                doc)
+
+    own, every, largest = sizes(128)
+    # With the reference grammar's limits (255-character names, 128-character tags) and
+    # VALUE_MAX, the largest message still fits the budget ...
+    assert every <= tekton.RESULTS_BUDGET
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "result.json").write_text(largest.to_json())
+    assert main(["tekton-results", "-o", str(out), "--result-file", str(tmp_path / "R"),
+                 "--base-digest-file", str(tmp_path / "B")]) == 0
+    # ... and the count includes IMAGE_URL and IMAGE_DIGEST: with a budget the step's own two
+    # results fit but the whole message does not, the results are refused.
+    monkeypatch.setattr(tekton, "RESULTS_BUDGET", own)
+    (tmp_path / "R").unlink()
+    assert main(["tekton-results", "-o", str(out), "--result-file", str(tmp_path / "R"),
+                 "--base-digest-file", str(tmp_path / "B")]) == 2
+    assert "the results take" in capsys.readouterr().err
+    assert not (tmp_path / "R").exists()
+
+
 def test_the_build_tasks_tls_verify_reaches_buildahs_pull() -> None:
     from packager.errors import InputError
     from packager.executor.images import buildah as bb
@@ -175,6 +222,34 @@ def test_an_unreachable_registry_fails_the_check_naming_the_param(
                                 environ={"HTTPS_PROXY": "http://proxy.example.com:3128"})
     assert tekton._host_port("nvcr.io/nvidia/tritonserver:26.07-py3") == ("nvcr.io", 443)
     assert tekton._host_port("ubuntu:24.04") is None
+
+
+@pytest.mark.parametrize(("reference", "where"), [
+    ("[::1]:5000/ml/x", ("::1", 5000)),
+    ("[::1]/ml/x", ("::1", 443)),
+    ("[fe80::1:2]:8443/mirror/base:1", ("fe80::1:2", 8443)),
+    ("127.0.0.1:5000/ml/x", ("127.0.0.1", 5000)),
+    ("localhost/x", ("localhost", 443)),
+    ("registry.example.com:5443/ml/x:1", ("registry.example.com", 5443)),
+])
+def test_registry_host_and_port_of_a_reference(reference: str, where: tuple[str, int]) -> None:
+    # An IPv6 literal keeps its port (it was read as "::1]:5000" on port 443).
+    assert tekton._host_port(reference) == where
+
+
+def test_an_ipv6_registry_is_reached_on_its_port(mounts: dict[str, Path],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    for name in ("HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    try:
+        server = socket.create_server(("::1", 0), family=socket.AF_INET6)
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    with server:
+        up = server.getsockname()[1]
+        tekton.reach_registries(f"[::1]:{up}/ml", f"[::1]:{up}/mirror/base:1", environ={})
 
 
 @pytest.mark.parametrize(("target", "words"), [

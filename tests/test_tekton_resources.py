@@ -658,3 +658,12 @@ def test_claim_templates_are_cleaned_up_and_leave_the_storage_class_to_the_clust
             assert run["metadata"]["annotations"]["tekton.dev/auto-cleanup-pvc"] == "true"
         for template in templates:
             assert "storageClassName" not in template["spec"]
+
+
+def test_the_check_task_probes_the_registries() -> None:
+    """`--reach` makes an unreachable registry fail the run in check, before anything is built
+    (README: "the push registry and the base image's registry must accept a TCP connection");
+    removing it from the Task would pass every other test."""
+    (step,) = TASKS["triton-packager-check"]["spec"]["steps"]
+    assert step["args"][0] == "tekton-check"
+    assert "--reach" in step["args"]
