@@ -178,6 +178,10 @@ def _parser() -> argparse.ArgumentParser:
                             "storage from TRITON_PACKAGER_BUILDAH_DRIVER/_ROOT/_RUNROOT) or "
                             "auto (docker when an engine answers, else buildah)")
             sp.add_argument("--platform", default=None, help="target platform, e.g. linux/amd64")
+            sp.add_argument("--pull", choices=("missing", "always"), default="missing",
+                            help="missing: use the base image the builder holds under its name; "
+                            "always: pull a registry base again even when held (a store kept "
+                            "between runs may hold another image under that name)")
     ve = sub.add_parser("verify", help="run the packaged image and send it one inference request")
     ve.add_argument("-o", "--output", default=DEFAULT_OUTPUT, help="output directory of package")
     ve.add_argument("--user", default=None, help="run the container as this uid[:gid]")
@@ -426,7 +430,8 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
     )
     build_env = BuildEnv(Path(ca_bundle) if ca_bundle else None, proxies,
                          no_cache=getattr(args, "no_cache", False), platform=platform,
-                         base_source=base_source)
+                         base_source=base_source,
+                         pull_base=getattr(args, "pull", "missing") == "always")
     ws = Workspace(args.input, args.output, options, report, force=args.force,
                    build_env=build_env, builder=getattr(args, "builder", registry.AUTO))
     outcome = ws.run(args.command)

@@ -83,6 +83,10 @@ def add_parsers(sub: argparse._SubParsersAction,  # type: ignore[type-arg]
     re_.add_argument("--result-file", required=True, help="the object result RESULT's file")
     re_.add_argument("--base-digest-file", required=True,
                      help="the result BASE_IMAGE_DIGEST's file")
+    re_.add_argument("--remove-image", action="store_true",
+                     help="then remove the pushed image (every name of it) from buildah's "
+                     "storage: a store kept between runs (the buildCache workspace) must not "
+                     "keep this run's image under any name")
     output_flags(re_)
 
 
@@ -97,6 +101,13 @@ def run(args: argparse.Namespace, report: Reporter) -> int:
         return 0
     results = write_results(Path(args.output), Path(args.result_file), Path(args.base_digest_file))
     report.step(f"tekton-results: RESULT ({len(results)} properties) and BASE_IMAGE_DIGEST")
+    if args.remove_image and results["image_id"]:
+        from packager.executor.images import registry
+
+        builder = registry.get(results["builder"])
+        builder.remove_image(results["image_id"])
+        report.step(f"tekton-results: removed {results['image']} ({results['image_id'][:19]}) "
+                    f"from {builder.name}'s store")
     return 0
 
 
@@ -147,6 +158,7 @@ def check_run(train: str, artifact: str, project: str, registry: str, tls_verify
     _as_param("baseImage", base_image, _check_base_image)
     _as_param("imageName", image_name, lambda v: render_image_name(
         v, name="model", version=1, random_uuid="0" * 32))
+    check_not_base(registry, image_name, base_image)
     secret = dockerconfig / SECRET_KEY
     if not secret.is_file():
         raise InputError(f"workspace dockerconfig has no key {SECRET_KEY}", file=str(dockerconfig),
@@ -159,6 +171,54 @@ def check_run(train: str, artifact: str, project: str, registry: str, tls_verify
                          fix=exc.fix) from None
     if ca_dir is not None:
         ca_files(ca_dir)
+
+
+# What each placeholder of an image name template can become (lower-cased): a model name (no
+# `/`, `:` or `@`), a version number, a UUID.
+_PLACEHOLDER_VALUES = {"Name": r"[^/:@]+", "Version": r"[0-9]+", "RandomUUID": r"[0-9a-f-]+"}
+
+
+def _template_repository(template: str) -> re.Pattern[str]:
+    """What the repository part of `template`'s rendered names can be, as a pattern."""
+    from packager.imageref import _PLACEHOLDER_RE
+
+    # The tag starts at the last `:` after the last `/` (placeholders hold neither).
+    head, sep, tail = template.rpartition("/")
+    if ":" in tail:
+        template = head + sep + tail[:tail.rindex(":")]
+    parts, last = [], 0
+    for m in _PLACEHOLDER_RE.finditer(template):
+        parts.append(re.escape(template[last:m.start()].lower()))
+        parts.append(_PLACEHOLDER_VALUES.get(m.group(1), r"[^/:@]+"))
+        last = m.end()
+    parts.append(re.escape(template[last:].lower()))
+    return re.compile("".join(parts))
+
+
+def check_not_base(registry: str, image_name: str, base_image: str) -> None:
+    """Refuse a push target in the base image's repository for *any* model name the template
+    can take: with the build cache bound, the next run would find this run's image under the
+    base's name, and with one Secret for pull and push the mirror's base tag could be replaced.
+    (`package` and `push` refuse the actual names again.)"""
+    from packager.baseimage import split_base_source
+    from packager.imageref import RESERVED_REPOSITORY, canonical_repository, parse_reference
+
+    name, _ = split_base_source(base_image)
+    base = parse_reference(name).repository
+    canonical = canonical_repository(name)
+    # Docker Hub's library images answer to docker.io/NAME too.
+    names = {base, canonical, canonical.replace("docker.io/library/", "docker.io/", 1)}
+    prefix = re.escape(registry.rstrip("/").lower() + "/")
+    repository = _template_repository(image_name)
+    if any(re.fullmatch(prefix + repository.pattern, n) for n in names):
+        raise _param_error("imageName", image_name, f"pushed under registry {bounded(registry)} "
+                           f"it can name the base image's repository {bounded(base)}",
+                           "push model images to a path of their own (registry: e.g. "
+                           "registry.internal/models), never to the mirror the base comes from")
+    if repository.fullmatch(RESERVED_REPOSITORY):
+        raise _param_error("imageName", image_name, f"it can name {RESERVED_REPOSITORY}, the "
+                           "repository of the packager's own weights images",
+                           "choose another name")
 
 
 REACH_TIMEOUT = 15.0

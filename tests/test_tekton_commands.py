@@ -43,6 +43,11 @@ def test_good_params_and_mounted_workspaces_pass(mounts: dict[str, Path],
     assert main(_check(mounts, train="true", project="repos/wine", artifact="")) == 0
     assert main(_check(mounts, ca_dir="")) == 0  # the optional ca workspace not bound
     assert main(_check(mounts, base_image="oci-archive:/workspace/source/base.tar:base:1")) == 0
+    # Model images beside the mirror, never in the base's repository: fine.
+    assert main(_check(mounts, registry="registry.internal/models",
+                       base_image="registry.internal/mirror/tritonserver:26.07-py3")) == 0
+    assert main(_check(mounts, registry="registry.internal", image_name="{{ Name }}:1",
+                       base_image="registry.internal/mirror/tritonserver:26.07-py3")) == 0
 
 
 @pytest.mark.parametrize(("params", "named"), [
@@ -57,6 +62,17 @@ def test_good_params_and_mounted_workspaces_pass(mounts: dict[str, Path],
     ({"base_image": "nvcr.io/NVIDIA/tritonserver:26.07-py3"}, "param baseImage"),
     ({"image_name": "{{ Nme }}:1"}, "param imageName"),
     ({"image_name": "Model@sha256:" + "0" * 64}, "param imageName"),
+    # A push into the base image's repository, for any model name the template can give.
+    ({"registry": "registry.internal/mirror", "image_name": "tritonserver:26.07-py3",
+      "base_image": "registry.internal/mirror/tritonserver:26.07-py3"},
+     "can name the base image's repository 'registry.internal/mirror/tritonserver'"),
+    ({"registry": "registry.internal/mirror", "image_name": "{{ Name }}:{{ RandomUUID }}",
+      "base_image": "registry.internal/mirror/tritonserver:26.07-py3"}, "param imageName"),
+    ({"registry": "registry.internal", "image_name": "mirror/{{ Name }}-{{ Version }}:1",
+      "base_image": "registry.internal/mirror/tritonserver-7:26.07-py3"}, "param imageName"),
+    ({"registry": "docker.io", "image_name": "{{ Name }}:1", "base_image": "ubuntu:24.04"},
+     "param imageName"),
+    ({"image_name": "triton-packager/weights:{{ RandomUUID }}"}, "weights images"),
 ], ids=lambda v: str(v)[:40])
 def test_a_bad_param_fails_the_run_naming_it(mounts: dict[str, Path], params: dict[str, str],
                                              named: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -207,7 +207,10 @@ def test_the_build_task_resolves_to_the_cli_contract() -> None:
         "ca": ("/workspace/ca", True), "cache": ("/workspace/cache", False)}
     assert results.args == ("tekton-results", "-o", "/packager-output/out", "--result-file",
                             "/tekton/results/RESULT", "--base-digest-file",
-                            "/tekton/results/BASE_IMAGE_DIGEST")
+                            "/tekton/results/BASE_IMAGE_DIGEST", "--remove-image")
+    # A registry base is pulled fresh even when a bound cache holds its name (another run's
+    # image could be there); the package options come after and cannot undo it (checked).
+    assert package.args[-2:] == ("--pull", "always")
 
 
 def test_unbound_ca_and_cache_leave_buildah_its_defaults() -> None:
