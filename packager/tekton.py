@@ -26,7 +26,7 @@ from packager.errors import InputError, bounded
 from packager.executor.fs import write_atomic
 from packager.executor.report import Reporter
 
-COMMANDS = ("tekton-check", "tekton-results")
+COMMANDS = ("tekton-check", "tekton-options", "tekton-results")
 BOOLEAN = ("true", "false")
 SECRET_KEY = ".dockerconfigjson"  # the key of a kubernetes.io/dockerconfigjson Secret
 CA_FILE_MAX = 16 << 20
@@ -73,10 +73,19 @@ def add_parsers(sub: argparse._SubParsersAction,  # type: ignore[type-arg]
                     help="where the `dockerconfig` workspace (the registry Secret) is mounted")
     ch.add_argument("--ca-dir", default="",
                     help="where the optional `ca` workspace is mounted; empty: not bound")
+    ch.add_argument("--packager-image", default=None,
+                    help="the `packagerImage` param: must be digest-pinned (@sha256:...)")
     ch.add_argument("--reach", action="store_true",
                     help="also open a TCP connection to the registry (and the base image's "
                     "registry), so an unreachable one fails the run before anything is built")
     output_flags(ch)
+    op = sub.add_parser("tekton-options", help="refuse a packageOptions / pushOptions word "
+                        "outside the allow-list (the build Task's privileged steps take them)")
+    op.add_argument("param", choices=tuple(ALLOWED_OPTIONS),
+                    help="which array param: packageOptions or pushOptions")
+    op.add_argument("words", nargs=argparse.REMAINDER,
+                    help="the param's words, after `--` (one argument each)")
+    output_flags(op)
     re_ = sub.add_parser("tekton-results", help="write result.json as Tekton results (RESULT, "
                          "BASE_IMAGE_DIGEST)")
     re_.add_argument("-o", "--output", required=True, help="output directory of package and push")
@@ -91,7 +100,15 @@ def add_parsers(sub: argparse._SubParsersAction,  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace, report: Reporter) -> int:
+    if args.command == "tekton-options":
+        # argparse drops the first `--` (the Task's own, before the array); a `--` inside the
+        # array stays and is refused (package would read the words after it as MODEL_DIRs).
+        check_options(args.param, list(args.words))
+        report.step(f"tekton-options: {args.param} holds only allowed options")
+        return 0
     if args.command == "tekton-check":
+        if args.packager_image is not None:
+            check_packager_image(args.packager_image)
         check_run(args.train, args.artifact, args.project, args.registry, args.tls_verify,
                   args.base_image, args.image_name, Path(args.dockerconfig),
                   Path(args.ca_dir) if args.ca_dir else None)
@@ -109,6 +126,71 @@ def run(args: argparse.Namespace, report: Reporter) -> int:
         report.step(f"tekton-results: removed {results['image']} ({results['image_id'][:19]}) "
                     f"from {builder.name}'s store")
     return 0
+
+
+# The words the build Task's array params may hold, by param: flag -> takes a value. An
+# allow-list: a flag the packager gains later is refused here until added. Left out on purpose
+# (the Task sets them, the check validated them, or they reach what the privileged build runs
+# or reads): --template-dir (RUN lines of its own), --tag, --image-name, --base-image, --builder,
+# --pull, -o/--output, --ca-bundle (a file of the pod, e.g. the registry Secret, into the build
+# context), --force, MODEL_DIR words (another directory, e.g. a mounted Secret, packaged into the
+# image); and for push --registry, --builder, --authfile, --ca-bundle, --tls-verify and the
+# result files. Abbreviations (argparse accepts `--templ` for --template-dir) are refused too:
+# only exact flags pass.
+_OUTPUT_OPTIONS = {"--quiet": False, "-q": False, "--json": False, "--debug": False}
+ALLOWED_OPTIONS: dict[str, dict[str, bool]] = {
+    "packageOptions": {
+        "--label": True, "--healthcheck": True, "--platform": True, "--no-cache": False,
+        "--pip-index-url": True, "--conda-channel": True, "--micromamba-url": True,
+        "--python-version": True, "--http-proxy": True, "--https-proxy": True,
+        "--no-proxy": True, "--max-batch-size": True, "--dynamic-batching": False,
+        "--instance-count": True, "--instance-kind": True, **_OUTPUT_OPTIONS,
+    },
+    "pushOptions": dict(_OUTPUT_OPTIONS),
+}
+# Labels the packager sets itself (the weights image's base ID): not to be given.
+RESERVED_LABEL_PREFIX = "io.triton-packager."
+
+
+def check_options(param: str, words: list[str]) -> None:
+    """InputError naming the param unless every word is an allowed flag (`--flag value` or
+    `--flag=value`) or the value of the flag before it."""
+    allowed = ALLOWED_OPTIONS[param]
+    fix = (f"{param} takes only {', '.join(sorted(f for f in allowed if f.startswith('--')))}; "
+           "what the Task sets itself (builder, base image, name, registry, TLS, credentials, "
+           "templates) comes from the Pipeline's own params")
+    i = 0
+    while i < len(words):
+        word = words[i]
+        flag, eq, value = word.partition("=") if word.startswith("--") else (word, "", "")
+        if flag not in allowed:
+            what = "an option not allowed" if word.startswith("-") else \
+                "not an option (a stray word would be another MODEL_DIR or value)"
+            raise _param_error(param, word, f"word {i + 1} is {what}", fix)
+        takes_value = allowed[flag]
+        if takes_value and not eq:
+            if i + 1 >= len(words) or words[i + 1].startswith("-"):
+                raise _param_error(param, word, f"word {i + 1} needs a value after it", fix)
+            i += 1
+            value = words[i]
+        elif eq and not takes_value:
+            raise _param_error(param, word, f"word {i + 1} takes no value", fix)
+        if flag == "--label" and value.strip().lower().startswith(RESERVED_LABEL_PREFIX):
+            raise _param_error(param, value, f"labels under {RESERVED_LABEL_PREFIX} are the "
+                               "packager's own", "choose another label key")
+        i += 1
+
+
+_PINNED = re.compile(r"[^@\s]+@sha256:[0-9a-f]{64}")
+
+
+def check_packager_image(image: str) -> None:
+    """The step image must be digest-pinned: a tag can be moved to other code between runs."""
+    if not _PINNED.fullmatch(image):
+        raise _param_error("packagerImage", image, "is not digest-pinned (REPOSITORY@sha256:...)",
+                           "give the reference `deploy/image/build.py --push` printed; better, "
+                           "install Tasks with the image baked in (deploy/tekton/check.py "
+                           "--pin-image REF --out DIR) so no run can choose it")
 
 
 def _param_error(name: str, value: str, problem: str, fix: str) -> InputError:

@@ -287,3 +287,86 @@ def test_the_step_image_push_refuses_a_bad_target_before_building(target: str, w
     spec.loader.exec_module(build)
     with pytest.raises(build.ImageBuildError, match=words):
         build.push(target, environ={})
+
+
+# --- the array params: an allow-list; the step image: digest-pinned -----------------------------
+
+@pytest.mark.parametrize(("param", "words"), [
+    ("packageOptions", []),
+    ("packageOptions", ["--label", "team=ml", "--platform", "linux/amd64", "--no-cache"]),
+    ("packageOptions", ["--label=team=ml", "--pip-index-url", "https://pypi.internal/simple",
+                        "--conda-channel", "https://conda.internal/c", "--max-batch-size", "8"]),
+    ("pushOptions", []),
+    ("pushOptions", ["--json"]),
+])
+def test_allowed_options_pass(param: str, words: list[str]) -> None:
+    assert main(["tekton-options", param, "--", *words]) == 0
+
+
+@pytest.mark.parametrize(("param", "words", "named"), [
+    # What the Task sets, or what reaches the privileged build beyond the model's own needs.
+    ("packageOptions", ["--template-dir", "/workspace/source/t"], "'--template-dir'"),
+    ("packageOptions", ["--template-dir=/workspace/source/t"], "'--template-dir=/workspace"),
+    ("packageOptions", ["--templ", "/t"], "'--templ'"),  # argparse would expand it
+    ("packageOptions", ["--tag", "registry.internal/mirror/tritonserver:26.07-py3"], "'--tag'"),
+    ("packageOptions", ["--base-image", "evil:1"], "'--base-image'"),
+    ("packageOptions", ["--builder", "docker"], "'--builder'"),
+    ("packageOptions", ["--pull", "missing"], "'--pull'"),
+    ("packageOptions", ["--image-name", "x:1"], "'--image-name'"),
+    ("packageOptions", ["-o", "/tmp/o"], "'-o'"),
+    ("packageOptions", ["--ca-bundle", "/workspace/dockerconfig/.dockerconfigjson"],
+     "'--ca-bundle'"),
+    ("packageOptions", ["/workspace/dockerconfig"], "not an option"),  # another MODEL_DIR
+    ("packageOptions", ["--label"], "needs a value"),
+    ("packageOptions", ["--label", "--template-dir", "/t"], "needs a value"),
+    ("packageOptions", ["--no-cache=yes"], "takes no value"),
+    ("packageOptions", ["--label", "io.triton-packager.weights.base-id=sha256:x"],
+     "the packager's own"),
+    ("pushOptions", ["--registry", "registry.internal/mirror"], "'--registry'"),
+    ("pushOptions", ["--tls-verify", "false"], "'--tls-verify'"),
+    ("pushOptions", ["--authfile", "/tmp/a"], "'--authfile'"),
+    ("pushOptions", ["--builder", "docker"], "'--builder'"),
+    ("pushOptions", ["--image-url-file", "/tekton/results/RESULT"], "'--image-url-file'"),
+    ("pushOptions", ["--", "--registry", "x"], "'--'"),
+])
+def test_options_outside_the_allow_list_fail_naming_the_param(
+        param: str, words: list[str], named: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tekton-options", param, "--", *words]) == 2
+    err = capsys.readouterr().err
+    assert f"param {param} = {named}" in err or (f"param {param}" in err and named in err)
+    assert "fix:" in err and "Traceback" not in err
+
+
+def test_the_build_task_stops_at_a_forbidden_option_before_its_privileged_steps(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+    from tekton_steps import resolve_steps
+
+    task = yaml.safe_load((Path(__file__).resolve().parent.parent / "deploy/tekton/task-build.yaml")
+                          .read_text())
+    steps = resolve_steps(task, {"packagerImage": "r.example.com/p@sha256:" + "0" * 64,
+                                 "modelDir": "m", "registry": "r.example.com/ml",
+                                 "packageOptions": ["--template-dir", "/workspace/source/t"],
+                                 "pushOptions": ["--tls-verify", "false"]},
+                          workspaces={"source": str(tmp_path), "dockerconfig": str(tmp_path)})
+    first, second = steps[0], steps[1]
+    assert first.security_context.get("privileged") is None
+    assert main(list(first.args)) == 2
+    assert "param packageOptions = '--template-dir'" in capsys.readouterr().err
+    assert main(list(second.args)) == 2
+    assert "param pushOptions = '--tls-verify'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("image", "ok"), [
+    ("registry.example.com/ml/triton-packager@sha256:" + "a" * 64, True),
+    ("registry.example.com/ml/triton-packager:1.0@sha256:" + "a" * 64, True),
+    ("registry.example.com/ml/triton-packager:1.0", False),
+    ("registry.example.com/ml/triton-packager", False),
+    ("registry.example.com/ml/triton-packager@sha256:" + "a" * 63, False),
+    ("evil.example.com/x@sha256:" + "A" * 64, False),
+])
+def test_the_step_image_must_be_digest_pinned(mounts: dict[str, Path], image: str, ok: bool,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*_check(mounts), "--packager-image", image]) == (0 if ok else 2)
+    if not ok:
+        assert "param packagerImage" in capsys.readouterr().err
