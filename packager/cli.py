@@ -237,6 +237,10 @@ def _parser() -> argparse.ArgumentParser:
                     f"(default: {DEFAULT_SETUP_TIMEOUT:.0f})")
     su.add_argument("--force", action="store_true",
                     help="replace a non-empty --output that triton-packager did not create")
+    su.add_argument("--ca-bundle", default=None, metavar="PATH",
+                    help="CA certificates trusted for an https artifact besides the system's: "
+                    "a PEM file, or a directory of them (a mounted ConfigMap or Secret); empty: "
+                    "none (an unbound optional Tekton workspace)")
     for sp in (tr, su):
         _output_flags(sp)
     bi = sub.add_parser("base-image", help="build the local CPU Triton base image from PyPI")
@@ -337,7 +341,8 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
         from packager.executor.artifact import unpack
 
         print(unpack(args.artifact, Path(args.output), report, args.max_size,
-                     timeout=args.timeout, force=args.force))
+                     timeout=args.timeout, force=args.force,
+                     ca_bundle=Path(args.ca_bundle) if args.ca_bundle else None))
         return 0
     if args.command == "config":
         from packager.executor.reader import read_input

@@ -345,7 +345,7 @@ def test_pipeline_runs_as_a_cluster_starts_it(
                       check_ws, logs))
         assert when("setup", run3) and not when("train", run3)
         _ok(_run_task("setup", params("setup", "u3", **run3), TaskRun(pods, "r3-setup"),
-                      {"shared": shared}, logs))
+                      {"shared": shared, "ca": ca}, logs))
         build = TaskRun(pods, "r3-build")
         _ok(_run_task("build", params("build", "u3", **run3), build,
                       {"source": shared, "dockerconfig": secret, "ca": ca}, logs))
