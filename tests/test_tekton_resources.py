@@ -745,3 +745,32 @@ def test_pinning_refuses_an_image_that_is_not_digest_pinned(tmp_path: Path, imag
     with pytest.raises(SystemExit):
         check.main(["--pin-image", image, "--out", str(tmp_path / "out"), str(DEPLOY)])
     assert not (tmp_path / "out").exists()
+
+
+def test_the_train_step_is_bounded_and_confined() -> None:
+    """Training code is untrusted: memory and ephemeral-storage requests and limits (a runaway
+    job cannot take the node's memory or disk, a LimitRange default cannot OOM-kill it unseen),
+    no capabilities, no privilege escalation, the runtime's seccomp profile."""
+    check = _pinning()
+    (step,) = TASKS["triton-packager-train"]["spec"]["steps"]
+    resources = step["computeResources"]
+    for kind in ("memory", "ephemeral-storage"):
+        assert kind in resources["requests"] and kind in resources["limits"], kind
+        assert check.parse_quantity(resources["requests"][kind]) <= \
+            check.parse_quantity(resources["limits"][kind])
+    security = step["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert "privileged" not in security
+
+
+def test_the_readme_names_the_tekton_release_the_clean_up_annotation_needs() -> None:
+    """tekton.dev/auto-cleanup-pvc is read only from tektoncd/pipeline v1.11.0 (commit
+    0e9378b86); on an older cluster the example's claims would stay: the README says so and how
+    to prune them."""
+    uses = any("tekton.dev/auto-cleanup-pvc" in json.dumps(run) for run in RUNS)
+    readme = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    assert uses
+    assert "v1.11.0 or later" in readme and "0e9378b86" in readme
+    assert "tkn pipelinerun delete --keep" in readme and "owner reference" in readme

@@ -147,7 +147,7 @@ def _mkdir(path: Path) -> Path:
 
 
 _SECURITY = frozenset({"privileged", "runAsUser", "runAsNonRoot", "allowPrivilegeEscalation",
-                       "capabilities"})
+                       "capabilities", "seccompProfile"})
 
 
 def _docker_run(step: ResolvedStep, run: TaskRun, workspaces: dict[str, Path],
@@ -164,6 +164,8 @@ def _docker_run(step: ResolvedStep, run: TaskRun, workspaces: dict[str, Path],
         cmd += ["--security-opt", "no-new-privileges"]
     for cap in security.get("capabilities", {}).get("drop", []):
         cmd += ["--cap-drop", cap]
+    if "seccompProfile" in security:  # the engine's own default profile is RuntimeDefault
+        assert security["seccompProfile"] == {"type": "RuntimeDefault"}
     for mount in step.workspaces:  # only the bound ones are here
         cmd += ["-v", f"{workspaces[mount.name]}:{mount.path}{':ro' if mount.read_only else ''}"]
     for mount in step.volume_mounts:
