@@ -244,7 +244,6 @@ class Workspace:
                                    what="--tag" if self.options.tag else "the image name")
             # A builder that cannot run here (no engine, no buildah) is found before any write.
             self.builder.check_base_source(self.build_env.base_source)
-            assert spec is not None
             self._check_weights_template(spec)
             # Before the lock and the first write: a base that cannot be had (no such archive
             # image, no engine for docker-daemon:, a failed pull) leaves no output behind.
