@@ -190,6 +190,10 @@ def _parser() -> argparse.ArgumentParser:
                             "storage from TRITON_PACKAGER_BUILDAH_DRIVER/_ROOT/_RUNROOT) or "
                             "auto (docker when an engine answers, else buildah)")
             sp.add_argument("--platform", default=None, help="target platform, e.g. linux/amd64")
+            sp.add_argument("--pull", choices=("missing", "always"), default="missing",
+                            help="missing: use the base image the builder holds under its name; "
+                            "always: pull a registry base again even when held (a store kept "
+                            "between runs may hold another image under that name)")
     ve = sub.add_parser("verify", help="run the packaged image and send it one inference request")
     ve.add_argument("-o", "--output", default=DEFAULT_OUTPUT, help="output directory of package")
     ve.add_argument("--user", default=None, help="run the container as this uid[:gid]")
@@ -248,6 +252,10 @@ def _parser() -> argparse.ArgumentParser:
                     f"(default: {DEFAULT_SETUP_TIMEOUT:.0f})")
     su.add_argument("--force", action="store_true",
                     help="replace a non-empty --output that triton-packager did not create")
+    su.add_argument("--ca-bundle", default=None, metavar="PATH",
+                    help="CA certificates trusted for an https artifact besides the system's: "
+                    "a PEM file, or a directory of them (a mounted ConfigMap or Secret); empty: "
+                    "none (an unbound optional Tekton workspace)")
     for sp in (tr, su):
         _output_flags(sp)
     bi = sub.add_parser("base-image", help="build the local CPU Triton base image from PyPI")
@@ -349,8 +357,8 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
         from packager.executor.artifact import unpack
 
         print(unpack(args.artifact, Path(args.output), report, args.max_size,
-                     max_ratio=args.max_ratio,
-                     timeout=args.timeout, force=args.force))
+                     max_ratio=args.max_ratio, timeout=args.timeout, force=args.force,
+                     ca_bundle=Path(args.ca_bundle) if args.ca_bundle else None))
         return 0
     if args.command == "config":
         from packager.executor.reader import read_input
@@ -452,7 +460,8 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
     )
     build_env = BuildEnv(Path(ca_bundle) if ca_bundle else None, proxies,
                          no_cache=getattr(args, "no_cache", False), platform=platform,
-                         base_source=base_source)
+                         base_source=base_source,
+                         pull_base=getattr(args, "pull", "missing") == "always")
     ws = Workspace(args.input, args.output, options, report, force=args.force,
                    build_env=build_env, builder=getattr(args, "builder", registry.AUTO))
     outcome = ws.run(args.command)

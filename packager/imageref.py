@@ -93,6 +93,47 @@ def render_image_name(template: str, *, name: str, version: int, random_uuid: st
                            allow_digest=False)
 
 
+# --- names a built or pushed image must not take ---------------------------------------------
+# The content-addressed weights images (packager.dockerfile.WEIGHTS_REPOSITORY) live under this
+# repository in the builder's store; a model image of that name could stand in for one.
+RESERVED_REPOSITORY = "triton-packager/weights"
+
+
+def canonical_repository(reference: str) -> str:
+    """The repository of `reference` as registries and auth files name it: Docker Hub's short
+    names spelled out (`ubuntu` -> `docker.io/library/ubuntu`). Not for transports."""
+    repository = parse_reference(reference).repository
+    first, sep, rest = repository.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        if first in ("index.docker.io", "registry-1.docker.io"):
+            first = "docker.io"
+        if first == "docker.io" and "/" not in rest:
+            rest = "library/" + rest
+        return f"{first}/{rest}"
+    return f"docker.io/{repository if sep else 'library/' + repository}"
+
+
+def refuse_base_repository(image: str, base: str, *, what: str) -> None:
+    """InputError when `image` (a name to build or push) is in the base image's repository, or
+    in the repository the packager keeps its weights images in. A store kept between runs (the
+    Tekton build cache) would then hold another image under the base's name, and a push with a
+    credential that may write the mirror would replace the base for every later run."""
+    try:
+        base_repository = canonical_repository(base)
+    except InputError:  # not a reference (checked where it is given): nothing it could shadow
+        base_repository = ""
+    if canonical_repository(image) == base_repository:
+        raise InputError(f"{what} {bounded(image)} is in the base image's repository "
+                         f"({bounded(parse_reference(base).repository)})",
+                         fix="push model images to a repository of their own (another "
+                         "--registry path or --image-name), never where the base image is "
+                         "pulled from")
+    repository = parse_reference(image).repository
+    if repository == RESERVED_REPOSITORY or repository.endswith("/" + RESERVED_REPOSITORY):
+        raise InputError(f"{what} {bounded(image)} is in {RESERVED_REPOSITORY}, the repository "
+                         "of the packager's own weights images", fix="choose another name")
+
+
 # --- transports: where an image is --------------------------------------------------------------
 ARCHIVE_TRANSPORTS = ("oci-archive", "docker-archive")  # an image file: PATH[:NAME]
 DAEMON_TRANSPORT = "docker-daemon"  # the local Docker engine's images: NAME

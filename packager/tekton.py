@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from packager.errors import InputError, bounded
 from packager.executor.fs import write_atomic
 from packager.executor.report import Reporter
 
-COMMANDS = ("tekton-check", "tekton-results")
+COMMANDS = ("tekton-check", "tekton-options", "tekton-results")
 BOOLEAN = ("true", "false")
 SECRET_KEY = ".dockerconfigjson"  # the key of a kubernetes.io/dockerconfigjson Secret
 CA_FILE_MAX = 16 << 20
@@ -37,9 +38,16 @@ RESULT_PROPERTIES = ("image", "pushed_image", "pushed_digest", "image_id", "mode
                      "builder", "dockerfile_sha256", "schema_version")
 # Kubernetes' limit on a container's termination message, where Tekton keeps a step's results.
 TERMINATION_MESSAGE_MAX = 4096
-# What the results written by one step may take of it: Tekton adds its own entries (the step's
-# start time) to the same message.
+# What the results in one step's message may take of it: Tekton adds its own entries (the step's
+# start time) to the same message. And a step's message holds more than what the step wrote:
+# at its end the entrypoint reads *every* result file the Task declares that exists by then
+# (tektoncd/pipeline pkg/entrypoint/entrypointer.go, readResultsFromDisk over e.Results), so the
+# build Task's last step (`results`) carries IMAGE_URL and IMAGE_DIGEST again, written by `push`
+# before it. The budget counts all four.
 RESULTS_BUDGET = 3072
+# The build Task's results written before tekton-results runs (by `push`), which the results
+# step's termination message repeats.
+EARLIER_RESULTS = ("IMAGE_URL", "IMAGE_DIGEST")
 VALUE_MAX = 512
 
 
@@ -65,21 +73,42 @@ def add_parsers(sub: argparse._SubParsersAction,  # type: ignore[type-arg]
                     help="where the `dockerconfig` workspace (the registry Secret) is mounted")
     ch.add_argument("--ca-dir", default="",
                     help="where the optional `ca` workspace is mounted; empty: not bound")
+    ch.add_argument("--packager-image", default=None,
+                    help="the `packagerImage` param: must be digest-pinned (@sha256:...)")
     ch.add_argument("--reach", action="store_true",
                     help="also open a TCP connection to the registry (and the base image's "
                     "registry), so an unreachable one fails the run before anything is built")
     output_flags(ch)
+    op = sub.add_parser("tekton-options", help="refuse a packageOptions / pushOptions word "
+                        "outside the allow-list (the build Task's privileged steps take them)")
+    op.add_argument("param", choices=tuple(ALLOWED_OPTIONS),
+                    help="which array param: packageOptions or pushOptions")
+    op.add_argument("words", nargs=argparse.REMAINDER,
+                    help="the param's words, after `--` (one argument each)")
+    output_flags(op)
     re_ = sub.add_parser("tekton-results", help="write result.json as Tekton results (RESULT, "
                          "BASE_IMAGE_DIGEST)")
     re_.add_argument("-o", "--output", required=True, help="output directory of package and push")
     re_.add_argument("--result-file", required=True, help="the object result RESULT's file")
     re_.add_argument("--base-digest-file", required=True,
                      help="the result BASE_IMAGE_DIGEST's file")
+    re_.add_argument("--remove-image", action="store_true",
+                     help="then remove the pushed image (every name of it) from buildah's "
+                     "storage: a store kept between runs (the buildCache workspace) must not "
+                     "keep this run's image under any name")
     output_flags(re_)
 
 
 def run(args: argparse.Namespace, report: Reporter) -> int:
+    if args.command == "tekton-options":
+        # argparse drops the first `--` (the Task's own, before the array); a `--` inside the
+        # array stays and is refused (package would read the words after it as MODEL_DIRs).
+        check_options(args.param, list(args.words))
+        report.step(f"tekton-options: {args.param} holds only allowed options")
+        return 0
     if args.command == "tekton-check":
+        if args.packager_image is not None:
+            check_packager_image(args.packager_image)
         check_run(args.train, args.artifact, args.project, args.registry, args.tls_verify,
                   args.base_image, args.image_name, Path(args.dockerconfig),
                   Path(args.ca_dir) if args.ca_dir else None)
@@ -89,7 +118,79 @@ def run(args: argparse.Namespace, report: Reporter) -> int:
         return 0
     results = write_results(Path(args.output), Path(args.result_file), Path(args.base_digest_file))
     report.step(f"tekton-results: RESULT ({len(results)} properties) and BASE_IMAGE_DIGEST")
+    if args.remove_image and results["image_id"]:
+        from packager.executor.images import registry
+
+        builder = registry.get(results["builder"])
+        builder.remove_image(results["image_id"])
+        report.step(f"tekton-results: removed {results['image']} ({results['image_id'][:19]}) "
+                    f"from {builder.name}'s store")
     return 0
+
+
+# The words the build Task's array params may hold, by param: flag -> takes a value. An
+# allow-list: a flag the packager gains later is refused here until added. Left out on purpose
+# (the Task sets them, the check validated them, or they reach what the privileged build runs
+# or reads): --template-dir (RUN lines of its own), --tag, --image-name, --base-image, --builder,
+# --pull, -o/--output, --ca-bundle (a file of the pod, e.g. the registry Secret, into the build
+# context), --force, MODEL_DIR words (another directory, e.g. a mounted Secret, packaged into the
+# image); and for push --registry, --builder, --authfile, --ca-bundle, --tls-verify and the
+# result files. Abbreviations (argparse accepts `--templ` for --template-dir) are refused too:
+# only exact flags pass.
+_OUTPUT_OPTIONS = {"--quiet": False, "-q": False, "--json": False, "--debug": False}
+ALLOWED_OPTIONS: dict[str, dict[str, bool]] = {
+    "packageOptions": {
+        "--label": True, "--healthcheck": True, "--platform": True, "--no-cache": False,
+        "--pip-index-url": True, "--conda-channel": True, "--micromamba-url": True,
+        "--python-version": True, "--http-proxy": True, "--https-proxy": True,
+        "--no-proxy": True, "--max-batch-size": True, "--dynamic-batching": False,
+        "--instance-count": True, "--instance-kind": True, **_OUTPUT_OPTIONS,
+    },
+    "pushOptions": dict(_OUTPUT_OPTIONS),
+}
+# Labels the packager sets itself (the weights image's base ID): not to be given.
+RESERVED_LABEL_PREFIX = "io.triton-packager."
+
+
+def check_options(param: str, words: list[str]) -> None:
+    """InputError naming the param unless every word is an allowed flag (`--flag value` or
+    `--flag=value`) or the value of the flag before it."""
+    allowed = ALLOWED_OPTIONS[param]
+    fix = (f"{param} takes only {', '.join(sorted(f for f in allowed if f.startswith('--')))}; "
+           "what the Task sets itself (builder, base image, name, registry, TLS, credentials, "
+           "templates) comes from the Pipeline's own params")
+    i = 0
+    while i < len(words):
+        word = words[i]
+        flag, eq, value = word.partition("=") if word.startswith("--") else (word, "", "")
+        if flag not in allowed:
+            what = "an option not allowed" if word.startswith("-") else \
+                "not an option (a stray word would be another MODEL_DIR or value)"
+            raise _param_error(param, word, f"word {i + 1} is {what}", fix)
+        takes_value = allowed[flag]
+        if takes_value and not eq:
+            if i + 1 >= len(words) or words[i + 1].startswith("-"):
+                raise _param_error(param, word, f"word {i + 1} needs a value after it", fix)
+            i += 1
+            value = words[i]
+        elif eq and not takes_value:
+            raise _param_error(param, word, f"word {i + 1} takes no value", fix)
+        if flag == "--label" and value.strip().lower().startswith(RESERVED_LABEL_PREFIX):
+            raise _param_error(param, value, f"labels under {RESERVED_LABEL_PREFIX} are the "
+                               "packager's own", "choose another label key")
+        i += 1
+
+
+_PINNED = re.compile(r"[^@\s]+@sha256:[0-9a-f]{64}")
+
+
+def check_packager_image(image: str) -> None:
+    """The step image must be digest-pinned: a tag can be moved to other code between runs."""
+    if not _PINNED.fullmatch(image):
+        raise _param_error("packagerImage", image, "is not digest-pinned (REPOSITORY@sha256:...)",
+                           "give the reference `deploy/image/build.py --push` printed; better, "
+                           "install Tasks with the image baked in (deploy/tekton/check.py "
+                           "--pin-image REF --out DIR) so no run can choose it")
 
 
 def _param_error(name: str, value: str, problem: str, fix: str) -> InputError:
@@ -139,6 +240,7 @@ def check_run(train: str, artifact: str, project: str, registry: str, tls_verify
     _as_param("baseImage", base_image, _check_base_image)
     _as_param("imageName", image_name, lambda v: render_image_name(
         v, name="model", version=1, random_uuid="0" * 32))
+    check_not_base(registry, image_name, base_image)
     secret = dockerconfig / SECRET_KEY
     if not secret.is_file():
         raise InputError(f"workspace dockerconfig has no key {SECRET_KEY}", file=str(dockerconfig),
@@ -153,6 +255,54 @@ def check_run(train: str, artifact: str, project: str, registry: str, tls_verify
         ca_files(ca_dir)
 
 
+# What each placeholder of an image name template can become (lower-cased): a model name (no
+# `/`, `:` or `@`), a version number, a UUID.
+_PLACEHOLDER_VALUES = {"Name": r"[^/:@]+", "Version": r"[0-9]+", "RandomUUID": r"[0-9a-f-]+"}
+
+
+def _template_repository(template: str) -> re.Pattern[str]:
+    """What the repository part of `template`'s rendered names can be, as a pattern."""
+    from packager.imageref import _PLACEHOLDER_RE
+
+    # The tag starts at the last `:` after the last `/` (placeholders hold neither).
+    head, sep, tail = template.rpartition("/")
+    if ":" in tail:
+        template = head + sep + tail[:tail.rindex(":")]
+    parts, last = [], 0
+    for m in _PLACEHOLDER_RE.finditer(template):
+        parts.append(re.escape(template[last:m.start()].lower()))
+        parts.append(_PLACEHOLDER_VALUES.get(m.group(1), r"[^/:@]+"))
+        last = m.end()
+    parts.append(re.escape(template[last:].lower()))
+    return re.compile("".join(parts))
+
+
+def check_not_base(registry: str, image_name: str, base_image: str) -> None:
+    """Refuse a push target in the base image's repository for *any* model name the template
+    can take: with the build cache bound, the next run would find this run's image under the
+    base's name, and with one Secret for pull and push the mirror's base tag could be replaced.
+    (`package` and `push` refuse the actual names again.)"""
+    from packager.baseimage import split_base_source
+    from packager.imageref import RESERVED_REPOSITORY, canonical_repository, parse_reference
+
+    name, _ = split_base_source(base_image)
+    base = parse_reference(name).repository
+    canonical = canonical_repository(name)
+    # Docker Hub's library images answer to docker.io/NAME too.
+    names = {base, canonical, canonical.replace("docker.io/library/", "docker.io/", 1)}
+    prefix = re.escape(registry.rstrip("/").lower() + "/")
+    repository = _template_repository(image_name)
+    if any(re.fullmatch(prefix + repository.pattern, n) for n in names):
+        raise _param_error("imageName", image_name, f"pushed under registry {bounded(registry)} "
+                           f"it can name the base image's repository {bounded(base)}",
+                           "push model images to a path of their own (registry: e.g. "
+                           "registry.internal/models), never to the mirror the base comes from")
+    if repository.fullmatch(RESERVED_REPOSITORY):
+        raise _param_error("imageName", image_name, f"it can name {RESERVED_REPOSITORY}, the "
+                           "repository of the packager's own weights images",
+                           "choose another name")
+
+
 REACH_TIMEOUT = 15.0
 
 
@@ -162,8 +312,13 @@ def _host_port(reference: str) -> tuple[str, int] | None:
     first, sep, _ = reference.partition("/")
     if not sep or not ("." in first or ":" in first or first == "localhost"):
         return None
-    host, _, port = first.rpartition(":") if first.count(":") == 1 else (first, "", "")
-    return (host, int(port)) if port.isdigit() else (first.strip("[]"), 443)
+    # `[::1]:5000` (an IPv6 literal in brackets, as image references write it), or host[:port].
+    m = re.fullmatch(r"\[(?P<v6>[0-9A-Fa-f:.%]+)\](?::(?P<p6>[0-9]{1,5}))?"
+                     r"|(?P<host>[^:\[\]]+)(?::(?P<port>[0-9]{1,5}))?", first)
+    if m is None:
+        return None
+    host, port = (m["v6"], m["p6"]) if m["v6"] is not None else (m["host"], m["port"])
+    return host, int(port) if port else 443
 
 
 def reach_registries(registry: str, base_image: str,
@@ -245,7 +400,10 @@ def write_results(out: Path, result_file: Path, digest_file: Path) -> dict[str, 
                          f"{obj['builder']}'s storage", fix="run tekton-results in the build "
                          "Task, after package, on the same storage")
     values = {"RESULT": json.dumps(obj, separators=(",", ":")), "BASE_IMAGE_DIGEST": base_digest}
-    size = termination_message_size(values)
+    # push wrote IMAGE_URL (the pushed reference, result.json's image since) and IMAGE_DIGEST;
+    # the entrypoint reports them again in this step's message.
+    earlier = dict(zip(EARLIER_RESULTS, (obj["image"], obj["pushed_digest"]), strict=True))
+    size = termination_message_size({**earlier, **values})
     if size > RESULTS_BUDGET:
         raise InputError(f"the results take {size} bytes; Tekton keeps a step's results in a "
                          f"termination message of at most {TERMINATION_MESSAGE_MAX} bytes",

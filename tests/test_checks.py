@@ -425,7 +425,7 @@ def test_auto_builder_falling_back_to_buildah_says_so_first(
     # An image archive as the base: buildah is the first choice, not a fallback.
     assert registry.fallback_note(registry.select("auto", source="oci-archive:/x.tar")) is None
 
-    def pull_fails(reference: str, name: str | None = None) -> str:
+    def pull_fails(reference: str, name: str | None = None, **_: object) -> str:
         raise BuildError("pulling docker.io/library/x: connection refused", file="base image",
                          fix="check the network")
 
@@ -445,7 +445,7 @@ def test_auto_builder_fallback_is_announced_in_a_package_run(
     monkeypatch.setattr(DockerBuilder, "available", lambda self: False)
     monkeypatch.setattr(buildah_build, "available", lambda: True)
 
-    def pull_fails(reference: str, name: str | None = None) -> str:
+    def pull_fails(reference: str, name: str | None = None, **_: object) -> str:
         raise BuildError("cannot pull docker.io/library/base: no route", fix="check the network")
 
     monkeypatch.setattr(buildah_build, "ensure_image", pull_fails)

@@ -35,6 +35,8 @@ SECRET_TYPE = "kubernetes.io/dockerconfigjson"
 SECRET_KEY = ".dockerconfigjson"
 RUN_MODEL_DIR = "runs/$(context.pipelineRun.uid)/model"
 BUILD = "triton-packager-build"
+# The build Task's first steps: its array params checked against the allow-list.
+OPTION_STEPS = ("package-options", "push-options")
 # Step fields Tekton adds to a Container; a Pod has no place for them.
 TEKTON_ONLY_STEP_FIELDS = frozenset({
     "displayName", "onError", "params", "ref", "results", "script", "stdoutConfig",
@@ -409,7 +411,12 @@ def test_buildah_steps_have_the_catalog_buildah_privileges_and_per_pod_storage()
         volumes = {v["name"]: v for v in task["spec"].get("volumes", [])}
         for step in task["spec"]["steps"]:
             mounts = {m["mountPath"]: m["name"] for m in step.get("volumeMounts", [])}
-            if name == BUILD:
+            if name == BUILD and step["name"] in OPTION_STEPS:
+                # The option checks come first, unprivileged, without the store.
+                assert step["securityContext"]["runAsNonRoot"] is True
+                assert step["securityContext"]["allowPrivilegeEscalation"] is False
+                assert "privileged" not in step["securityContext"] and not mounts
+            elif name == BUILD:
                 buildah_steps += 1
                 assert step["securityContext"] == {"privileged": True}, step["name"]
                 assert mounts[BUILDAH_STORAGE] == "varlibcontainers"
@@ -434,7 +441,9 @@ def test_only_the_build_task_can_reach_the_image_store_the_secret_and_the_ca() -
     for pipeline in PIPELINES.values():
         by_task = {t["name"]: {w["workspace"] for w in t.get("workspaces", [])}
                    for t in pipeline["spec"]["tasks"]}
-        assert by_task["train"] == by_task["setup"] == {"shared"}
+        assert by_task["train"] == {"shared"}
+        # setup downloads the artifact: the CA (public certificates) for an internal server.
+        assert by_task["setup"] == {"shared", "ca"}
         assert by_task["check"] == {"dockerconfig", "ca"}
         assert by_task["build"] == {"shared", "dockerconfig", "ca", "buildCache"}
         optional = {w["name"] for w in pipeline["spec"]["workspaces"] if w.get("optional")}
@@ -442,7 +451,7 @@ def test_only_the_build_task_can_reach_the_image_store_the_secret_and_the_ca() -
     source = [w for w in TASKS[BUILD]["spec"]["workspaces"] if w["name"] == "source"]
     assert source == [{"name": "source", "description": source[0]["description"], "readOnly": True}]
     # The packager's output (result.json, what push reads) is on the build pod's own emptyDir.
-    for step in TASKS[BUILD]["spec"]["steps"]:
+    for step in TASKS[BUILD]["spec"]["steps"][len(OPTION_STEPS):]:
         assert _step_flag(step, "-o") == "/packager-output/out"
         assert {"name": "output", "mountPath": "/packager-output"} in step["volumeMounts"]
 
@@ -658,3 +667,110 @@ def test_claim_templates_are_cleaned_up_and_leave_the_storage_class_to_the_clust
             assert run["metadata"]["annotations"]["tekton.dev/auto-cleanup-pvc"] == "true"
         for template in templates:
             assert "storageClassName" not in template["spec"]
+
+
+def test_the_check_task_probes_the_registries() -> None:
+    """`--reach` makes an unreachable registry fail the run in check, before anything is built
+    (README: "the push registry and the base image's registry must accept a TCP connection");
+    removing it from the Task would pass every other test."""
+    step, *_ = TASKS["triton-packager-check"]["spec"]["steps"]
+    assert step["args"][0] == "tekton-check"
+    assert "--reach" in step["args"]
+
+
+@pytest.mark.parametrize("task", ["triton-packager-check", BUILD])
+def test_the_option_arrays_are_checked_against_the_allow_list_first(task: str) -> None:
+    """packageOptions and pushOptions reach the privileged build as whole words; each array is
+    checked by `tekton-options` (an allow-list) in a step of its own -- in the build Task before
+    any privileged step, so a TaskRun of the build Task alone cannot skip it."""
+    steps = TASKS[task]["spec"]["steps"]
+    checked = {s["args"][1]: s for s in steps if s["args"][0] == "tekton-options"}
+    assert set(checked) == {"packageOptions", "pushOptions"}
+    for param, step in checked.items():
+        assert step["args"] == ["tekton-options", param, "--", f"$(params.{param}[*])"]
+    if task == BUILD:
+        assert [s["name"] for s in steps[:2]] == list(OPTION_STEPS)
+        assert all(not s["securityContext"].get("privileged") for s in steps[:2])
+    check = steps[0]["args"]
+    if task != BUILD:  # the step image must be digest-pinned
+        assert check[check.index("--packager-image") + 1] == "$(params.packagerImage)"
+
+
+# --- the step image baked in at install time (deploy/tekton/check.py --pin-image) -------------
+
+PINNED = "registry.example.com/ml/triton-packager@sha256:" + "ab" * 32
+
+
+def _pinning() -> Any:
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("tekton_check_pin", DEPLOY / "check.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pinned_resources_run_one_image_no_run_can_choose(tmp_path: Path) -> None:
+    """With --pin-image, every step runs the digest-pinned image and no Task, Pipeline or run
+    names packagerImage: a PipelineRun cannot pick the image of the privileged build steps."""
+    check = _pinning()
+    written = check.write_pinned([DEPLOY], PINNED, tmp_path)
+    assert {p.name for p in written} >= {"task-build.yaml", "pipeline.yaml", "pipelinerun.yaml"}
+    pinned = [(str(p), doc) for p in written for doc in yaml.safe_load_all(p.read_text())
+              if doc is not None]
+    assert check.check_documents(pinned) == []
+    tekton = [doc for _, doc in pinned if doc.get("apiVersion") == TEKTON]
+    assert tekton and all("packagerImage" not in json.dumps(doc) for doc in tekton)
+    for doc in tekton:
+        assert tekton_errors(doc) == [], doc["kind"]
+        for step in doc["spec"].get("steps", []):
+            assert step["image"] == PINNED
+    build = next(d for d in tekton if d["metadata"].get("name") == BUILD)
+    assert [s["name"] for s in build["spec"]["steps"]] == [
+        s["name"] for s in TASKS[BUILD]["spec"]["steps"]]
+
+
+@pytest.mark.parametrize("image", [
+    "registry.example.com/ml/triton-packager:1.0",
+    "registry.example.com/ml/triton-packager@sha256:" + "a" * 63,
+    "Registry.example.com/ML/triton-packager@sha256:" + "a" * 64,
+])
+def test_pinning_refuses_an_image_that_is_not_digest_pinned(tmp_path: Path, image: str) -> None:
+    check = _pinning()
+    with pytest.raises(ValueError):
+        check.pin_image([("x", TASKS[BUILD])], image)
+    with pytest.raises(SystemExit):
+        check.main(["--pin-image", image, "--out", str(tmp_path / "out"), str(DEPLOY)])
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_train_step_is_bounded_and_confined() -> None:
+    """Training code is untrusted: memory and ephemeral-storage requests and limits (a runaway
+    job cannot take the node's memory or disk, a LimitRange default cannot OOM-kill it unseen),
+    no capabilities, no privilege escalation, the runtime's seccomp profile."""
+    check = _pinning()
+    (step,) = TASKS["triton-packager-train"]["spec"]["steps"]
+    resources = step["computeResources"]
+    for kind in ("memory", "ephemeral-storage"):
+        assert kind in resources["requests"] and kind in resources["limits"], kind
+        assert check.parse_quantity(resources["requests"][kind]) <= \
+            check.parse_quantity(resources["limits"][kind])
+    security = step["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert "privileged" not in security
+
+
+def test_the_readme_names_the_tekton_release_the_clean_up_annotation_needs() -> None:
+    """tekton.dev/auto-cleanup-pvc is read only from tektoncd/pipeline v1.11.0 (commit
+    0e9378b86); on an older cluster the example's claims would stay: the README says so and how
+    to prune them."""
+    uses = any("tekton.dev/auto-cleanup-pvc" in json.dumps(run) for run in RUNS)
+    readme = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    assert uses
+    assert "v1.11.0 or later" in readme and "0e9378b86" in readme
+    assert "tkn pipelinerun delete --keep" in readme and "owner reference" in readme

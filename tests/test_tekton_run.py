@@ -147,7 +147,7 @@ def _mkdir(path: Path) -> Path:
 
 
 _SECURITY = frozenset({"privileged", "runAsUser", "runAsNonRoot", "allowPrivilegeEscalation",
-                       "capabilities"})
+                       "capabilities", "seccompProfile"})
 
 
 def _docker_run(step: ResolvedStep, run: TaskRun, workspaces: dict[str, Path],
@@ -164,6 +164,8 @@ def _docker_run(step: ResolvedStep, run: TaskRun, workspaces: dict[str, Path],
         cmd += ["--security-opt", "no-new-privileges"]
     for cap in security.get("capabilities", {}).get("drop", []):
         cmd += ["--cap-drop", cap]
+    if "seccompProfile" in security:  # the engine's own default profile is RuntimeDefault
+        assert security["seccompProfile"] == {"type": "RuntimeDefault"}
     for mount in step.workspaces:  # only the bound ones are here
         cmd += ["-v", f"{workspaces[mount.name]}:{mount.path}{':ro' if mount.read_only else ''}"]
     for mount in step.volume_mounts:
@@ -315,6 +317,20 @@ def test_pipeline_runs_as_a_cluster_starts_it(
         assert not when("train", run1) and not when("setup", run1)  # what `when` alone would do
         assert list(shared.iterdir()) == []
         assert _catalog(reg, auth) == ["mirror/tritonserver-cpu", "tools/triton-packager"]
+        # A push target that could be the mirror's base (registry: the mirror's path): refused
+        # in check, before anything could overwrite the base every later run pulls.
+        proc = _run_task("check", params("check", "u1", train="false", artifact="x.zip",
+                                         registry=f"{reg.host}/mirror",
+                                         imageName="{{ Name }}:{{ Version }}"),
+                         TaskRun(pods, "r1-check-mirror"), check_ws, logs)
+        assert proc.returncode == 2
+        assert "param imageName" in proc.stderr and "base image's repository" in proc.stderr
+        # A packageOptions word the allow-list lacks fails the check too.
+        proc = _run_task("check", params("check", "u1", train="false", artifact="x.zip",
+                                         packageOptions=["--template-dir", "/workspace"]),
+                         TaskRun(pods, "r1-check-options"), check_ws, logs)
+        assert proc.returncode == 2
+        assert "param packageOptions = '--template-dir'" in proc.stderr
 
         # --- run 2: train: "true" -- the training step cannot reach the build's storage.
         run2 = {"train": "true", "project": "repos/python", "modelVersion": "3",
@@ -345,15 +361,48 @@ def test_pipeline_runs_as_a_cluster_starts_it(
                       check_ws, logs))
         assert when("setup", run3) and not when("train", run3)
         _ok(_run_task("setup", params("setup", "u3", **run3), TaskRun(pods, "r3-setup"),
-                      {"shared": shared}, logs))
-        build = TaskRun(pods, "r3-build")
-        _ok(_run_task("build", params("build", "u3", **run3), build,
-                      {"source": shared, "dockerconfig": secret, "ca": ca}, logs))
+                      {"shared": shared, "ca": ca}, logs))
+        # The lane's build cache (buildCache on a named claim), as an earlier run could have
+        # left it: an image that is not the base, under the base image's name.
+        cache = _mkdir(tmp_path / "lane-cache")
+        build_ws = {"source": shared, "dockerconfig": secret, "ca": ca, "cache": cache}
+        build_doc = _load("task-build.yaml")
+        bound = {w["name"]: w.get("mountPath") or f"/workspace/{w['name']}"
+                 for w in build_doc["spec"]["workspaces"]}
+        (package_step,) = [st for st in resolve_steps(build_doc, params("build", "u3", **run3),
+                                                      workspaces=bound)
+                           if st.name == "package"]
+        buildah_cache = ["buildah", "--root", "/workspace/cache"]
+        planted = _docker_run(package_step, TaskRun(pods, "r0-planted"), build_ws, command=[
+            "sh", "-c", f'c=$({" ".join(buildah_cache)} from scratch) && '
+            f'{" ".join(buildah_cache)} config --label planted=yes "$c" >/dev/null && '
+            f'{" ".join(buildah_cache)} commit --quiet "$c" {base_image} && '
+            f'{" ".join(buildah_cache)} rm "$c" >/dev/null'])
+        _ok(planted)
+        planted_id = planted.stdout.split()[0]
 
-        # The build's storage and output were the pod's own: no poison from the training code.
-        storage = build.volumes["varlibcontainers"]
-        assert (storage / "storage").is_dir()
-        for volume in build.volumes.values():
+        def cache_images() -> dict[str, str]:
+            proc = _docker_run(package_step, TaskRun(pods, f"r0-list-{time.monotonic_ns()}"),
+                               build_ws, command=[*buildah_cache, "images", "--no-trunc",
+                                                  "--format", "{{.Name}}:{{.Tag}} {{.ID}}"])
+            _ok(proc)
+            return {line.split()[0]: line.split()[-1] for line in proc.stdout.splitlines()
+                    if line.strip()}
+
+        assert cache_images()[base_image].removeprefix("sha256:") == planted_id
+        build = TaskRun(pods, "r3-build")
+        _ok(_run_task("build", params("build", "u3", **run3), build, build_ws, logs))
+        # The build pulled the base again (package --pull always), built FROM what the mirror
+        # serves, and the pushed image left the cache: nothing of this run is found by name in
+        # the next one.
+        held = cache_images()
+        assert held[base_image].removeprefix("sha256:") != planted_id
+        assert not [name for name in held if "add-sub" in name], held
+
+        # The build's storage (the cache) and output were the build's own: no poison from the
+        # training code.
+        assert any(cache.iterdir())
+        for volume in [*build.volumes.values(), cache]:
             assert not list(volume.rglob("poison")), volume
         assert (shared / "poison").exists()  # the probe did write where it could: its workspace
 
@@ -366,10 +415,12 @@ def test_pipeline_runs_as_a_cluster_starts_it(
         assert result["base_image"] == base_image
         base_digest = build.result("BASE_IMAGE_DIGEST")
         assert base_digest == mirror_digest  # the manifest the mirror serves
-        # Every step's results fit Tekton's termination message.
+        # Every step's results fit Tekton's termination message; the last step's message holds
+        # every result file present at its end (entrypointer.go readResultsFromDisk).
         assert checker.result_size_problems("push", {
             "IMAGE_URL": url, "IMAGE_DIGEST": image_digest}) == []
         assert checker.result_size_problems("results", {
+            "IMAGE_URL": url, "IMAGE_DIGEST": image_digest,
             "RESULT": build.result("RESULT"), "BASE_IMAGE_DIGEST": base_digest}) == []
         for name, text in logs.items():
             assert PASSWORD not in text, f"the password reached {name}'s output"

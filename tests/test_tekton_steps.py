@@ -182,10 +182,13 @@ def _build_task() -> dict[str, Any]:
 
 
 def test_the_build_task_resolves_to_the_cli_contract() -> None:
-    package, push, results = resolve_steps(_build_task(), {
+    _, _, package, push, results = resolve_steps(_build_task(), {
         "packagerImage": IMAGE, "modelDir": "runs/u1/model", "registry": "127.0.0.1:5000/ml",
         "pushOptions": ["--label-x"]})
     assert [s.name for s in (package, push, results)] == ["package", "push", "results"]
+    assert [s.name for s in resolve_steps(_build_task(), {
+        "packagerImage": IMAGE, "modelDir": "m", "registry": "r.example.com"})][:2] == [
+        "package-options", "push-options"]
     assert {s.image for s in (package, push, results)} == {IMAGE}
     assert push.command == ("python", "-m", "packager")
     assert push.args == ("push", "-o", "/packager-output/out", "--registry", "127.0.0.1:5000/ml",
@@ -207,11 +210,14 @@ def test_the_build_task_resolves_to_the_cli_contract() -> None:
         "ca": ("/workspace/ca", True), "cache": ("/workspace/cache", False)}
     assert results.args == ("tekton-results", "-o", "/packager-output/out", "--result-file",
                             "/tekton/results/RESULT", "--base-digest-file",
-                            "/tekton/results/BASE_IMAGE_DIGEST")
+                            "/tekton/results/BASE_IMAGE_DIGEST", "--remove-image")
+    # A registry base is pulled fresh even when a bound cache holds its name (another run's
+    # image could be there); the package options come after and cannot undo it (checked).
+    assert package.args[-2:] == ("--pull", "always")
 
 
 def test_unbound_ca_and_cache_leave_buildah_its_defaults() -> None:
-    package, *_ = resolve_steps(_build_task(), {
+    _, _, package, *_ = resolve_steps(_build_task(), {
         "packagerImage": IMAGE, "modelDir": "m", "registry": "r.example.com"},
         workspaces={"source": "/workspace/source", "dockerconfig": "/workspace/dockerconfig"})
     env = dict(package.env)
@@ -236,7 +242,7 @@ def test_a_hostile_registry_param_is_one_argument_and_refused(
     from packager.cli import main
     from packager.result import ModelEntry, ResultDocument
 
-    _, push, _ = resolve_steps(_build_task(), {"registry": value, "packagerImage": IMAGE,
+    _, _, _, push, _ = resolve_steps(_build_task(), {"registry": value, "packagerImage": IMAGE,
                                                "modelDir": "m"},
                                workspaces={"source": str(tmp_path),
                                            "dockerconfig": str(tmp_path / "cfg")},
@@ -265,7 +271,7 @@ def test_a_hostile_image_name_param_is_refused_before_anything_is_written(
         capsys: pytest.CaptureFixture[str]) -> None:
     from packager.cli import main
 
-    package, _, _ = resolve_steps(_build_task(), {"imageName": value, "packagerImage": IMAGE,
+    _, _, package, _, _ = resolve_steps(_build_task(), {"imageName": value, "packagerImage": IMAGE,
                                                   "modelDir": str(python_model),
                                                   "registry": "r.example.com"},
                                   workspaces={"source": str(tmp_path),

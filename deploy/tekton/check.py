@@ -10,6 +10,12 @@ Usage: python deploy/tekton/check.py [--storage-class NAME ...] [PATH ...]
 (default PATH: the directory of this file; exit 1 and one line per problem when any is found).
 `--storage-class` names the StorageClasses your cluster has (`kubectl get storageclass -o name`);
 without it, only claims that leave storageClassName unset (the cluster's default) pass.
+
+`--pin-image REF --out DIR` also writes the resources to DIR with the step image baked in: every
+`$(params.packagerImage)` becomes REF (which must be digest-pinned) and the `packagerImage` param
+is gone from the Tasks, the Pipeline and the example runs. Installed from DIR, no PipelineRun can
+choose the image the privileged build steps run (Tekton ignores a param a Pipeline does not
+declare). The written resources are checked like the others.
 """
 
 from __future__ import annotations
@@ -436,12 +442,88 @@ def check_documents(docs: Iterable[tuple[str, Mapping[str, Any]]], *,
     return problems
 
 
+# --- the step image baked in ------------------------------------------------------------------
+
+PACKAGER_IMAGE_PARAM = "packagerImage"
+PINNED_IMAGE = re.compile(rf"{_NAME}(?::{_TAG})?@sha256:[0-9a-f]{{64}}")
+
+
+def _replace_strings(node: Any, old: str, new: str) -> Any:
+    if isinstance(node, dict):
+        return {k: _replace_strings(v, old, new) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_replace_strings(v, old, new) for v in node]
+    return node.replace(old, new) if isinstance(node, str) else node
+
+
+def _without_param(params: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    return [p for p in params or [] if p.get("name") != PACKAGER_IMAGE_PARAM]
+
+
+def pin_image(docs: Iterable[tuple[str, Mapping[str, Any]]],
+              image: str) -> list[tuple[str, dict[str, Any]]]:
+    """`docs` with `image` in place of the packagerImage param (ValueError unless `image` is a
+    digest-pinned reference the kubelet parses)."""
+    problem = image_reference_problem(image)
+    if problem is not None or not PINNED_IMAGE.fullmatch(image):
+        raise ValueError(problem or f"image {image!r} is not digest-pinned (REPOSITORY@sha256:...)")
+    out = []
+    for file, doc in docs:
+        new: dict[str, Any] = json.loads(json.dumps(doc))
+        spec = new.get("spec")
+        if new.get("apiVersion") == TEKTON and isinstance(spec, dict):
+            kind = new.get("kind")
+            if kind in ("Task", "Pipeline", "PipelineRun"):
+                spec["params"] = _without_param(spec.get("params"))
+            if kind == "Pipeline":
+                for task in (spec.get("tasks") or []) + (spec.get("finally") or []):
+                    task["params"] = _without_param(task.get("params"))
+            if kind == "Task":
+                new["spec"] = _replace_strings(spec, f"$(params.{PACKAGER_IMAGE_PARAM})", image)
+        out.append((file, new))
+    return out
+
+
+def write_pinned(paths: list[Path], image: str, out: Path) -> list[Path]:
+    """The resources under `paths`, pinned to `image`, written to `out` (one file per file)."""
+    import yaml
+
+    written: list[Path] = []
+    for root in paths:
+        base = root if root.is_dir() else root.parent
+        for file in sorted(root.rglob("*.y*ml")) if root.is_dir() else [root]:
+            docs = pin_image([(str(file), d) for _, d in load([file])], image)
+            dest = out / file.relative_to(base)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_text(f"# Written by deploy/tekton/check.py --pin-image from {file.name}; "
+                            "the step image is baked in.\n"
+                            + yaml.safe_dump_all([d for _, d in docs], sort_keys=False),
+                            encoding="utf-8")
+            written.append(dest)
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="deploy/tekton/check.py", description=__doc__.split("\n\n")[0])
     p.add_argument("paths", nargs="*", type=Path, default=[Path(__file__).resolve().parent])
     p.add_argument("--storage-class", action="append", default=[], metavar="NAME",
                    help="a StorageClass the cluster has (repeatable)")
+    p.add_argument("--pin-image", default=None, metavar="REF",
+                   help="write the resources to --out with this digest-pinned step image baked "
+                   "in and no packagerImage param")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help="where --pin-image writes")
     args = p.parse_args(argv)
+    if (args.pin_image is None) != (args.out is None):
+        p.error("--pin-image and --out go together")
+    if args.pin_image is not None:
+        try:
+            written = write_pinned(args.paths, args.pin_image, args.out)
+        except ValueError as exc:
+            p.error(f"--pin-image: {exc}")
+        print(f"wrote {len(written)} files to {args.out} (step image {args.pin_image})",
+              file=sys.stderr)
+        args.paths = [args.out]
     problems = check_documents(load(args.paths), storage_classes=args.storage_class)
     for problem in problems:
         print(problem)

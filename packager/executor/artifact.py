@@ -22,6 +22,7 @@ import lzma
 import os
 import re
 import socket
+import ssl
 import stat
 import tarfile
 import tempfile
@@ -481,12 +482,53 @@ def _network_fault(exc: BaseException, label: str, deadline: _Deadline) -> NoRet
         raise EnvironmentFault(f"cannot be downloaded: the server sent nothing for "
                                f"{_MAX_STALL:g} seconds", file=label,
                                fix="check that the server is up, then retry") from None
+    if isinstance(reason, ssl.SSLCertVerificationError):
+        raise EnvironmentFault(f"cannot be downloaded: {_reason(reason)}", file=label,
+                               fix="give the server's CA with --ca-bundle (in Tekton: bind the "
+                               "`ca` workspace)") from None
     raise EnvironmentFault(f"cannot be downloaded: {_reason(reason)}", file=label,
                            fix="check the URL, the network and that the server is reachable") from None
 
 
-def _open_url(url: str, label: str, deadline: _Deadline) -> http.client.HTTPResponse:
-    opener = urllib.request.build_opener(_HttpOnlyRedirects)
+CA_FILE_MAX = 16 << 20
+
+
+def ca_context(ca_bundle: Path | None) -> ssl.SSLContext | None:
+    """The system's trusted roots plus the PEM certificates of `ca_bundle`: a file, or a
+    directory of them as Kubernetes mounts a ConfigMap or Secret (each key a file; the `..data`
+    entries are Kubernetes' own). None: the default context. Python's SSL_CERT_DIR would not do:
+    OpenSSL reads a directory only by hashed names (`<hash>.0`), which a ConfigMap has not."""
+    if ca_bundle is None:
+        return None
+    fix = ("give a PEM file of CA certificates, or a directory of them (the mounted `ca` "
+           "workspace)")
+    if ca_bundle.is_dir():
+        files = [f for f in sorted(ca_bundle.iterdir())
+                 if not f.name.startswith(".") and f.is_file()]
+    elif ca_bundle.is_file():
+        files = [ca_bundle]
+    else:
+        raise InputError("--ca-bundle does not exist", file=str(ca_bundle), fix=fix)
+    if not files:
+        raise InputError("--ca-bundle holds no certificate file", file=str(ca_bundle), fix=fix)
+    context = ssl.create_default_context()
+    for f in files:
+        if f.stat().st_size > CA_FILE_MAX:
+            raise InputError(f"--ca-bundle: larger than {CA_FILE_MAX} bytes", file=str(f), fix=fix)
+        try:
+            context.load_verify_locations(cafile=str(f))
+        except (ssl.SSLError, ValueError, OSError) as exc:
+            raise InputError(f"--ca-bundle: no PEM certificate could be read "
+                             f"({_reason(exc)})", file=str(f), fix=fix) from None
+    return context
+
+
+def _open_url(url: str, label: str, deadline: _Deadline,
+              context: ssl.SSLContext | None = None) -> http.client.HTTPResponse:
+    handlers: list[urllib.request.BaseHandler] = [_HttpOnlyRedirects()]
+    if context is not None:
+        handlers.append(urllib.request.HTTPSHandler(context=context))
+    opener = urllib.request.build_opener(*handlers)
     try:
         resp = opener.open(url, timeout=max(min(deadline.left(), _MAX_STALL), 0.001))
     except urllib.error.HTTPError as exc:
@@ -503,10 +545,11 @@ def _open_url(url: str, label: str, deadline: _Deadline) -> http.client.HTTPResp
     return resp
 
 
-def _download(url: str, dest: Path, limit: int, deadline: _Deadline, label: str) -> None:
+def _download(url: str, dest: Path, limit: int, deadline: _Deadline, label: str,
+              context: ssl.SSLContext | None = None) -> None:
     """Download to dest within the deadline: a server that drips a byte at a time is stopped."""
     budget = _Budget(limit, label)
-    with _open_url(url, label, deadline) as resp, dest.open("wb") as out:
+    with _open_url(url, label, deadline, context) as resp, dest.open("wb") as out:
         declared = resp.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > limit:
             budget.take(int(declared), "is larger than")
@@ -562,12 +605,14 @@ def _check_args(artifact: str, out: Path, label: str, max_bytes: int, force: boo
 
 def unpack(artifact: str, output: Path, report: Reporter, max_bytes: int = DEFAULT_MAX_BYTES,
            *, timeout: float = DEFAULT_TIMEOUT, force: bool = False,
-           max_ratio: int = DEFAULT_MAX_RATIO) -> Path:
-    """Unpack a local or http(s) archive into `output`, all or nothing, within `timeout`."""
+           max_ratio: int = DEFAULT_MAX_RATIO, ca_bundle: Path | None = None) -> Path:
+    """Unpack a local or http(s) archive into `output`, all or nothing, within `timeout`.
+    `ca_bundle` (a PEM file or a directory of them) is trusted besides the system's roots."""
     label = _label(artifact)
     deadline = _Deadline(timeout, label)
     out = Path(os.path.abspath(output))
     is_url = _check_args(artifact, out, label, max_bytes, force, max_ratio)
+    context = ca_context(ca_bundle)
     with contextlib.ExitStack() as stack:
         local = Path(artifact)
         if is_url:
@@ -575,7 +620,7 @@ def unpack(artifact: str, output: Path, report: Reporter, max_bytes: int = DEFAU
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="triton-setup-"))
             local = Path(tmp) / "artifact"
             report.step(f"setup: downloading {label}")
-            _download(artifact, local, max_bytes, deadline, label)
+            _download(artifact, local, max_bytes, deadline, label, context)
         with _archive_errors(label):
             fmt = _format(local, label)
         report.step(f"setup: checking {label}")

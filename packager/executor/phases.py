@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from packager.dockerfile import WEIGHTS_CONTEXT, WEIGHTS_TEMPLATE, DockerfileSpec
-from packager.errors import EnvironmentFault, InputError, bounded
+from packager.errors import BuildError, EnvironmentFault, InputError, bounded
 from packager.executor.digestcache import DigestCache
 from packager.executor.fs import materialize, staged_dir, write_atomic
 from packager.executor.images import registry
@@ -29,7 +29,7 @@ from packager.executor.ownership import (
 )
 from packager.executor.reader import read_input
 from packager.executor.report import Reporter
-from packager.imageref import archive_path
+from packager.imageref import archive_path, refuse_base_repository
 from packager.inputs import InputTree
 from packager.pipeline import (
     Options,
@@ -76,6 +76,10 @@ class BuildEnv:
     # (`oci-archive:PATH[:NAME]`, `docker-archive:...`, `docker-daemon:NAME`); the Dockerfile's
     # FROM names it by Options.base_image.
     base_source: str | None = None
+    # `package --pull always`: a base named by registry reference is pulled even when the
+    # builder holds an image of that name (a store kept between runs may hold another run's
+    # image under it). Not in repr: the phase digest holds the base image's ID already.
+    pull_base: bool = field(default=False, repr=False)
 
 
 def chain(target: str) -> list[str]:
@@ -118,6 +122,7 @@ class Workspace:
         self.builder_choice = builder
         self._builder: Builder | None = None
         self._base_record: dict[str, str] = {}
+        self._pulled_base: str | None = None
 
     @property
     def builder(self) -> Builder:
@@ -238,10 +243,12 @@ class Workspace:
         trees = [t.without_blobs() for t in trees]
         spec = dockerfile_for(analysis, self.options) if "dockerfile" in phases else None
         if "package" in phases:
-            image_name_for(analysis, self.options, _PROBE_UUID)
+            probe = image_name_for(analysis, self.options, _PROBE_UUID)
+            assert spec is not None
+            refuse_base_repository(str(probe), spec.base.ref,
+                                   what="--tag" if self.options.tag else "the image name")
             # A builder that cannot run here (no engine, no buildah) is found before any write.
             self.builder.check_base_source(self.build_env.base_source)
-            assert spec is not None
             self._check_weights_template(spec)
             # Before the lock and the first write: a base that cannot be had (no such archive
             # image, no engine for docker-daemon:, a failed pull) leaves no output behind.
@@ -327,7 +334,10 @@ class Workspace:
                         and self.builder.image_id(name) == seen.get("image_id")):
                     self.report.step(f"base image {name}: up to date with {path}")
                     return
-        image_id = self.builder.ensure_image(source or name, name=name)
+        image_id = self.builder.ensure_image(source or name, name=name,
+                                             pull=self.build_env.pull_base and source is None)
+        if self.build_env.pull_base and source is None:
+            self._pulled_base = image_id
         if identity:
             self._base_record = {"identity": identity, "image_id": image_id}
 
@@ -382,6 +392,11 @@ class Workspace:
         buildargs = dict(self.build_env.proxies)
         if self.options.env.pip_index_url:
             buildargs["PIP_INDEX_URL"] = self.options.env.pip_index_url
+        if self._pulled_base is not None and \
+                self.builder.image_id(spec.base.ref) != self._pulled_base:
+            raise BuildError(f"base image {spec.base.ref} changed in {self.builder.name}'s "
+                             "store after it was pulled", fix="run one build at a time on a "
+                             "store (one cache claim per lane)")
         if spec.weights_tag is not None:
             self._weights_image(spec.weights_tag, spec.base.ref)
         image_id = self.builder.build_image(

@@ -21,7 +21,7 @@ from packager.executor.images.builder import Credentials, Tls
 from packager.executor.lock import exclusive, lock_for
 from packager.executor.report import Reporter
 from packager.executor.verify import load_result
-from packager.imageref import parse_reference
+from packager.imageref import parse_reference, refuse_base_repository
 from packager.result import ResultDocument
 
 ENV_USERNAME = "TRITON_PACKAGER_REGISTRY_USERNAME"
@@ -54,6 +54,8 @@ def push(request: PushRequest, report: Reporter,
         prefix = request.registry.rstrip("/") + "/"
         if not result.image.startswith(prefix):
             target = str(parse_reference(prefix + result.image, what="--registry"))
+    if result.base_image:
+        refuse_base_repository(target, result.base_image, what="the push target")
     # The builder that holds the image, checked to run here (exit 3) before anything else.
     builder = registry.select(request.builder or result.builder)
     credentials = resolve_credentials(request.authfile, os.environ if environ is None else environ)

@@ -265,14 +265,16 @@ def _docker_engine_id(reference: str) -> str | None:
 
 
 def ensure_image(reference: str, *, storage: Storage | None = None, name: str | None = None,
-                 timeout: float = TRANSFER_TIMEOUT) -> str:
+                 timeout: float = TRANSFER_TIMEOUT, pull: bool = False) -> str:
     """The ID of `reference` in buildah's storage, bringing it in first when needed.
 
     `reference` may be a name in storage, `docker-daemon:REF` (copied from the local Docker
     engine unless storage already holds the same image ID), `oci-archive:PATH` or
     `docker-archive:PATH` (a file). A plain name that storage lacks is copied from the local
     Docker engine when one has it, else pulled from its registry. `name` tags the result
-    (what a Dockerfile's FROM will call an image read from an archive)."""
+    (what a Dockerfile's FROM will call an image read from an archive). `pull`: a registry
+    name (plain or `docker://`) is pulled from its registry (`--policy always`) even when
+    storage holds an image of that name, which a kept store may hold from another run."""
     transport, rest = split_transport(reference)
     if transport in ARCHIVE_TRANSPORTS:
         path = archive_path(reference)[1]
@@ -294,6 +296,8 @@ def ensure_image(reference: str, *, storage: Storage | None = None, name: str | 
             raise BuildError(f"image {bounded(rest)} is not in the local Docker engine "
                              "(or no engine answers)", fix=_BASE_FIX)
         got = want if image_id(rest, storage=storage) == want else _pull(reference, storage, timeout)
+    elif pull and transport in ("", REGISTRY_TRANSPORT):
+        got = _pull(f"{REGISTRY_TRANSPORT}://{rest}", storage, timeout)
     else:
         found = image_id(rest, storage=storage)
         if found is not None:
@@ -313,6 +317,18 @@ def tag_image(image: str, name: str, *, storage: Storage | None = None) -> None:
     if proc.returncode != 0:
         raise BuildError(f"buildah could not tag {image[:19]} as {bounded(name)}: "
                          f"{_first_error(proc.stderr)}")
+
+
+def remove_image(image: str, *, storage: Storage | None = None) -> None:
+    """Remove `image` (an ID: with every name it has) from storage; its layers stay while other
+    images use them. An image already gone is no error."""
+    if image_id(image, storage=storage) is None:
+        return
+    proc = _buildah(["rmi", "--force", "--", image.removeprefix("sha256:")], storage,
+                    timeout=QUERY_TIMEOUT)
+    if proc.returncode != 0:
+        raise BuildError(f"buildah could not remove {image[:19]}: {_first_error(proc.stderr)}",
+                         log_tail=_tail(proc.stderr))
 
 
 def copy_to_docker(reference: str, name: str, *, storage: Storage | None = None,
@@ -593,8 +609,12 @@ class BuildahBuilder:
         digest = str((_inspect(reference, None) or {}).get("FromImageDigest") or "")
         return digest if digest.startswith("sha256:") else None
 
-    def ensure_image(self, reference: str, name: str | None = None) -> str:
-        return ensure_image(reference, name=name if name != reference else None)
+    def ensure_image(self, reference: str, name: str | None = None, *,
+                     pull: bool = False) -> str:
+        return ensure_image(reference, name=name if name != reference else None, pull=pull)
+
+    def remove_image(self, image_id: str) -> None:
+        remove_image(image_id)
 
     def check_base_source(self, source: str | None) -> None:
         if source is None:

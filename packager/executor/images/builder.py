@@ -106,9 +106,12 @@ class Builder(Protocol):
         """The registry manifest digest (sha256:...) `reference` was pulled or pushed with,
         None when absent or never in a registry (provenance: Tekton's BASE_IMAGE_DIGEST)."""
 
-    def ensure_image(self, reference: str, name: str | None = None) -> str:
+    def ensure_image(self, reference: str, name: str | None = None, *,
+                     pull: bool = False) -> str:
         """The ID of `reference` (a name, or a `base_source`), bringing it in when absent;
-        `name` is what a Dockerfile's FROM calls it."""
+        `name` is what a Dockerfile's FROM calls it. `pull`: a registry name is pulled from its
+        registry even when the builder holds an image of that name (`package --pull always`:
+        a kept store may hold another image under the base's name)."""
 
     def check_base_source(self, source: str | None) -> None:
         """Refuse a base image source this builder cannot read (before the first write)."""
@@ -120,6 +123,10 @@ class Builder(Protocol):
     def export_image(self, reference: str, output: str, *, name: str | None = None) -> Path:
         """Write the image to the file `output` (`oci-archive:PATH`, `docker-archive:PATH`),
         named `name` inside; InputError when this builder writes no image files."""
+
+    def remove_image(self, image_id: str) -> None:
+        """Remove the image `image_id` and every name it has from the builder's store (layers
+        other images use stay); an image already gone is no error."""
 
     # --- run and push ----------------------------------------------------------------------
     def make_runnable(self, image: str, image_id: str | None, report: Reporter) -> None:

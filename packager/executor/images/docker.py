@@ -72,9 +72,18 @@ def _ensure_base(c: docker.DockerClient, base: str) -> None:
         ) from None
 
 
-def ensure_image(reference: str) -> str:
-    """The ID of `reference`, pulling it first when the engine does not have it."""
+def ensure_image(reference: str, *, pull: bool = False) -> str:
+    """The ID of `reference`, pulling it first when the engine does not have it (`pull`: even
+    when it has an image of that name)."""
     c = client()
+    if pull:
+        try:
+            return str(c.images.pull(reference).id)
+        except docker.errors.DockerException as exc:
+            raise BuildError(f"base image {reference} could not be pulled: "
+                             f"{str(exc).splitlines()[0][:300]}",
+                             fix="check the name, the registry and its credentials "
+                             "(`docker login`)") from None
     _ensure_base(c, reference)
     return str(c.images.get(reference).id)
 
@@ -347,9 +356,20 @@ class DockerBuilder:
                 return digest
         return None
 
-    def ensure_image(self, reference: str, name: str | None = None) -> str:
+    def ensure_image(self, reference: str, name: str | None = None, *,
+                     pull: bool = False) -> str:
         transport, rest = split_transport(reference)
-        return ensure_image(rest if transport == DAEMON_TRANSPORT else reference)
+        if transport == DAEMON_TRANSPORT:
+            return ensure_image(rest)  # the engine's own image: nothing to pull
+        return ensure_image(reference, pull=pull)
+
+    def remove_image(self, image_id: str) -> None:
+        try:
+            client().images.remove(image_id, force=True)
+        except docker.errors.ImageNotFound:
+            return
+        except docker.errors.APIError as exc:
+            raise BuildError(f"cannot remove image {image_id[:19]}: {exc}") from None
 
     def check_base_source(self, source: str | None) -> None:
         if source is not None and split_transport(source)[0] != DAEMON_TRANSPORT:
