@@ -53,6 +53,9 @@ class Options:
     labels: tuple[tuple[str, str], ...] = ()
     template_dirs: tuple[str, ...] = ()
     model_config: ConfigOptions = field(default_factory=ConfigOptions)
+    # "runtime": ONNX, OpenVINO and SavedModel models served by the Python backend with their
+    # own runtime (packager/runtime.py); "native": by their Triton backend.
+    serve_with: str = "native"
 
 
 @dataclass(frozen=True)
