@@ -127,3 +127,25 @@ def adapter(source: str, model_dir: Path) -> Iterator[tuple[Any, Callable[[], in
             sys.modules.pop("triton_python_backend_utils", None)
         else:
             sys.modules["triton_python_backend_utils"] = saved
+
+
+def direct_runner(backend_key: str, path: Path) -> Callable[[dict[str, np.ndarray]],
+                                                           dict[str, np.ndarray]]:
+    """The model file run by its runtime in this process, as a user would call it: the
+    reference the served answers are compared with."""
+    if backend_key == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        names = [o.name for o in session.get_outputs()]
+        return lambda feed: dict(zip(names, session.run(names, feed), strict=True))
+    if backend_key == "openvino":
+        import openvino
+
+        compiled = openvino.Core().compile_model(str(path), "CPU")
+        return lambda feed: {o.get_any_name(): v for o, v in compiled(feed).items()}
+    import tensorflow as tf
+
+    function = tf.saved_model.load(str(path)).signatures["serving_default"]
+    return lambda feed: {k: v.numpy() for k, v in
+                         function(**{n: tf.constant(a) for n, a in feed.items()}).items()}
