@@ -4,6 +4,7 @@ batch, Triton-style errors), samples.npz checks, and every refusal (exit 2, noth
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -188,3 +189,20 @@ def test_a_model_py_of_its_own_is_refused(tmp_path: Path, capsys) -> None:
     assert code == 2, err
     assert "has a model.py of its own" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_packaged_tree_and_dockerfile_are_pinned(tmp_path: Path, snapshot) -> None:
+    """The model repository and Dockerfile of a model served through its runtime: the model
+    file in the weights layer as it was, model.py beside it, the runtime's pip environment."""
+    from packager.dockerfile import render_dockerfile
+    from packager.pipeline import Options, base_image_for
+
+    model = _linear(tmp_path, **{"samples.npz": npz(linear_samples((1,)))})
+    package, _ = serve_with_runtime(as_package(analyze(read_input(model))))
+    options = Options(base_image=LOCAL)
+    spec = render_dockerfile(package.plan, base_image_for(package, options))
+    assert package.plan.listing() == snapshot(name="tree")
+    # The weights tag is a digest of the model bytes onnx writes: pinned as a digest only.
+    text = re.sub(r"(triton-packager/weights:)[0-9a-f]{64}", r"\1<weights digest>", spec.text)
+    assert text == snapshot(name="Dockerfile")
+    assert dict(spec.context_texts)["env/requirements-1.txt"] == snapshot(name="requirements")
