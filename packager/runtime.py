@@ -156,6 +156,15 @@ def served_config(config: ParsedConfig, label: str) -> str:
     return header + body
 
 
+def gpu_instances(config: ParsedConfig) -> bool:
+    """Whether the config's instance_group asks for GPU instances."""
+    from google.protobuf import text_format
+
+    msg = model_config_pb2.ModelConfig()
+    text_format.Parse(config.text, msg)
+    return any(g.kind == model_config_pb2.ModelInstanceGroup.KIND_GPU for g in msg.instance_group)
+
+
 def adapter_source(config: ParsedConfig, backend_key: str, model_name: str, model_file: str,
                    template_dirs: tuple[str, ...] = ()) -> str:
     """model.py for one model: pure given the templates (pinned by snapshots)."""
@@ -228,6 +237,7 @@ def serve_with_runtime(package: Package, template_dirs: tuple[str, ...] = ()
     models = []
     done: list[Adapted] = []
     notes: list[str] = []
+    warnings: list[str] = []
     python = BY_KEY["python"]
     for m in package.models:
         if m.backend is ENSEMBLE or m.backend is python:
@@ -235,6 +245,11 @@ def serve_with_runtime(package: Package, template_dirs: tuple[str, ...] = ()
             continue
         plan, config, adapted = adapt_model(m.plan, m.config, m.label or m.meta.name,
                                             template_dirs)
+        if gpu_instances(m.config):
+            warnings.append(
+                f"model {m.meta.name}: instance_group asks for KIND_GPU, but --serve-with runtime "
+                "runs the model on the CPU (and the local CPU base image has no GPU): Triton "
+                "will not load it without a GPU; use kind KIND_CPU or KIND_AUTO")
         note = (f"model {m.meta.name}: {m.backend.title} served by the Python backend with "
                 f"{adapted.runtime.package} {adapted.runtime.version} (--serve-with runtime): "
                 f"generated {ADAPTER_NAME} and {REQUIREMENTS_NAME}")
@@ -245,7 +260,8 @@ def serve_with_runtime(package: Package, template_dirs: tuple[str, ...] = ()
                                           notes=(*m.notes, note)))
         done.append(adapted)
     return (Package(tuple(models), RepositoryPlan(tuple(m.plan for m in models)),
-                    package.warnings, package.notes + tuple(notes)), tuple(done))
+                    package.warnings + tuple(warnings), package.notes + tuple(notes)),
+            tuple(done))
 
 
 def digest_part(package: Package) -> str:

@@ -206,3 +206,13 @@ def test_packaged_tree_and_dockerfile_are_pinned(tmp_path: Path, snapshot) -> No
     text = re.sub(r"(triton-packager/weights:)[0-9a-f]{64}", r"\1<weights digest>", spec.text)
     assert text == snapshot(name="Dockerfile")
     assert dict(spec.context_texts)["env/requirements-1.txt"] == snapshot(name="requirements")
+
+
+def test_gpu_instances_are_warned_about(tmp_path: Path) -> None:
+    given = ('name: "linear"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 8\n'
+             'input [ { name: "X" data_type: TYPE_FP32 dims: [ 4 ] } ]\n'
+             'output [ { name: "Y" data_type: TYPE_FP32 dims: [ 3 ] } ]\n'
+             'instance_group [ { kind: KIND_GPU } ]\n')
+    model = _linear(tmp_path, **{"config.pbtxt": given})
+    package, _ = serve_with_runtime(as_package(analyze(read_input(model))))
+    assert any("KIND_GPU" in w and "KIND_CPU" in w for w in package.warnings)
