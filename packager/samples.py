@@ -29,6 +29,7 @@ from packager.modelconfig import ParsedConfig
 
 SAMPLES_NAME = "samples.npz"
 MAX_SAMPLES = 1000
+MAX_BYTES = 256 << 20  # read whole, at package time and by verify
 _KEY_RE = re.compile(r"(input|output)\.(.+)\.(0|[1-9][0-9]{0,5})")
 _FIX = ("write it with np.savez(path, **{'input.NAME.0': x, 'output.NAME.0': y, ...}) "
         "(see README.md, \"Answers checked by verify\")")

@@ -120,6 +120,11 @@ def check_samples(package: Package, roots: Sequence[Path]) -> None:
                 "has samples, but config.pbtxt lists no inputs or outputs to check them against",
                 file=where, fix="declare the inputs and outputs in config.pbtxt, or remove "
                 f"{samples_mod.SAMPLES_NAME}")
+        size = (roots[index] / source).stat().st_size
+        if size > samples_mod.MAX_BYTES:
+            raise InputError(f"is {size} bytes; a samples file is at most "
+                             f"{samples_mod.MAX_BYTES} (it is read whole)", file=where,
+                             fix="keep a few representative samples")
         data = (roots[index] / source).read_bytes()
         samples_mod.check(samples_mod.parse(samples_mod.load(data, where), where), config, where)
 
