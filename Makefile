@@ -16,7 +16,7 @@ endif
 export OUT
 export BASE_IMAGE
 
-.PHONY: train setup package config detect repository dockerfile base-image verify push demo unit test lint snapshots bench packager-image tekton-check mutation
+.PHONY: train setup package config detect repository dockerfile base-image verify push demo unit test lint snapshots bench packager-image tekton-check mutation demo-runtime
 
 # pip's --target skips the externally-managed check (PEP 668) of Debian's Python, and the
 # virtualenv package needs no python3-venv: together they bootstrap nox without root or apt.
@@ -36,6 +36,7 @@ base-image: $(NOX) ; $(NOX) -s base_image
 verify: $(NOX) ; $(NOX) -s verify
 push: $(NOX) ; $(NOX) -s push -- $(if $(REGISTRY),--registry $(REGISTRY))
 demo: $(NOX) ; $(NOX) -s demo
+demo-runtime: $(NOX) ; $(NOX) -s demo_runtime
 unit: $(NOX) ; $(NOX) -s unit
 test: $(NOX) ; $(NOX) -s lint tests
 lint: $(NOX) ; $(NOX) -s lint

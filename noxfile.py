@@ -130,6 +130,23 @@ def base_image(session: nox.Session) -> None:
 
 
 @nox.session
+def demo_runtime(session: nox.Session) -> None:
+    """Train the ONNX example, serve it on the local CPU base with --serve-with runtime, and
+    verify it: readiness, one request, and the samples its training wrote."""
+    _install(session)
+    _docker(session)
+    _base_image(session)
+    out = f"{OUT}/onnx-runtime"
+    # The builder stage pip-installs onnxruntime: behind a TLS-intercepting proxy it needs the
+    # system's CA bundle (harmless elsewhere; it stays in the builder stage).
+    ca = "/etc/ssl/certs/ca-certificates.crt"
+    session.run("triton-packager", "package", _train(session, "examples/onnx"), "--output", out,
+                "--base-image", LOCAL_BASE, "--serve-with", "runtime", "--dynamic-batching",
+                *(["--ca-bundle", ca] if os.path.isfile(ca) else []))
+    session.run("triton-packager", "verify", "--output", out)
+
+
+@nox.session
 def verify(session: nox.Session) -> None:
     """Run the image named in OUT/result.json and send it one inference request."""
     _install(session)

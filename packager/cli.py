@@ -36,6 +36,7 @@ from packager.imageref import DEFAULT_NAME_TEMPLATE
 from packager.manifest import check_version
 from packager.pipeline import HEALTHCHECK_CHOICES, Options
 from packager.pyenv import DEFAULT_CHANNELS, DEFAULT_MICROMAMBA_URL, EnvOptions
+from packager.runtime import SERVE_WITH
 
 DEFAULT_OUTPUT = "out"
 DEFAULT_TRAIN_TIMEOUT = 24 * 3600.0
@@ -82,6 +83,16 @@ def _int_between(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def _tolerance(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{bounded(text)} is not a number") from None
+    if not 0 <= value <= 1e6:
+        raise argparse.ArgumentTypeError(f"{bounded(text)} must be between 0 and 1e6")
+    return value
+
+
 def _config_flags(sp: argparse.ArgumentParser) -> None:
     g = sp.add_argument_group(
         "generated config.pbtxt (when the model directory has none and the packager reads the "
@@ -95,6 +106,11 @@ def _config_flags(sp: argparse.ArgumentParser) -> None:
                    metavar="N", help="add an instance_group with N instances (default kind: auto)")
     g.add_argument("--instance-kind", choices=tuple(INSTANCE_KINDS), default=None,
                    help="the instance_group's kind (default count: 1)")
+    sp.add_argument("--serve-with", choices=SERVE_WITH, default="native",
+                    help="native: the model's own Triton backend (default); runtime: ONNX, "
+                    "OpenVINO and TensorFlow SavedModel models served by the Python backend, "
+                    "which runs the model file with its runtime from PyPI (onnxruntime, "
+                    "openvino, tensorflow-cpu) -- on the local CPU base image too")
 
 
 def _config_options(args: argparse.Namespace) -> ConfigOptions:
@@ -197,6 +213,12 @@ def _parser() -> argparse.ArgumentParser:
     ve = sub.add_parser("verify", help="run the packaged image and send it one inference request")
     ve.add_argument("-o", "--output", default=DEFAULT_OUTPUT, help="output directory of package")
     ve.add_argument("--user", default=None, help="run the container as this uid[:gid]")
+    for tol, default in (("rtol", "1e-4 for FP32, 1e-2 for FP16, 1e-7 for FP64"),
+                         ("atol", "1e-5 for FP32, 1e-3 for FP16, 1e-9 for FP64")):
+        ve.add_argument(f"--{tol}", type=_tolerance, default=None,
+                        help=f"{'relative' if tol == 'rtol' else 'absolute'} tolerance of the "
+                        f"answers to samples.npz, for floating-point outputs (default: {default}; "
+                        "integers and BOOL must be equal)")
     pu = sub.add_parser("push", help="push the image named in result.json; record its digest")
     pu.add_argument("-o", "--output", default=DEFAULT_OUTPUT, help="output directory of package")
     pu.add_argument("--registry", default=None,
@@ -375,6 +397,15 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
             report.warn(w)
         for n in analysis.notes:
             report.info(n)
+        if args.serve_with == "runtime":
+            from packager.pipeline import as_package
+            from packager.runtime import serve_with_runtime
+
+            served, _ = serve_with_runtime(as_package(analysis))
+            for n in served.notes[len(analysis.notes):]:
+                report.info(n)
+            sys.stdout.write(served.plan.models[0].config_text)
+            return 0
         sys.stdout.write(analysis.plan.config_text)
         return 0
     if args.command == "verify":
@@ -386,7 +417,7 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
             raise InputError(f"--user {bounded(args.user)} is not uid[:gid] or name[:group]",
                              fix="give e.g. --user 4242 or --user 4242:4242")
 
-        verify(Path(args.output), report, user=args.user)
+        verify(Path(args.output), report, user=args.user, rtol=args.rtol, atol=args.atol)
         return 0
     if args.command == "push":
         from packager.executor.images.builder import Tls
@@ -457,6 +488,7 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
         env=env,
         model_config=_config_options(args),
         allow_secret_files=getattr(args, "allow_secret_files", False),
+        serve_with=getattr(args, "serve_with", "native"),
     )
     build_env = BuildEnv(Path(ca_bundle) if ca_bundle else None, proxies,
                          no_cache=getattr(args, "no_cache", False), platform=platform,

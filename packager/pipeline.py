@@ -56,6 +56,9 @@ class Options:
     template_dirs: tuple[str, ...] = ()
     model_config: ConfigOptions = field(default_factory=ConfigOptions)
     allow_secret_files: bool = False  # secretfiles.py: refused unless the user says so
+    # "runtime": ONNX, OpenVINO and SavedModel models served by the Python backend with their
+    # own runtime (packager/runtime.py); "native": by their Triton backend.
+    serve_with: str = "native"
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,16 @@
 The batch axis is exported as dynamic ("batch"), so the packager's generated config.pbtxt
 batches: max_batch_size 8 (or --max-batch-size N), dims [4] and [2]. No config.pbtxt is shipped
 in data/: the packager writes a complete one from model.onnx.
+
+It also writes samples.npz: a few inputs and the outputs the model gave for them, which
+`triton-packager verify` sends to the served image and compares (see the README).
 """
 
 import argparse
 import os
 import warnings
 
+import numpy as np
 import torch
 
 parser = argparse.ArgumentParser()
@@ -47,3 +51,13 @@ with warnings.catch_warnings():
         opset_version=17,  # readable by the ONNX Runtime of every supported Triton release
         dynamo=False,
     )
+
+# Samples for `verify`: whole requests (batch 1 and batch 3) and the model's answers to them.
+rng = np.random.default_rng(args.seed)
+samples = {}
+for i, batch in enumerate((1, 3)):
+    inputs = rng.standard_normal((batch, 4)).astype(np.float32)
+    with torch.no_grad():
+        samples[f"input.INPUT0.{i}"] = inputs
+        samples[f"output.OUTPUT0.{i}"] = model(torch.from_numpy(inputs)).numpy()
+np.savez(os.path.join(os.environ["ODAHUFLOW_OUTPUT_DIR"], "samples.npz"), **samples)

@@ -1,4 +1,8 @@
-"""Fit y = 3x - 1 with one Dense unit in TensorFlow and save it as a SavedModel directory."""
+"""Fit y = 3x - 1 with one Dense unit in TensorFlow and save it as a SavedModel directory.
+
+It also writes samples.npz: a few inputs and the outputs the model gave for them, which
+`triton-packager verify` sends to the served image and compares (see the README).
+"""
 
 import argparse
 import os
@@ -33,5 +37,15 @@ class Dense(tf.Module):
 
 
 module = Dense()
-tf.saved_model.save(module, os.path.join(os.environ["ODAHUFLOW_OUTPUT_DIR"], "model.savedmodel"),
+out = os.environ["ODAHUFLOW_OUTPUT_DIR"]
+tf.saved_model.save(module, os.path.join(out, "model.savedmodel"),
                     signatures={"serving_default": module.serve})
+
+# Samples for `verify`: whole requests (batch 1 and batch 3) and the model's answers to them.
+rng = np.random.default_rng(0)
+samples = {}
+for i, batch in enumerate((1, 3)):
+    inputs = rng.uniform(-2, 2, (batch, 1)).astype(np.float32)
+    samples[f"input.INPUT0.{i}"] = inputs
+    samples[f"output.OUTPUT0.{i}"] = module.serve(tf.constant(inputs))["OUTPUT0"].numpy()
+np.savez(os.path.join(out, "samples.npz"), **samples)

@@ -29,6 +29,7 @@ from packager.executor.ownership import (
 )
 from packager.executor.reader import read_input
 from packager.executor.report import Reporter
+from packager.executor.serving import prepare
 from packager.imageref import archive_path, refuse_base_repository
 from packager.inputs import InputTree
 from packager.pipeline import (
@@ -123,6 +124,7 @@ class Workspace:
         self._builder: Builder | None = None
         self._base_record: dict[str, str] = {}
         self._pulled_base: str | None = None
+        self._serving_digest: tuple[str, ...] = ()  # --serve-with runtime's generated files
 
     @property
     def builder(self) -> Builder:
@@ -239,6 +241,10 @@ class Workspace:
         self._check_writable()
         analysis = analyze_package(trees, self.options.model_config,
                                    allow_secret_files=self.options.allow_secret_files)
+        # --serve-with runtime, and every samples.npz checked (executor/serving.py).
+        prepared = prepare(analysis, self.options.serve_with, self.input_dirs, self.report,
+                           self.options.template_dirs)
+        analysis, self._serving_digest = prepared.package, prepared.digest
         # the model bytes are read; the build need not hold them
         trees = [t.without_blobs() for t in trees]
         spec = dockerfile_for(analysis, self.options) if "dockerfile" in phases else None
@@ -344,7 +350,7 @@ class Workspace:
     def _phase_inputs(self, name: str, spec: DockerfileSpec | None,
                       ca: bytes) -> tuple[str, ...]:
         # The config text depends on the generation options, not only on the input bytes.
-        config = (repr(self.options.model_config),)
+        config = (repr(self.options.model_config), *self._serving_digest)
         if name in ("detect", "repository"):
             return config
         assert spec is not None

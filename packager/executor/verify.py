@@ -39,10 +39,14 @@ def load_result(out: Path) -> ResultDocument:
     return result
 
 
-def verify(out: Path, report: Reporter, *, user: str | None = None) -> None:
+def verify(out: Path, report: Reporter, *, user: str | None = None, rtol: float | None = None,
+           atol: float | None = None) -> None:
     """Every model and every version its policy serves must be READY; every model whose
-    config declares its inputs (ensembles included) answers one request."""
+    config declares its inputs (ensembles included) answers one request; every sample of a
+    version's samples.npz is answered within the tolerance (rtol/atol: None = by data type)."""
     import tritonclient.http as httpclient
+
+    from packager.executor.serving import check_answers
 
     result = load_result(out)
     configs = {}
@@ -72,6 +76,11 @@ def verify(out: Path, report: Reporter, *, user: str | None = None) -> None:
                     raise VerifyError(f"model {m.name} version {v} is not ready\n"
                                       f"{logs_tail(running.container_id)}")
             _one_request(client, running.container_id, m.name, str(max(served)), config, report)
+            checked = [check_answers(client, httpclient, m.name, str(v), config, out, report,
+                                     rtol, atol) for v in served]
+            if not any(checked):
+                report.info(f"verify: {m.name}: no samples.npz beside the model, so its answers "
+                            "were not checked (only that it answers)")
 
 
 def _one_request(client: Any, container_id: str, name: str, version: str, config: ParsedConfig,
