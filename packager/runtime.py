@@ -259,6 +259,10 @@ def serve_with_runtime(package: Package, template_dirs: tuple[str, ...] = ()
         models.append(dataclasses.replace(m, plan=plan, config=config, detection=detection,
                                           notes=(*m.notes, note)))
         done.append(adapted)
+    if not done:  # asked for, and nothing to do: say so rather than succeed silently
+        warnings.append("--serve-with runtime: no ONNX, OpenVINO or TensorFlow SavedModel model "
+                        "in the package (Python models and ensembles are served as they are); "
+                        "nothing was changed")
     return (Package(tuple(models), RepositoryPlan(tuple(m.plan for m in models)),
                     package.warnings + tuple(warnings), package.notes + tuple(notes)),
             tuple(done))

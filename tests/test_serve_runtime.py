@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from models import backend_files, write_tree
+from models import PYTHON_CONFIG, PYTHON_MODEL, backend_files, write_tree
 from proof import require
 from runtime_models import (
     B,
@@ -216,3 +216,13 @@ def test_gpu_instances_are_warned_about(tmp_path: Path) -> None:
     model = _linear(tmp_path, **{"config.pbtxt": given})
     package, _ = serve_with_runtime(as_package(analyze(read_input(model))))
     assert any("KIND_GPU" in w and "KIND_CPU" in w for w in package.warnings)
+
+
+def test_a_package_with_nothing_to_serve_through_a_runtime_says_so(tmp_path: Path) -> None:
+    model = tmp_path / "py"
+    write_tree(model, {"model.py": PYTHON_MODEL, "config.pbtxt": PYTHON_CONFIG.format(name="model")})
+    package, adapted = serve_with_runtime(as_package(analyze(read_input(model))))
+    assert adapted == () and package.models[0].backend.key == "python"
+    assert any("nothing was changed" in w for w in package.warnings), package.warnings
+    onnx, _ = serve_with_runtime(as_package(analyze(read_input(_linear(tmp_path)))))
+    assert not any("nothing was changed" in w for w in onnx.warnings)
