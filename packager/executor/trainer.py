@@ -32,6 +32,7 @@ from packager.errors import EnvironmentFault, InputError, PackagerError, TrainEr
 from packager.executor import lock, process
 from packager.executor.artifact import pack
 from packager.executor.fs import staged_dir
+from packager.executor.mlproject_files import load_project, read_text, stays_inside
 from packager.executor.ownership import check_disjoint, check_replaceable, claim
 from packager.executor.reader import read_input
 from packager.executor.report import Reporter
@@ -40,11 +41,8 @@ from packager.mlproject import (
     EntryPoint,
     MLProject,
     check_python_pin,
-    load_project,
     parse_python_env,
-    read_text,
     render_command,
-    stays_inside,
 )
 
 OUTPUT_ENV = "ODAHUFLOW_OUTPUT_DIR"  # the original trainer's name; training code writes here
