@@ -501,6 +501,26 @@ def test_a_user_template_cannot_run_away(template: str, tmp_path: Path,
     assert not out.exists()
 
 
+def test_rendering_leaves_the_callers_timer_alone(tmp_path: Path) -> None:
+    """The render budget is counted where the template spends it, not a SIGALRM: an
+    ITIMER_REAL the caller set is neither cancelled nor replaced by rendering a Dockerfile."""
+    import signal
+
+    fired: list[int] = []
+    previous = signal.signal(signal.SIGALRM, lambda signum, _frame: fired.append(signum))
+    signal.setitimer(signal.ITIMER_REAL, 1000.0)
+    try:
+        root = write_tree(tmp_path / "model", _py())
+        assert main(["dockerfile", str(root), "--output", str(tmp_path / "out")]) == 0
+        remaining, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 900.0 < remaining <= 1000.0
+        assert signal.getsignal(signal.SIGALRM) is not previous
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert not fired
+
+
 # --- found by the adversarial review ---------------------------------------------------------
 
 def _result_json(out: Path) -> None:
