@@ -33,17 +33,19 @@ from packager.errors import (
 from packager.executor.images import registry
 from packager.executor.report import Reporter
 from packager.imageref import DEFAULT_NAME_TEMPLATE
+from packager.limits import (
+    CA_BUNDLE_MAX,
+    DEFAULT_SETUP_MAX_BYTES,
+    DEFAULT_SETUP_MAX_RATIO,
+    DEFAULT_SETUP_TIMEOUT,
+    DEFAULT_TRAIN_TIMEOUT,
+)
 from packager.manifest import check_version
 from packager.pipeline import HEALTHCHECK_CHOICES, Options
 from packager.pyenv import DEFAULT_CHANNELS, DEFAULT_MICROMAMBA_URL, EnvOptions
 from packager.runtime import SERVE_WITH
 
 DEFAULT_OUTPUT = "out"
-DEFAULT_TRAIN_TIMEOUT = 24 * 3600.0
-DEFAULT_SETUP_TIMEOUT = 3600.0
-
-
-CA_BUNDLE_MAX = 16 << 20
 # Proxies become build arguments (environment variables of the builder stages): a plain URL, or
 # for NO_PROXY a comma-separated list of hosts, domains and CIDRs.
 _PROXY_RE = re.compile(r"(?:https?|socks5h?)://[A-Za-z0-9._~:/@%+-]{1,500}")
@@ -264,11 +266,12 @@ def _parser() -> argparse.ArgumentParser:
     su = sub.add_parser("setup", help="unpack a training artifact (.zip/.tar[.gz], path or URL)")
     su.add_argument("artifact", metavar="ARTIFACT")
     su.add_argument("-o", "--output", required=True, help="directory to unpack into")
-    su.add_argument("--max-size", type=int, default=64 << 30,
+    su.add_argument("--max-size", type=int, default=DEFAULT_SETUP_MAX_BYTES,
                     help="refuse archives that expand past this many bytes")
-    su.add_argument("--max-ratio", type=int, default=100,
+    su.add_argument("--max-ratio", type=int, default=DEFAULT_SETUP_MAX_RATIO,
                     help="refuse archives that expand to more than this many times their own "
-                    "size, past 256 MiB (default: 100; 0 turns the check off)")
+                    f"size, past 256 MiB (default: {DEFAULT_SETUP_MAX_RATIO}; 0 turns the check "
+                    "off)")
     su.add_argument("--timeout", type=_seconds, default=DEFAULT_SETUP_TIMEOUT, metavar="SECONDS",
                     help="give up on the whole download and unpack after this long "
                     f"(default: {DEFAULT_SETUP_TIMEOUT:.0f})")

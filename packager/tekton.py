@@ -25,11 +25,11 @@ from pathlib import Path
 from packager.errors import InputError, bounded
 from packager.executor.fs import write_atomic
 from packager.executor.report import Reporter
+from packager.limits import CA_BUNDLE_MAX
 
 COMMANDS = ("tekton-check", "tekton-options", "tekton-results")
 BOOLEAN = ("true", "false")
 SECRET_KEY = ".dockerconfigjson"  # the key of a kubernetes.io/dockerconfigjson Secret
-CA_FILE_MAX = 16 << 20
 # The properties of the RESULT object result, in the Task's order (deploy/tekton/task-build.yaml
 # declares the same list; a test keeps them equal). Per-model keys and warnings stay in the
 # build's log: they are unbounded.
@@ -360,8 +360,8 @@ def ca_files(ca_dir: Path) -> list[Path]:
     for entry in sorted(ca_dir.iterdir()):
         if entry.name.startswith(".") or not entry.is_file():
             continue
-        if entry.stat().st_size > CA_FILE_MAX:
-            raise InputError(f"workspace ca: {entry.name} is larger than {CA_FILE_MAX} bytes",
+        if entry.stat().st_size > CA_BUNDLE_MAX:
+            raise InputError(f"workspace ca: {entry.name} is larger than {CA_BUNDLE_MAX} bytes",
                              file=str(entry), fix=fix)
         if b"-----BEGIN CERTIFICATE-----" not in entry.read_bytes():
             raise InputError(f"workspace ca: {entry.name} holds no PEM certificate",

@@ -36,6 +36,7 @@ from packager.executor.mlproject_files import load_project, read_text, stays_ins
 from packager.executor.ownership import check_disjoint, check_replaceable, claim
 from packager.executor.reader import read_input
 from packager.executor.report import Reporter
+from packager.limits import DEFAULT_TRAIN_TIMEOUT
 from packager.manifest import check_name, check_version
 from packager.mlproject import (
     EntryPoint,
@@ -49,7 +50,6 @@ OUTPUT_ENV = "ODAHUFLOW_OUTPUT_DIR"  # the original trainer's name; training cod
 ENV_MANAGERS = ("local", "virtualenv", "conda")
 MANIFEST = "odahuflow.model.yaml"
 LOG_TAIL = 20
-DEFAULT_TIMEOUT = 24 * 3600.0
 CREATE_TIMEOUT = 600.0  # `python -m venv` (ensurepip) and nothing else
 INSTALL_TIMEOUT = 3600.0  # pip install / conda env update: a stalled index must not hang forever
 COMPLETE = ".complete"
@@ -72,7 +72,7 @@ class TrainRequest:
     data_dir: str = "data"
     overwrite_data: bool = False
     archive: Path | None = None
-    timeout: float = DEFAULT_TIMEOUT  # seconds for the training command itself
+    timeout: float = DEFAULT_TRAIN_TIMEOUT  # seconds for the training command itself
     force: bool = False  # replace a non-empty --target the packager did not create
 
 
