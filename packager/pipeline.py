@@ -582,11 +582,6 @@ def detection_document(x: Analysis | Package) -> str:
     return json.dumps(doc, indent=2) + "\n"
 
 
-def config_text_for(tree: InputTree, gen: ConfigOptions | None = None) -> str:
-    """The config.pbtxt the packager would package: given, or generated (`config` command)."""
-    return analyze(tree, gen).plan.config_text
-
-
 def phase_digest(phase: str, trees: InputTree | Sequence[InputTree], *parts: str) -> str:
     """What a phase's output depends on: the tool version, every input byte, its options."""
     h = hashlib.sha256()
