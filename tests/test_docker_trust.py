@@ -22,14 +22,6 @@ pytestmark = pytest.mark.docker
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def client() -> docker.DockerClient:
-    c = docker.from_env()
-    c.ping()
-    assert c.images.get(LOCAL_CPU_IMAGE), "run `triton-packager base-image` first"
-    return c
-
-
 def _model(root: Path, name: str, **extra: str) -> Path:
     return write_tree(root, {"model.py": PYTHON_MODEL, "config.pbtxt": PYTHON_CONFIG.format(name=name),
                              "odahuflow.model.yaml": f"name: {name}\nversion: 1\n", **extra})
