@@ -33,7 +33,7 @@ from packager.configgen import ConfigOptions  # noqa: E402
 from packager.executor.container import serve  # noqa: E402
 from packager.executor.phases import BuildEnv, Workspace  # noqa: E402
 from packager.executor.report import Reporter  # noqa: E402
-from packager.executor.trainer import TrainRequest, train  # noqa: E402
+from packager.executor.runs.trainer import TrainRequest, train  # noqa: E402
 from packager.pipeline import Options  # noqa: E402
 
 EXAMPLES = {"onnx": ("linear-onnx", "onnx", "model.onnx", 4),

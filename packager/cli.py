@@ -365,7 +365,7 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
         print(ref)
         return 0
     if args.command == "train":
-        from packager.executor.trainer import TrainRequest, train
+        from packager.executor.runs.trainer import TrainRequest, train
         from packager.mlproject import parse_params
 
         target = train(TrainRequest(
@@ -379,7 +379,7 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
         print(target)
         return 0
     if args.command == "setup":
-        from packager.executor.artifact import unpack
+        from packager.executor.runs.artifact import unpack
 
         print(unpack(args.artifact, Path(args.output), report, args.max_size,
                      max_ratio=args.max_ratio, timeout=args.timeout, force=args.force,

@@ -18,7 +18,7 @@ from packager.cli import main
 from packager.executor.container import serve
 from packager.executor.reader import read_input
 from packager.executor.report import Reporter
-from packager.executor.trainer import TrainRequest, train
+from packager.executor.runs.trainer import TrainRequest, train
 from packager.pipeline import Options, analyze, dockerfile_for
 
 ALL = sorted(p.name for p in EXAMPLES.iterdir() if (p / "MLproject").is_file())

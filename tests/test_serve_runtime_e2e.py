@@ -31,7 +31,7 @@ from packager.cli import main
 from packager.executor.container import Running, serve
 from packager.executor.phases import BuildEnv, Workspace
 from packager.executor.report import Reporter
-from packager.executor.trainer import TrainRequest, train
+from packager.executor.runs.trainer import TrainRequest, train
 from packager.pipeline import Options
 
 pytestmark = [pytest.mark.docker, pytest.mark.serving]
