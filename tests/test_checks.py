@@ -25,8 +25,6 @@ from packager.cli import main
 from packager.dockerfile import _dq, check_labels
 from packager.ensemble import EnsembleModel, _find_cycle, check_ensembles
 from packager.errors import BuildError, EnvironmentFault, InputError, bounded, printable, redact
-from packager.executor import digestcache
-from packager.executor.digestcache import DigestCache
 from packager.executor.images import buildah as buildah_build
 from packager.executor.images import registry
 from packager.executor.images.buildah import BuildahBuilder
@@ -35,6 +33,8 @@ from packager.executor.phases import Workspace
 from packager.executor.reader import read_input
 from packager.executor.report import Reporter
 from packager.executor.runs import artifact
+from packager.executor.state import digestcache
+from packager.executor.state.digestcache import DigestCache
 from packager.imageref import TEMPLATE_MAX, ImageRef, render_image_name
 from packager.manifest import VERSION_MAX, check_version
 from packager.modelconfig import parse_config

@@ -16,20 +16,20 @@ from pathlib import Path
 
 from packager.dockerfile import WEIGHTS_CONTEXT, WEIGHTS_TEMPLATE, DockerfileSpec
 from packager.errors import BuildError, EnvironmentFault, InputError, bounded
-from packager.executor.digestcache import DigestCache
 from packager.executor.fs import materialize, staged_dir, write_atomic
 from packager.executor.images import registry
 from packager.executor.images.builder import Builder
-from packager.executor.lock import DEFAULT_WAIT, exclusive, lock_for
-from packager.executor.ownership import (
+from packager.executor.reader import read_input
+from packager.executor.report import Reporter
+from packager.executor.serving import prepare
+from packager.executor.state.digestcache import DigestCache
+from packager.executor.state.lock import DEFAULT_WAIT, exclusive, lock_for
+from packager.executor.state.ownership import (
     STATE_DIR,
     check_disjoint,
     check_replaceable,
     claim,
 )
-from packager.executor.reader import read_input
-from packager.executor.report import Reporter
-from packager.executor.serving import prepare
 from packager.imageref import archive_path, refuse_base_repository
 from packager.inputs import InputTree
 from packager.pipeline import (

@@ -18,8 +18,8 @@ from packager.errors import InputError, bounded
 from packager.executor.fs import write_atomic
 from packager.executor.images import registry
 from packager.executor.images.builder import Credentials, Tls
-from packager.executor.lock import exclusive, lock_for
 from packager.executor.report import Reporter
+from packager.executor.state.lock import exclusive, lock_for
 from packager.executor.verify import load_result
 from packager.imageref import parse_reference, refuse_base_repository
 from packager.limits import CA_BUNDLE_MAX

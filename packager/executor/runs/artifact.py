@@ -40,10 +40,10 @@ from pathlib import Path, PurePosixPath
 from typing import IO, NoReturn
 
 from packager.errors import EnvironmentFault, InputError, bounded
-from packager.executor import lock
 from packager.executor.fs import staged_dir
-from packager.executor.ownership import check_replaceable
 from packager.executor.report import Reporter
+from packager.executor.state import lock
+from packager.executor.state.ownership import check_replaceable
 from packager.inputs import OWNED_MARKER
 from packager.limits import (
     CA_BUNDLE_MAX,

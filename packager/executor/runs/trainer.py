@@ -29,13 +29,14 @@ from typing import Any
 import yaml
 
 from packager.errors import EnvironmentFault, InputError, PackagerError, TrainError, bounded
-from packager.executor import lock, process
+from packager.executor import process
 from packager.executor.fs import staged_dir
-from packager.executor.ownership import check_disjoint, check_replaceable, claim
 from packager.executor.reader import read_input
 from packager.executor.report import Reporter
 from packager.executor.runs.artifact import pack
 from packager.executor.runs.mlproject_files import load_project, read_text, stays_inside
+from packager.executor.state import lock
+from packager.executor.state.ownership import check_disjoint, check_replaceable, claim
 from packager.limits import DEFAULT_TRAIN_TIMEOUT
 from packager.manifest import check_name, check_version
 from packager.mlproject import (
