@@ -358,7 +358,7 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
     if args.command in tekton.COMMANDS:
         return tekton.run(args, report)
     if args.command == "base-image":
-        from packager.executor.base_image import ensure_base_image
+        from packager.executor.cpu_base import ensure_base_image
 
         ref = ensure_base_image(report, force=args.force, mirror=args.mirror,
                                 builder=args.builder, output=args.output)
