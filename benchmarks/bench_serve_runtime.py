@@ -28,7 +28,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from packager.baseimage import LOCAL_CPU_IMAGE  # noqa: E402
+from packager.basechoice import LOCAL_CPU_IMAGE  # noqa: E402
 from packager.configgen import ConfigOptions  # noqa: E402
 from packager.executor.container import serve  # noqa: E402
 from packager.executor.phases import BuildEnv, Workspace  # noqa: E402

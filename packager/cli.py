@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from packager import __version__, tekton
-from packager.baseimage import split_base_source
+from packager.basechoice import split_base_source
 from packager.configgen import (
     DEFAULT_MAX_BATCH_SIZE,
     INSTANCE_KINDS,

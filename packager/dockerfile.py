@@ -22,7 +22,7 @@ import jinja2.sandbox
 
 from packager import __version__
 from packager.backends import BY_KEY
-from packager.baseimage import BaseImage
+from packager.basechoice import BaseImage
 from packager.errors import InputError, PackagerError, bounded
 from packager.inputs import CONDA_NAMES, REQUIREMENTS_NAME
 from packager.layers import MODEL_REPOSITORY, WEIGHTS

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from packager import __version__
 from packager.backends import ENSEMBLE, Backend, EntryKind
-from packager.baseimage import BaseImage, choose_base_image
+from packager.basechoice import BaseImage, choose_base_image
 from packager.configgen import ConfigOptions, check_config, generate_config, read_signature
 from packager.detect import Detection, detect
 from packager.dockerfile import DockerfileSpec, render_dockerfile

@@ -206,7 +206,7 @@ def _as_param(name: str, value: str, check: Callable[[str], object]) -> None:
 
 
 def _check_base_image(value: str) -> None:
-    from packager.baseimage import split_base_source
+    from packager.basechoice import split_base_source
     from packager.imageref import parse_reference
 
     _, source = split_base_source(value)
@@ -282,7 +282,7 @@ def check_not_base(registry: str, image_name: str, base_image: str) -> None:
     can take: with the build cache bound, the next run would find this run's image under the
     base's name, and with one Secret for pull and push the mirror's base tag could be replaced.
     (`package` and `push` refuse the actual names again.)"""
-    from packager.baseimage import split_base_source
+    from packager.basechoice import split_base_source
     from packager.imageref import RESERVED_REPOSITORY, canonical_repository, parse_reference
 
     name, _ = split_base_source(base_image)

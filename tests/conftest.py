@@ -106,7 +106,7 @@ def builder(request: pytest.FixtureRequest) -> str:
 def client() -> docker.DockerClient:
     import docker
 
-    from packager.baseimage import LOCAL_CPU_IMAGE
+    from packager.basechoice import LOCAL_CPU_IMAGE
 
     c = docker.from_env()
     c.ping()  # the suite needs the engine; .ci/run starts it (a failure here is a real failure)

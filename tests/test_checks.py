@@ -20,7 +20,7 @@ from test_push_credentials import _result
 from test_repository import IDENTITY_CONFIG, _repo
 
 from packager import safeyaml
-from packager.baseimage import LOCAL_CPU_IMAGE
+from packager.basechoice import LOCAL_CPU_IMAGE
 from packager.cli import main
 from packager.dockerfile import _dq, check_labels
 from packager.ensemble import EnsembleModel, _find_cycle, check_ensembles

@@ -19,7 +19,7 @@ from e2e import (
 )
 from models import backend_files, manifest, write_tree
 
-from packager.baseimage import LOCAL_CPU_IMAGE
+from packager.basechoice import LOCAL_CPU_IMAGE
 from packager.cli import main
 from packager.errors import BuildError
 from packager.executor.container import serve

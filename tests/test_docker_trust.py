@@ -16,7 +16,7 @@ import pytest
 from e2e import package, remove_image
 from models import PYTHON_CONFIG, PYTHON_MODEL, write_tree
 
-from packager.baseimage import LOCAL_CPU_IMAGE
+from packager.basechoice import LOCAL_CPU_IMAGE
 
 pytestmark = pytest.mark.docker
 REPO = Path(__file__).resolve().parent.parent

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from models import PYTHON_CONFIG, PYTHON_MODEL, placeholder, write_tree
 
-from packager.baseimage import LOCAL_CPU_IMAGE as LOCAL_BASE
+from packager.basechoice import LOCAL_CPU_IMAGE as LOCAL_BASE
 from packager.cli import main
 
 Files = dict[str, "str | bytes | None"]

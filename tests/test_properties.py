@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from models import PYTHON_CONFIG, PYTHON_MODEL, write_tree
 
-from packager.baseimage import LOCAL_CPU_IMAGE
+from packager.basechoice import LOCAL_CPU_IMAGE
 from packager.cli import main
 from packager.errors import InputError
 from packager.executor.reader import read_input

@@ -16,7 +16,7 @@ from e2e import Recorder, remove_image
 from models import PYTHON_CONFIG, python_model_source, write_tree
 
 from packager.backends import BY_KEY
-from packager.baseimage import LOCAL_CPU_IMAGE, choose_base_image
+from packager.basechoice import LOCAL_CPU_IMAGE, choose_base_image
 from packager.cli import main
 from packager.errors import InputError
 from packager.executor.container import serve

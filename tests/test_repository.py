@@ -15,7 +15,7 @@ import pytest
 from e2e import Recorder, remove_image
 from models import python_model_source, write_tree
 
-from packager.baseimage import LOCAL_CPU_IMAGE
+from packager.basechoice import LOCAL_CPU_IMAGE
 from packager.cli import main
 from packager.executor.phases import BuildEnv, Workspace
 from packager.executor.reader import read_input

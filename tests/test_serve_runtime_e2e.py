@@ -26,7 +26,7 @@ from models import write_tree
 from proof import require
 from runtime_models import direct_runner, linear_samples, npz, onnx_linear_model
 
-from packager.baseimage import LOCAL_CPU_IMAGE
+from packager.basechoice import LOCAL_CPU_IMAGE
 from packager.cli import main
 from packager.executor.container import Running, serve
 from packager.executor.phases import BuildEnv, Workspace
