@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from packager import __version__, tekton
+from packager.analysis import HEALTHCHECK_CHOICES, Options
 from packager.basechoice import split_base_source
 from packager.configgen import (
     DEFAULT_MAX_BATCH_SIZE,
@@ -41,7 +42,6 @@ from packager.limits import (
     DEFAULT_TRAIN_TIMEOUT,
 )
 from packager.manifest import check_version
-from packager.pipeline import HEALTHCHECK_CHOICES, Options
 from packager.pyenv import DEFAULT_CHANNELS, DEFAULT_MICROMAMBA_URL, EnvOptions
 from packager.runtime import SERVE_WITH
 
@@ -386,9 +386,9 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
                      ca_bundle=Path(args.ca_bundle) if args.ca_bundle else None))
         return 0
     if args.command == "config":
+        from packager.analysis import analyze, analyze_package
         from packager.executor.reader import read_input
         from packager.layout import is_model_folder
-        from packager.pipeline import analyze, analyze_package
 
         tree = read_input(args.input)
         # A lone Triton model folder (config.pbtxt, 1/model.onnx) is read as `package` reads
@@ -401,7 +401,7 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
         for n in analysis.notes:
             report.info(n)
         if args.serve_with == "runtime":
-            from packager.pipeline import as_package
+            from packager.analysis import as_package
             from packager.runtime import serve_with_runtime
 
             served, _ = serve_with_runtime(as_package(analysis))

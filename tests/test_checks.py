@@ -20,6 +20,7 @@ from test_push_credentials import _result
 from test_repository import IDENTITY_CONFIG, _repo
 
 from packager import safeyaml
+from packager.analysis import Options, analyze_package
 from packager.basechoice import LOCAL_CPU_IMAGE
 from packager.cli import main
 from packager.dockerfile import _dq, check_labels
@@ -38,7 +39,6 @@ from packager.executor.state.digestcache import DigestCache
 from packager.imageref import TEMPLATE_MAX, ImageRef, render_image_name
 from packager.manifest import VERSION_MAX, check_version
 from packager.modelconfig import parse_config
-from packager.pipeline import Options, analyze_package
 from packager.secretfiles import check_input_files, secret_reason
 
 FALLBACK_NOTE = "no Docker engine answers, so --builder auto chose buildah"

@@ -171,9 +171,9 @@ def test_a_second_run_waits_for_the_lock(tmp_path: Path) -> None:
 
 
 def test_a_busy_output_is_refused_after_the_wait(tmp_path: Path) -> None:
+    from packager.analysis import Options
     from packager.errors import EnvironmentFault
     from packager.executor.phases import Workspace
-    from packager.pipeline import Options
 
     model, out = _model(tmp_path / "model"), tmp_path / "out"
     assert main(["detect", str(model), "--output", str(out)]) == 0

@@ -447,10 +447,10 @@ def test_a_file_swapped_for_a_link_after_the_scan_is_not_followed(
     """TOCTOU: between reading the input and placing its files, a file (or the directory
     holding it) becomes a symlink out of the input. The placement opens each path component
     without following links, so the outside file never reaches the output."""
+    from packager.analysis import Options
     from packager.errors import InputError
     from packager.executor import phases
     from packager.executor.phases import Workspace
-    from packager.pipeline import Options
 
     secret = tmp_path / "secret"
     secret.mkdir()

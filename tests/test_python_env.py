@@ -15,6 +15,7 @@ import tritonclient.http as httpclient
 from e2e import Recorder, remove_image
 from models import PYTHON_CONFIG, python_model_source, write_tree
 
+from packager.analysis import Options
 from packager.backends import BY_KEY
 from packager.basechoice import LOCAL_CPU_IMAGE, choose_base_image
 from packager.cli import main
@@ -22,7 +23,6 @@ from packager.errors import InputError
 from packager.executor.container import serve
 from packager.executor.phases import BuildEnv, Workspace
 from packager.modelconfig import parse_config
-from packager.pipeline import Options
 from packager.pyenv import EnvOptions, conda_for_server, server_python, with_env_path
 
 SYSTEM_CA = Path("/etc/ssl/certs/ca-certificates.crt")

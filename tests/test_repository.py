@@ -15,11 +15,11 @@ import pytest
 from e2e import Recorder, remove_image
 from models import python_model_source, write_tree
 
+from packager.analysis import Options, analyze_package, dockerfile_for
 from packager.basechoice import LOCAL_CPU_IMAGE
 from packager.cli import main
 from packager.executor.phases import BuildEnv, Workspace
 from packager.executor.reader import read_input
-from packager.pipeline import Options, analyze_package, dockerfile_for
 
 Files = dict[str, str | bytes]
 

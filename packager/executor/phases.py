@@ -14,6 +14,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from packager.analysis import (
+    Options,
+    Package,
+    analyze_package,
+    detection_document,
+    dockerfile_for,
+    image_name_for,
+    phase_digest,
+)
 from packager.dockerfile import WEIGHTS_CONTEXT, WEIGHTS_TEMPLATE, DockerfileSpec
 from packager.errors import BuildError, EnvironmentFault, InputError, bounded
 from packager.executor.fs import materialize, staged_dir, write_atomic
@@ -32,15 +41,6 @@ from packager.executor.state.ownership import (
 )
 from packager.imageref import archive_path, refuse_base_repository
 from packager.inputs import InputTree
-from packager.pipeline import (
-    Options,
-    Package,
-    analyze_package,
-    detection_document,
-    dockerfile_for,
-    image_name_for,
-    phase_digest,
-)
 from packager.result import LEGACY_BUILDER, ModelEntry, ResultDocument
 
 

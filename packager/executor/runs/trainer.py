@@ -492,8 +492,8 @@ def _collect(plan: _Plan, out: Path, overwrite: bool, report: Reporter) -> None:
         (out / MANIFEST).write_text(yaml.safe_dump(
             {"name": plan.name, "version": plan.version}, sort_keys=False))
     claim(out, "train")  # again: the training code may have removed or overwritten the mark
+    from packager.analysis import analyze_package
     from packager.detect import detect
-    from packager.pipeline import analyze_package
 
     try:
         if repository:

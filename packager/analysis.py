@@ -1,4 +1,6 @@
-"""The pure pipeline: an InputTree and options in, every generated artefact out."""
+"""The analysis (pure): input trees and options in; what they hold (model folders,
+repositories, ensembles), the base image and Dockerfile for them, detect.json and the phase
+digests out. The runner that executes phases on disk is `packager.executor.phases`."""
 
 from __future__ import annotations
 
