@@ -18,10 +18,8 @@ from packager.analysis import (
     Options,
     Package,
     analyze_package,
-    detection_document,
     dockerfile_for,
     image_name_for,
-    phase_digest,
 )
 from packager.dockerfile import WEIGHTS_CONTEXT, WEIGHTS_TEMPLATE, DockerfileSpec
 from packager.errors import BuildError, EnvironmentFault, InputError, bounded
@@ -41,6 +39,7 @@ from packager.executor.state.ownership import (
 )
 from packager.imageref import archive_path, refuse_base_repository
 from packager.inputs import InputTree
+from packager.records import detection_document, phase_digest
 from packager.result import LEGACY_BUILDER, ModelEntry, ResultDocument
 
 
