@@ -14,10 +14,10 @@ import sys
 
 import nox
 
-# The packager's own constants, read from its source (packager.baseimage imports only the
+# The packager's own constants, read from its source (packager.basechoice imports only the
 # standard library), so that nox and the code cannot disagree on the local base image's name.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from packager.baseimage import LOCAL_CPU_IMAGE
+from packager.basechoice import LOCAL_CPU_IMAGE
 
 nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["lint", "unit"]

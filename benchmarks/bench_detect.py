@@ -21,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from models import GENERIC_CONFIG, placeholder
 
+from packager.analysis import analyze_package
 from packager.cli import main as cli
 from packager.configgen import ConfigOptions
 from packager.executor.reader import read_input
-from packager.pipeline import analyze_package
 
 
 def _repository(root: Path, n: int) -> Path:

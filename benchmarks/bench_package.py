@@ -45,7 +45,7 @@ import docker.errors
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from e2e import registry
 
-from packager.baseimage import LOCAL_CPU_IMAGE
+from packager.basechoice import LOCAL_CPU_IMAGE
 
 REPO = Path(__file__).resolve().parent.parent
 CHUNK = 64 << 20

@@ -28,13 +28,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from packager.baseimage import LOCAL_CPU_IMAGE  # noqa: E402
+from packager.analysis import Options  # noqa: E402
+from packager.basechoice import LOCAL_CPU_IMAGE  # noqa: E402
 from packager.configgen import ConfigOptions  # noqa: E402
 from packager.executor.container import serve  # noqa: E402
 from packager.executor.phases import BuildEnv, Workspace  # noqa: E402
 from packager.executor.report import Reporter  # noqa: E402
-from packager.executor.trainer import TrainRequest, train  # noqa: E402
-from packager.pipeline import Options  # noqa: E402
+from packager.executor.runs.trainer import TrainRequest, train  # noqa: E402
 
 EXAMPLES = {"onnx": ("linear-onnx", "onnx", "model.onnx", 4),
             "openvino": ("linear-openvino", "openvino", "model.xml", 4),

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from packager import __version__, tekton
-from packager.baseimage import split_base_source
+from packager.analysis import HEALTHCHECK_CHOICES, Options
+from packager.basechoice import split_base_source
 from packager.configgen import (
     DEFAULT_MAX_BATCH_SIZE,
     INSTANCE_KINDS,
@@ -33,17 +34,18 @@ from packager.errors import (
 from packager.executor.images import registry
 from packager.executor.report import Reporter
 from packager.imageref import DEFAULT_NAME_TEMPLATE
+from packager.limits import (
+    CA_BUNDLE_MAX,
+    DEFAULT_SETUP_MAX_BYTES,
+    DEFAULT_SETUP_MAX_RATIO,
+    DEFAULT_SETUP_TIMEOUT,
+    DEFAULT_TRAIN_TIMEOUT,
+)
 from packager.manifest import check_version
-from packager.pipeline import HEALTHCHECK_CHOICES, Options
 from packager.pyenv import DEFAULT_CHANNELS, DEFAULT_MICROMAMBA_URL, EnvOptions
 from packager.runtime import SERVE_WITH
 
 DEFAULT_OUTPUT = "out"
-DEFAULT_TRAIN_TIMEOUT = 24 * 3600.0
-DEFAULT_SETUP_TIMEOUT = 3600.0
-
-
-CA_BUNDLE_MAX = 16 << 20
 # Proxies become build arguments (environment variables of the builder stages): a plain URL, or
 # for NO_PROXY a comma-separated list of hosts, domains and CIDRs.
 _PROXY_RE = re.compile(r"(?:https?|socks5h?)://[A-Za-z0-9._~:/@%+-]{1,500}")
@@ -264,11 +266,12 @@ def _parser() -> argparse.ArgumentParser:
     su = sub.add_parser("setup", help="unpack a training artifact (.zip/.tar[.gz], path or URL)")
     su.add_argument("artifact", metavar="ARTIFACT")
     su.add_argument("-o", "--output", required=True, help="directory to unpack into")
-    su.add_argument("--max-size", type=int, default=64 << 30,
+    su.add_argument("--max-size", type=int, default=DEFAULT_SETUP_MAX_BYTES,
                     help="refuse archives that expand past this many bytes")
-    su.add_argument("--max-ratio", type=int, default=100,
+    su.add_argument("--max-ratio", type=int, default=DEFAULT_SETUP_MAX_RATIO,
                     help="refuse archives that expand to more than this many times their own "
-                    "size, past 256 MiB (default: 100; 0 turns the check off)")
+                    f"size, past 256 MiB (default: {DEFAULT_SETUP_MAX_RATIO}; 0 turns the check "
+                    "off)")
     su.add_argument("--timeout", type=_seconds, default=DEFAULT_SETUP_TIMEOUT, metavar="SECONDS",
                     help="give up on the whole download and unpack after this long "
                     f"(default: {DEFAULT_SETUP_TIMEOUT:.0f})")
@@ -355,14 +358,14 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
     if args.command in tekton.COMMANDS:
         return tekton.run(args, report)
     if args.command == "base-image":
-        from packager.executor.base_image import ensure_base_image
+        from packager.executor.cpu_base import ensure_base_image
 
         ref = ensure_base_image(report, force=args.force, mirror=args.mirror,
                                 builder=args.builder, output=args.output)
         print(ref)
         return 0
     if args.command == "train":
-        from packager.executor.trainer import TrainRequest, train
+        from packager.executor.runs.trainer import TrainRequest, train
         from packager.mlproject import parse_params
 
         target = train(TrainRequest(
@@ -376,16 +379,16 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
         print(target)
         return 0
     if args.command == "setup":
-        from packager.executor.artifact import unpack
+        from packager.executor.runs.artifact import unpack
 
         print(unpack(args.artifact, Path(args.output), report, args.max_size,
                      max_ratio=args.max_ratio, timeout=args.timeout, force=args.force,
                      ca_bundle=Path(args.ca_bundle) if args.ca_bundle else None))
         return 0
     if args.command == "config":
+        from packager.analysis import analyze, analyze_package
         from packager.executor.reader import read_input
         from packager.layout import is_model_folder
-        from packager.pipeline import analyze, analyze_package
 
         tree = read_input(args.input)
         # A lone Triton model folder (config.pbtxt, 1/model.onnx) is read as `package` reads
@@ -398,7 +401,7 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
         for n in analysis.notes:
             report.info(n)
         if args.serve_with == "runtime":
-            from packager.pipeline import as_package
+            from packager.analysis import as_package
             from packager.runtime import serve_with_runtime
 
             served, _ = serve_with_runtime(as_package(analysis))

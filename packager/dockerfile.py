@@ -7,18 +7,22 @@ import hashlib
 import json
 import re
 import shlex
-import signal
-import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import jinja2
+import jinja2.compiler
+import jinja2.nodes
 import jinja2.sandbox
 
 from packager import __version__
 from packager.backends import BY_KEY
-from packager.baseimage import BaseImage
+from packager.basechoice import BaseImage
 from packager.errors import InputError, PackagerError, bounded
 from packager.inputs import CONDA_NAMES, REQUIREMENTS_NAME
 from packager.layers import MODEL_REPOSITORY, WEIGHTS
@@ -84,14 +88,71 @@ def _sh(value: object) -> str:
 
 
 RENDER_SECONDS = 10.0
+RENDER_STEPS = 1_000_000  # loop iterations and calls; Dockerfile.j2 takes a few hundred
 RENDER_MAX_CHARS = 1 << 20  # a Dockerfile is kilobytes; a template that emits a megabyte loops
+
+
+class _RenderTimeout(Exception):
+    pass
+
+
+class _Budget:
+    """What one render may spend: steps (each loop iteration and each call) and time. Counted
+    and checked where the template spends them, so no process-wide timer (SIGALRM,
+    ITIMER_REAL) is touched: a caller's own alarm survives, and renders in any thread are
+    bounded."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.deadline = time.monotonic() + RENDER_SECONDS
+
+    def spend(self) -> None:
+        self.steps += 1
+        if self.steps > RENDER_STEPS:
+            raise _RenderTimeout(f"rendering took more than {RENDER_STEPS} steps")
+        if time.monotonic() > self.deadline:
+            raise _RenderTimeout(f"rendering took longer than {RENDER_SECONDS:.0f}s")
+
+
+_BUDGET: ContextVar[_Budget | None] = ContextVar("render_budget", default=None)
+
+
+def _spend() -> None:
+    budget = _BUDGET.get()
+    if budget is not None:
+        budget.spend()
+
+
+def _counted(items: Iterable[Any]) -> Iterator[Any]:
+    """The `_counted` filter the compiler puts around every `{% for %}` iterable."""
+    for item in items:
+        _spend()
+        yield item
+
+
+class _CountingCodeGenerator(jinja2.compiler.CodeGenerator):
+    """Wraps the iterable of every `{% for %}` in `_counted`, so each iteration is counted."""
+
+    def visit_Template(self, node: jinja2.nodes.Template,
+                       frame: jinja2.compiler.Frame | None = None) -> None:
+        for loop in node.find_all(jinja2.nodes.For):
+            loop.iter = jinja2.nodes.Filter(loop.iter, "_counted", [], [], None, None,
+                                            lineno=loop.lineno)
+        super().visit_Template(node, frame)
 
 
 class _BoundedSandbox(jinja2.sandbox.SandboxedEnvironment):
     """Jinja2's sandbox bounds range() but not `"x" * 10**9`: intercept * and ** too (which
-    also stops the compiler from folding such constants at compile time)."""
+    also stops the compiler from folding such constants at compile time). Loops and calls
+    (macros, recursive loops) spend the render's budget."""
 
+    code_generator_class = _CountingCodeGenerator
     intercepted_binops = frozenset({"*", "**"})
+
+    def call(self, __context: jinja2.runtime.Context, __obj: Any, *args: Any,
+             **kwargs: Any) -> Any:
+        _spend()
+        return super().call(__context, __obj, *args, **kwargs)
 
     def call_binop(self, context: jinja2.runtime.Context, operator: str, left: object,
                    right: object) -> object:
@@ -105,21 +166,10 @@ class _BoundedSandbox(jinja2.sandbox.SandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
 
-class _RenderTimeout(Exception):
-    pass
-
-
-def _on_alarm(_signum: int, _frame: object) -> None:
-    raise _RenderTimeout(f"rendering took longer than {RENDER_SECONDS:.0f}s")
-
-
 def _render(template: jinja2.Template, values: dict[str, object]) -> str:
-    """Render with a size cap and (in the main thread) a time limit: a --template-dir template
+    """Render within a size cap and a budget of steps and time: a --template-dir template
     must not run forever or fill the memory."""
-    timed = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGALRM, _on_alarm) if timed else None
-    if timed:
-        signal.setitimer(signal.ITIMER_REAL, RENDER_SECONDS)
+    token = _BUDGET.set(_Budget())
     try:
         parts: list[str] = []
         size = 0
@@ -131,9 +181,7 @@ def _render(template: jinja2.Template, values: dict[str, object]) -> str:
             parts.append(chunk)
         return "".join(parts)
     finally:
-        if timed:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
+        _BUDGET.reset(token)
 
 
 @cache
@@ -148,6 +196,7 @@ def _environment(paths: tuple[str, ...]) -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["dq"] = _dq
+    env.filters["_counted"] = _counted
     env.filters["sh"] = _sh
     return env
 

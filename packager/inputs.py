@@ -49,7 +49,7 @@ TORCHSCRIPT_CODE_LIMIT = 8 << 20
 #   also stops when an entry inflates past its declared size (a lying header).
 TORCHSCRIPT_MAX_RATIO = 100
 
-# The mark of a directory triton-packager created (executor/ownership.py): never an input file.
+# The mark of a directory triton-packager created (executor/state/ownership.py): never an input file.
 OWNED_MARKER = ".triton-packager-owned"
 
 # Produced by tools, never part of a model: skipped (and reported) rather than copied.

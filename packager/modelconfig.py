@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -24,20 +23,17 @@ def _model_config_pb2() -> ModuleType:
     """tritonclient's compiled `model_config.proto`, loaded by file. `import
     tritonclient.grpc.model_config_pb2` runs the package's `__init__` first, which imports grpc,
     numpy and ml_dtypes -- 0.2 s on every run (a no-change `package` takes 0.5 s) for one
-    generated module that needs only protobuf. Registered under its own name, so a later import
-    of tritonclient.grpc (verify) reuses it instead of registering the proto twice."""
-    name = "tritonclient.grpc.model_config_pb2"
-    if name in sys.modules:
-        return sys.modules[name]
+    generated module that needs only protobuf. Kept out of `sys.modules`: a later import of
+    tritonclient.grpc (verify) imports its own copy, and protobuf accepts the identical file
+    in its descriptor pool again and hands back the same message classes."""
     package = importlib.util.find_spec("tritonclient")
     if package is None or package.origin is None:
         raise ImportError("tritonclient is not installed (pip install 'tritonclient[grpc]')")
     spec = importlib.util.spec_from_file_location(
-        name, Path(package.origin).parent / "grpc" / "model_config_pb2.py")
+        "model_config_pb2", Path(package.origin).parent / "grpc" / "model_config_pb2.py")
     if spec is None or spec.loader is None:
         raise ImportError("tritonclient has no grpc/model_config_pb2.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import yaml
 
 from packager import safeyaml
-from packager.baseimage import LOCAL_CPU_REPOSITORY, BaseImage
+from packager.basechoice import LOCAL_CPU_REPOSITORY, BaseImage
 from packager.errors import InputError, bounded
 
 ENV_DIR = "python-env"

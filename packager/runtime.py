@@ -20,13 +20,13 @@ from pathlib import Path
 import jinja2
 
 from packager import __version__
+from packager.analysis import Package
 from packager.backends import BY_KEY, ENSEMBLE, EntryKind
 from packager.detect import Detection
 from packager.dockerfile import _BoundedSandbox, _render, _template_error, templates_dir
 from packager.errors import InputError, PackagerError, bounded
 from packager.inputs import CONFIG_NAME, REQUIREMENTS_NAME
 from packager.modelconfig import ParsedConfig, model_config_pb2, parse_config
-from packager.pipeline import Package
 from packager.plan import Layer, ModelPlan, PlanEntry, RepositoryPlan, config_entry
 
 SERVE_WITH = ("native", "runtime")

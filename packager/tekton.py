@@ -25,11 +25,11 @@ from pathlib import Path
 from packager.errors import InputError, bounded
 from packager.executor.fs import write_atomic
 from packager.executor.report import Reporter
+from packager.limits import CA_BUNDLE_MAX
 
 COMMANDS = ("tekton-check", "tekton-options", "tekton-results")
 BOOLEAN = ("true", "false")
 SECRET_KEY = ".dockerconfigjson"  # the key of a kubernetes.io/dockerconfigjson Secret
-CA_FILE_MAX = 16 << 20
 # The properties of the RESULT object result, in the Task's order (deploy/tekton/task-build.yaml
 # declares the same list; a test keeps them equal). Per-model keys and warnings stay in the
 # build's log: they are unbounded.
@@ -206,7 +206,7 @@ def _as_param(name: str, value: str, check: Callable[[str], object]) -> None:
 
 
 def _check_base_image(value: str) -> None:
-    from packager.baseimage import split_base_source
+    from packager.basechoice import split_base_source
     from packager.imageref import parse_reference
 
     _, source = split_base_source(value)
@@ -282,7 +282,7 @@ def check_not_base(registry: str, image_name: str, base_image: str) -> None:
     can take: with the build cache bound, the next run would find this run's image under the
     base's name, and with one Secret for pull and push the mirror's base tag could be replaced.
     (`package` and `push` refuse the actual names again.)"""
-    from packager.baseimage import split_base_source
+    from packager.basechoice import split_base_source
     from packager.imageref import RESERVED_REPOSITORY, canonical_repository, parse_reference
 
     name, _ = split_base_source(base_image)
@@ -360,8 +360,8 @@ def ca_files(ca_dir: Path) -> list[Path]:
     for entry in sorted(ca_dir.iterdir()):
         if entry.name.startswith(".") or not entry.is_file():
             continue
-        if entry.stat().st_size > CA_FILE_MAX:
-            raise InputError(f"workspace ca: {entry.name} is larger than {CA_FILE_MAX} bytes",
+        if entry.stat().st_size > CA_BUNDLE_MAX:
+            raise InputError(f"workspace ca: {entry.name} is larger than {CA_BUNDLE_MAX} bytes",
                              file=str(entry), fix=fix)
         if b"-----BEGIN CERTIFICATE-----" not in entry.read_bytes():
             raise InputError(f"workspace ca: {entry.name} holds no PEM certificate",

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 def python_example(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The Python example, trained once per session by the real trainer (numpy only)."""
     from packager.executor.report import Reporter
-    from packager.executor.trainer import TrainRequest, train
+    from packager.executor.runs.trainer import TrainRequest, train
 
     return train(TrainRequest(EXAMPLES / "python", tmp_path_factory.mktemp("py") / "add-sub"),
                  Reporter("quiet"))
@@ -106,7 +106,7 @@ def builder(request: pytest.FixtureRequest) -> str:
 def client() -> docker.DockerClient:
     import docker
 
-    from packager.baseimage import LOCAL_CPU_IMAGE
+    from packager.basechoice import LOCAL_CPU_IMAGE
 
     c = docker.from_env()
     c.ping()  # the suite needs the engine; .ci/run starts it (a failure here is a real failure)

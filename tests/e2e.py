@@ -23,10 +23,10 @@ from typing import Any
 import docker
 import docker.errors
 
-from packager.baseimage import LOCAL_CPU_IMAGE
+from packager.analysis import Options
+from packager.basechoice import LOCAL_CPU_IMAGE
 from packager.executor.phases import Outcome, Workspace
 from packager.executor.report import Reporter
-from packager.pipeline import Options
 
 
 class Recorder(Reporter):

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-PYTHON_MODEL = '''\
-import numpy as np
-import triton_python_backend_utils as pb_utils
+
+def python_model_source(input_name: str, *lines: str, modules: tuple[str, ...] = (),
+                 initialize: tuple[str, ...] = ()) -> str:
+    """A Python-backend model.py: `execute` reads `input_name` of each request `r` into `x`,
+    then runs `lines` (which append its response to `out`). `modules` are imported besides
+    numpy; `initialize` is the body of `initialize(self, args)`."""
+    imports = "".join(f"import {m}\n" for m in sorted(("numpy as np", *modules)))
+    init = ("    def initialize(self, args):\n" + "".join(f"        {line}\n" for line in initialize)
+            + "\n") if initialize else ""
+    body = "".join(f"            {line}\n" for line in lines)
+    return (f"{imports}import triton_python_backend_utils as pb_utils\n\n\n"
+            f"class TritonPythonModel:\n{init}    def execute(self, requests):\n"
+            "        out = []\n        for r in requests:\n"
+            f"            x = pb_utils.get_input_tensor_by_name(r, \"{input_name}\").as_numpy()\n"
+            f"{body}        return out\n")
 
 
-class TritonPythonModel:
-    def execute(self, requests):
-        out = []
-        for r in requests:
-            x = pb_utils.get_input_tensor_by_name(r, "INPUT0").as_numpy()
-            out.append(pb_utils.InferenceResponse([pb_utils.Tensor("OUTPUT0", x * 2)]))
-        return out
-'''
+PYTHON_MODEL = python_model_source(
+    "INPUT0", 'out.append(pb_utils.InferenceResponse([pb_utils.Tensor("OUTPUT0", x * 2)]))')
 
 PYTHON_CONFIG = '''\
 name: "{name}"

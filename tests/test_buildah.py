@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from e2e import Recorder, authfile, infer_add_sub, registry
 
-from packager.baseimage import LOCAL_CPU_IMAGE
+from packager.basechoice import LOCAL_CPU_IMAGE
 from packager.dockerfile import base_images
 from packager.errors import BuildError, InputError, PushError
 from packager.executor.images import buildah as bb

@@ -12,7 +12,7 @@ import pytest
 from e2e import authfile, image_file_bytes, image_files, manifest_digest, package, registry
 from models import PYTHON_CONFIG, backend_files, manifest, write_tree
 
-from packager.baseimage import LOCAL_CPU_IMAGE
+from packager.basechoice import LOCAL_CPU_IMAGE
 from packager.cli import main
 from packager.dockerfile import WEIGHTS_TEMPLATE, templates_dir
 from packager.errors import InputError

@@ -20,13 +20,12 @@ from test_push_credentials import _result
 from test_repository import IDENTITY_CONFIG, _repo
 
 from packager import safeyaml
-from packager.baseimage import LOCAL_CPU_IMAGE
+from packager.analysis import Options, analyze_package
+from packager.basechoice import LOCAL_CPU_IMAGE
 from packager.cli import main
 from packager.dockerfile import _dq, check_labels
 from packager.ensemble import EnsembleModel, _find_cycle, check_ensembles
 from packager.errors import BuildError, EnvironmentFault, InputError, bounded, printable, redact
-from packager.executor import artifact, digestcache
-from packager.executor.digestcache import DigestCache
 from packager.executor.images import buildah as buildah_build
 from packager.executor.images import registry
 from packager.executor.images.buildah import BuildahBuilder
@@ -34,10 +33,12 @@ from packager.executor.images.docker import DockerBuilder
 from packager.executor.phases import Workspace
 from packager.executor.reader import read_input
 from packager.executor.report import Reporter
+from packager.executor.runs import artifact
+from packager.executor.state import digestcache
+from packager.executor.state.digestcache import DigestCache
 from packager.imageref import TEMPLATE_MAX, ImageRef, render_image_name
 from packager.manifest import VERSION_MAX, check_version
 from packager.modelconfig import parse_config
-from packager.pipeline import Options, analyze_package
 from packager.secretfiles import check_input_files, secret_reason
 
 FALLBACK_NOTE = "no Docker engine answers, so --builder auto chose buildah"

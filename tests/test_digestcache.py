@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from models import PYTHON_CONFIG, PYTHON_MODEL, write_tree
 
-from packager.executor import digestcache, reader
-from packager.executor.digestcache import DigestCache
+from packager.analysis import Options
+from packager.executor import reader
 from packager.executor.phases import Workspace
-from packager.pipeline import Options
+from packager.executor.state import digestcache
+from packager.executor.state.digestcache import DigestCache
 
 
 @pytest.fixture

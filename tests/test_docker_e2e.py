@@ -19,13 +19,13 @@ from e2e import (
 )
 from models import backend_files, manifest, write_tree
 
-from packager.baseimage import LOCAL_CPU_IMAGE
+from packager.analysis import Options
+from packager.basechoice import LOCAL_CPU_IMAGE
 from packager.cli import main
 from packager.errors import BuildError
 from packager.executor.container import serve
 from packager.executor.images.docker import build_image
 from packager.executor.phases import BuildEnv, Workspace
-from packager.pipeline import Options
 
 pytestmark = pytest.mark.docker
 

@@ -16,18 +16,10 @@ import pytest
 from e2e import package, remove_image
 from models import PYTHON_CONFIG, PYTHON_MODEL, write_tree
 
-from packager.baseimage import LOCAL_CPU_IMAGE
+from packager.basechoice import LOCAL_CPU_IMAGE
 
 pytestmark = pytest.mark.docker
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def client() -> docker.DockerClient:
-    c = docker.from_env()
-    c.ping()
-    assert c.images.get(LOCAL_CPU_IMAGE), "run `triton-packager base-image` first"
-    return c
 
 
 def _model(root: Path, name: str, **extra: str) -> Path:

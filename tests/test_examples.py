@@ -14,12 +14,12 @@ from conftest import EXAMPLES
 from e2e import infer_add_sub, package, remove_image
 from proof import onnxruntime_runner, openvino_runner, prove, require
 
+from packager.analysis import Options, analyze, dockerfile_for
 from packager.cli import main
 from packager.executor.container import serve
 from packager.executor.reader import read_input
 from packager.executor.report import Reporter
-from packager.executor.trainer import TrainRequest, train
-from packager.pipeline import Options, analyze, dockerfile_for
+from packager.executor.runs.trainer import TrainRequest, train
 
 ALL = sorted(p.name for p in EXAMPLES.iterdir() if (p / "MLproject").is_file())
 NEEDS_GPU_OR_LEGACY = {"tensorrt": "cannot build model.plan here", "caffe2": "caffe2.python"}

@@ -9,7 +9,7 @@ import yaml
 from conftest import REPO
 
 from packager.backends import BY_KEY
-from packager.baseimage import choose_base_image
+from packager.basechoice import choose_base_image
 from packager.imageref import DEFAULT_NAME_TEMPLATE
 
 TEKTON = REPO / "deploy" / "tekton"

@@ -22,8 +22,8 @@ import pytest
 from models import PYTHON_CONFIG, PYTHON_MODEL, write_tree
 
 from packager.cli import main
-from packager.executor.lock import exclusive, lock_for
 from packager.executor.report import Reporter
+from packager.executor.state.lock import exclusive, lock_for
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -171,9 +171,9 @@ def test_a_second_run_waits_for_the_lock(tmp_path: Path) -> None:
 
 
 def test_a_busy_output_is_refused_after_the_wait(tmp_path: Path) -> None:
+    from packager.analysis import Options
     from packager.errors import EnvironmentFault
     from packager.executor.phases import Workspace
-    from packager.pipeline import Options
 
     model, out = _model(tmp_path / "model"), tmp_path / "out"
     assert main(["detect", str(model), "--output", str(out)]) == 0
@@ -189,7 +189,7 @@ def test_a_busy_output_is_refused_after_the_wait(tmp_path: Path) -> None:
 def test_a_run_killed_between_its_two_renames_loses_nothing(tmp_path: Path) -> None:
     """SIGKILL after the old output moved to the trash but before the new one moved in: the
     next run restores the old output rather than deleting it with the leftovers."""
-    from packager.executor.ownership import clean_leftovers
+    from packager.executor.state.ownership import clean_leftovers
 
     final = tmp_path / "model_repository"
     trash = tmp_path / ".model_repository.old-999999999-abc"

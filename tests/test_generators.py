@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from packager.backends import BY_KEY
-from packager.baseimage import LOCAL_CPU_IMAGE, choose_base_image
+from packager.basechoice import LOCAL_CPU_IMAGE, choose_base_image
 from packager.dockerfile import render_dockerfile
 from packager.errors import InputError
 from packager.imageref import parse_reference, render_image_name

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from models import PYTHON_CONFIG, PYTHON_MODEL, placeholder, write_tree
 
-from packager.baseimage import LOCAL_CPU_IMAGE as LOCAL_BASE
+from packager.basechoice import LOCAL_CPU_IMAGE as LOCAL_BASE
 from packager.cli import main
 
 Files = dict[str, "str | bytes | None"]
@@ -447,10 +447,10 @@ def test_a_file_swapped_for_a_link_after_the_scan_is_not_followed(
     """TOCTOU: between reading the input and placing its files, a file (or the directory
     holding it) becomes a symlink out of the input. The placement opens each path component
     without following links, so the outside file never reaches the output."""
+    from packager.analysis import Options
     from packager.errors import InputError
     from packager.executor import phases
     from packager.executor.phases import Workspace
-    from packager.pipeline import Options
 
     secret = tmp_path / "secret"
     secret.mkdir()
@@ -499,6 +499,26 @@ def test_a_user_template_cannot_run_away(template: str, tmp_path: Path,
     assert time.monotonic() - started < 30
     assert "cannot be rendered" in err
     assert not out.exists()
+
+
+def test_rendering_leaves_the_callers_timer_alone(tmp_path: Path) -> None:
+    """The render budget is counted where the template spends it, not a SIGALRM: an
+    ITIMER_REAL the caller set is neither cancelled nor replaced by rendering a Dockerfile."""
+    import signal
+
+    fired: list[int] = []
+    previous = signal.signal(signal.SIGALRM, lambda signum, _frame: fired.append(signum))
+    signal.setitimer(signal.ITIMER_REAL, 1000.0)
+    try:
+        root = write_tree(tmp_path / "model", _py())
+        assert main(["dockerfile", str(root), "--output", str(tmp_path / "out")]) == 0
+        remaining, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 900.0 < remaining <= 1000.0
+        assert signal.getsignal(signal.SIGALRM) is not previous
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert not fired
 
 
 # --- found by the adversarial review ---------------------------------------------------------

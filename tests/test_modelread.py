@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from models import onnx_add_model, onnx_external_data_files, openvino_relu_xml, write_tree
 from proof import onnxruntime_runner, openvino_runner, prove, require
 
+from packager.analysis import analyze
 from packager.backends import BY_KEY
 from packager.cli import main
 from packager.configgen import ConfigOptions, check_config, generate_config
@@ -20,7 +21,6 @@ from packager.errors import InputError
 from packager.executor.reader import read_input
 from packager.modelconfig import parse_config
 from packager.modelread import MAX_RANK, read_onnx, read_openvino
-from packager.pipeline import analyze
 
 onnx = pytest.importorskip("onnx")  # a test dependency; always there in the [test] extra
 from onnx import TensorProto, helper  # noqa: E402

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from models import PYTHON_CONFIG, PYTHON_MODEL, backend_files, onnx_external_data_files, write_tree
 
+from packager.analysis import Options
 from packager.cli import main
 from packager.executor import fs
 from packager.executor.phases import Workspace, chain
-from packager.pipeline import Options
 
 
 def _model(tmp: Path) -> Path:

@@ -30,14 +30,14 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from models import PYTHON_CONFIG, PYTHON_MODEL, write_tree
 
-from packager.baseimage import LOCAL_CPU_IMAGE
+from packager.analysis import HEALTHCHECK_CHOICES, Options, analyze, dockerfile_for, image_name_for
+from packager.basechoice import LOCAL_CPU_IMAGE
 from packager.cli import main
 from packager.errors import InputError
 from packager.executor.reader import read_input
 from packager.imageref import REFERENCE_RE, parse_reference, render_image_name
 from packager.manifest import NAME_MAX, NAME_RE, VERSION_MAX
 from packager.modelconfig import parse_config
-from packager.pipeline import HEALTHCHECK_CHOICES, Options, analyze, dockerfile_for, image_name_for
 from packager.pyenv import EnvOptions, check_requirements
 
 

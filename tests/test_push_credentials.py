@@ -15,7 +15,7 @@ from e2e import authfile, manifest_digest, registry
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from packager.baseimage import LOCAL_CPU_IMAGE, split_base_source
+from packager.basechoice import LOCAL_CPU_IMAGE, split_base_source
 from packager.cli import main
 from packager.errors import InputError
 from packager.executor.images.builder import Credentials, registry_host

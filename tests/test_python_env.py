@@ -9,40 +9,28 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import docker
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
 from e2e import Recorder, remove_image
-from models import PYTHON_CONFIG, write_tree
+from models import PYTHON_CONFIG, python_model_source, write_tree
 
+from packager.analysis import Options
 from packager.backends import BY_KEY
-from packager.baseimage import LOCAL_CPU_IMAGE, choose_base_image
+from packager.basechoice import LOCAL_CPU_IMAGE, choose_base_image
 from packager.cli import main
 from packager.errors import InputError
 from packager.executor.container import serve
 from packager.executor.phases import BuildEnv, Workspace
 from packager.modelconfig import parse_config
-from packager.pipeline import Options
 from packager.pyenv import EnvOptions, conda_for_server, server_python, with_env_path
 
 SYSTEM_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 
-MPMATH_MODEL = '''\
-import mpmath
-import numpy as np
-import triton_python_backend_utils as pb_utils
-
-
-class TritonPythonModel:
-    def execute(self, requests):
-        out = []
-        for r in requests:
-            x = pb_utils.get_input_tensor_by_name(r, "INPUT0").as_numpy()
-            y = np.array([float(mpmath.gamma(float(v))) for v in x], dtype=np.float32)
-            out.append(pb_utils.InferenceResponse([pb_utils.Tensor("OUTPUT0", y)]))
-        return out
-'''
+MPMATH_MODEL = python_model_source(
+    "INPUT0", "y = np.array([float(mpmath.gamma(float(v))) for v in x], dtype=np.float32)",
+    'out.append(pb_utils.InferenceResponse([pb_utils.Tensor("OUTPUT0", y)]))',
+    modules=("mpmath",))
 
 
 # --- pure rules ------------------------------------------------------------------------------
@@ -120,13 +108,6 @@ def test_conda_on_non_python_backend_warns(tmp_path: Path, capsys) -> None:
 
 
 # --- real builds -----------------------------------------------------------------------------
-
-@pytest.fixture
-def client() -> docker.DockerClient:
-    c = docker.from_env()
-    c.ping()
-    return c
-
 
 def _leak_marker_bundle(tmp: Path) -> tuple[Path, bytes]:
     marker = b"# triton-packager-leak-marker-5f3c9a\n"

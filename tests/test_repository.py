@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from e2e import Recorder, remove_image
-from models import write_tree
+from models import python_model_source, write_tree
 
-from packager.baseimage import LOCAL_CPU_IMAGE
+from packager.analysis import Options, analyze_package, dockerfile_for
+from packager.basechoice import LOCAL_CPU_IMAGE
 from packager.cli import main
 from packager.executor.phases import BuildEnv, Workspace
 from packager.executor.reader import read_input
-from packager.pipeline import Options, analyze_package, dockerfile_for
 
 Files = dict[str, str | bytes]
 
@@ -31,41 +31,19 @@ input [ {{ name: "{i}" data_type: TYPE_FP32 dims: [ 4 ] }} ]
 output [ {{ name: "{o}" data_type: TYPE_FP32 dims: [ 4 ] }} ]
 {extra}'''
 
-AFFINE_MODEL = '''\
-import numpy as np
-import triton_python_backend_utils as pb_utils
+AFFINE_MODEL = python_model_source(
+    "{i}", "out.append(pb_utils.InferenceResponse(",
+    '    [pb_utils.Tensor("{o}", (x * {mul} + {add}).astype(np.float32))]))')
 
-
-class TritonPythonModel:
-    def execute(self, requests):
-        out = []
-        for r in requests:
-            x = pb_utils.get_input_tensor_by_name(r, "{i}").as_numpy()
-            out.append(pb_utils.InferenceResponse(
-                [pb_utils.Tensor("{o}", (x * {mul} + {add}).astype(np.float32))]))
-        return out
-'''
-
-BLS_MODEL = '''\
-import numpy as np
-import triton_python_backend_utils as pb_utils
-
-
-class TritonPythonModel:
-    def execute(self, requests):
-        out = []
-        for r in requests:
-            x = pb_utils.get_input_tensor_by_name(r, "X").as_numpy()
-            call = pb_utils.InferenceRequest(
-                model_name="post", requested_output_names=["OUT"],
-                inputs=[pb_utils.Tensor("MID", (x * 10).astype(np.float32))])
-            reply = call.exec()
-            if reply.has_error():
-                raise pb_utils.TritonModelException(reply.error().message())
-            y = pb_utils.get_output_tensor_by_name(reply, "OUT").as_numpy()
-            out.append(pb_utils.InferenceResponse([pb_utils.Tensor("Y", y)]))
-        return out
-'''
+BLS_MODEL = python_model_source(
+    "X", "call = pb_utils.InferenceRequest(",
+    '    model_name="post", requested_output_names=["OUT"],',
+    '    inputs=[pb_utils.Tensor("MID", (x * 10).astype(np.float32))])',
+    "reply = call.exec()",
+    "if reply.has_error():",
+    "    raise pb_utils.TritonModelException(reply.error().message())",
+    'y = pb_utils.get_output_tensor_by_name(reply, "OUT").as_numpy()',
+    'out.append(pb_utils.InferenceResponse([pb_utils.Tensor("Y", y)]))')
 
 SIX_MODEL = '''\
 import numpy as np
@@ -89,24 +67,10 @@ output [ { name: "VERSION" data_type: TYPE_STRING dims: [ 1 ] } ]
 
 # Warmup runs before the server is READY: the model remembers what it saw then, and its first
 # answer is that (the warmup file's values), so a request proves the warmup ran with the file.
-WARM_MODEL = '''\
-import numpy as np
-import triton_python_backend_utils as pb_utils
-
-
-class TritonPythonModel:
-    def initialize(self, args):
-        self.first = None
-
-    def execute(self, requests):
-        out = []
-        for r in requests:
-            x = pb_utils.get_input_tensor_by_name(r, "X").as_numpy()
-            if self.first is None:
-                self.first = x.copy()
-            out.append(pb_utils.InferenceResponse([pb_utils.Tensor("Y", self.first)]))
-        return out
-'''
+WARM_MODEL = python_model_source(
+    "X", "if self.first is None:", "    self.first = x.copy()",
+    'out.append(pb_utils.InferenceResponse([pb_utils.Tensor("Y", self.first)]))',
+    initialize=("self.first = None",))
 WARM_VALUES = (7.0, 8.0, 9.0, 10.0)
 
 

@@ -22,9 +22,9 @@ from runtime_models import (
     onnx_unloadable_model,
 )
 
+from packager.analysis import analyze, as_package
 from packager.cli import main
 from packager.executor.reader import read_input
-from packager.pipeline import analyze, as_package
 from packager.runtime import RUNTIMES, serve_with_runtime
 from packager.samples import compare, tolerance
 
@@ -194,8 +194,8 @@ def test_a_model_py_of_its_own_is_refused(tmp_path: Path, capsys) -> None:
 def test_packaged_tree_and_dockerfile_are_pinned(tmp_path: Path, snapshot) -> None:
     """The model repository and Dockerfile of a model served through its runtime: the model
     file in the weights layer as it was, model.py beside it, the runtime's pip environment."""
+    from packager.analysis import Options, base_image_for
     from packager.dockerfile import render_dockerfile
-    from packager.pipeline import Options, base_image_for
 
     model = _linear(tmp_path, **{"samples.npz": npz(linear_samples((1,)))})
     package, _ = serve_with_runtime(as_package(analyze(read_input(model))))

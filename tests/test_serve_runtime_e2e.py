@@ -26,13 +26,13 @@ from models import write_tree
 from proof import require
 from runtime_models import direct_runner, linear_samples, npz, onnx_linear_model
 
-from packager.baseimage import LOCAL_CPU_IMAGE
+from packager.analysis import Options
+from packager.basechoice import LOCAL_CPU_IMAGE
 from packager.cli import main
 from packager.executor.container import Running, serve
 from packager.executor.phases import BuildEnv, Workspace
 from packager.executor.report import Reporter
-from packager.executor.trainer import TrainRequest, train
-from packager.pipeline import Options
+from packager.executor.runs.trainer import TrainRequest, train
 
 pytestmark = [pytest.mark.docker, pytest.mark.serving]
 

@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 from models import backend_files, manifest, write_tree
 
-from packager.backends import BACKENDS, BY_KEY
-from packager.executor.reader import read_input
-from packager.pipeline import (
+from packager.analysis import (
     Options,
     analyze,
-    detection_document,
     dockerfile_for,
     image_name_for,
 )
+from packager.backends import BACKENDS, BY_KEY
+from packager.executor.reader import read_input
+from packager.records import detection_document
 from packager.result import ModelEntry, ResultDocument
 
 FIXED_UUID = "0f0e0d0c-0b0a-4908-8706-050403020100"

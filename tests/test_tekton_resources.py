@@ -629,8 +629,8 @@ def _seconds(duration: str) -> int:
 def test_timeouts_let_the_packagers_own_deadlines_fire_first() -> None:
     # Tekton's default is 60 minutes (config-defaults default-timeout-minutes); the packager's
     # deadlines are longer, and a pod killed by Tekton gives no clean error.
-    from packager.cli import DEFAULT_SETUP_TIMEOUT, DEFAULT_TRAIN_TIMEOUT
     from packager.executor.images.buildah import BUILD_TIMEOUT, TRANSFER_TIMEOUT
+    from packager.limits import DEFAULT_SETUP_TIMEOUT, DEFAULT_TRAIN_TIMEOUT
 
     pipeline = PIPELINES["triton-packager"]
     limits = {t["name"]: _seconds(t["timeout"]) for t in pipeline["spec"]["tasks"]}

@@ -54,7 +54,7 @@ from conftest import EXAMPLES, REPO
 from e2e import Registry, infer_add_sub, privileged_flags, registry
 from tekton_steps import ResolvedStep, kubernetes_volume, resolve_steps
 
-from packager.baseimage import LOCAL_CPU_IMAGE
+from packager.basechoice import LOCAL_CPU_IMAGE
 from packager.executor.container import serve
 
 pytestmark = [pytest.mark.docker, pytest.mark.serving]

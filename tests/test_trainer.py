@@ -10,7 +10,7 @@ from models import write_tree
 
 from packager.cli import main
 from packager.errors import InputError
-from packager.executor.ownership import claim
+from packager.executor.state.ownership import claim
 from packager.inputs import OWNED_MARKER as MARKER
 from packager.mlproject import parse_mlproject, parse_params, render_command
 

@@ -27,8 +27,8 @@ from models import write_tree
 
 from packager.cli import main
 from packager.errors import InputError
-from packager.executor import trainer
 from packager.executor.report import Reporter
+from packager.executor.runs import trainer
 from packager.inputs import OWNED_MARKER as MARKER
 from packager.mlproject import parse_mlproject, parse_params, passable, render_command
 

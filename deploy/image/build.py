@@ -63,7 +63,7 @@ import docker.errors
 
 import packager
 from packager.executor import process
-from packager.executor.base_image import apt_mirror
+from packager.executor.cpu_base import apt_mirror
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE = "triton-packager"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from packager.backends import EntryKind
 from packager.dockerfile import WEIGHTS_CONTEXT
-from packager.executor.ownership import check_replaceable, claim, clean_leftovers
 from packager.executor.reader import open_inside
+from packager.executor.state.ownership import check_replaceable, claim, clean_leftovers
 from packager.plan import Layer, PlanEntry, RepositoryPlan
 
 # World-readable so the image runs under any uid (OpenShift, `docker run --user`).

@@ -14,33 +14,32 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from packager.analysis import (
+    Options,
+    Package,
+    analyze_package,
+    dockerfile_for,
+    image_name_for,
+)
 from packager.dockerfile import WEIGHTS_CONTEXT, WEIGHTS_TEMPLATE, DockerfileSpec
 from packager.errors import BuildError, EnvironmentFault, InputError, bounded
-from packager.executor.digestcache import DigestCache
 from packager.executor.fs import materialize, staged_dir, write_atomic
 from packager.executor.images import registry
 from packager.executor.images.builder import Builder
-from packager.executor.lock import DEFAULT_WAIT, exclusive, lock_for
-from packager.executor.ownership import (
+from packager.executor.reader import read_input
+from packager.executor.report import Reporter
+from packager.executor.serving import prepare
+from packager.executor.state.digestcache import DigestCache
+from packager.executor.state.lock import DEFAULT_WAIT, exclusive, lock_for
+from packager.executor.state.ownership import (
     STATE_DIR,
     check_disjoint,
     check_replaceable,
     claim,
 )
-from packager.executor.reader import read_input
-from packager.executor.report import Reporter
-from packager.executor.serving import prepare
 from packager.imageref import archive_path, refuse_base_repository
 from packager.inputs import InputTree
-from packager.pipeline import (
-    Options,
-    Package,
-    analyze_package,
-    detection_document,
-    dockerfile_for,
-    image_name_for,
-    phase_digest,
-)
+from packager.records import detection_document, phase_digest
 from packager.result import LEGACY_BUILDER, ModelEntry, ResultDocument
 
 

@@ -18,16 +18,16 @@ from packager.errors import InputError, bounded
 from packager.executor.fs import write_atomic
 from packager.executor.images import registry
 from packager.executor.images.builder import Credentials, Tls
-from packager.executor.lock import exclusive, lock_for
 from packager.executor.report import Reporter
+from packager.executor.state.lock import exclusive, lock_for
 from packager.executor.verify import load_result
 from packager.imageref import parse_reference, refuse_base_repository
+from packager.limits import CA_BUNDLE_MAX
 from packager.result import ResultDocument
 
 ENV_USERNAME = "TRITON_PACKAGER_REGISTRY_USERNAME"
 ENV_PASSWORD = "TRITON_PACKAGER_REGISTRY_PASSWORD"
 SECRET_FILE_MAX = 64 << 10
-CA_BUNDLE_MAX = 16 << 20
 
 
 @dataclass(frozen=True)

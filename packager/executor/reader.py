@@ -18,7 +18,7 @@ from pathlib import Path
 
 from packager.backends import EntryKind
 from packager.errors import InputError, bounded
-from packager.executor.digestcache import DigestCache
+from packager.executor.state.digestcache import DigestCache
 from packager.inputs import (
     IGNORED_NAMES,
     MODEL_BLOBS,

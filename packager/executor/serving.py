@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from packager import samples as samples_mod
+from packager.analysis import Package
 from packager.errors import InputError, VerifyError, bounded
 from packager.executor.process import Timeout, run
 from packager.executor.report import Reporter
 from packager.modelconfig import ParsedConfig
-from packager.pipeline import Package
 from packager.runtime import RUNTIMES, Adapted, digest_part, serve_with_runtime
 
 LOAD_TIMEOUT = 600.0

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from packager.backends import BY_KEY, ENSEMBLE
-from packager.baseimage import choose_base_image
+from packager.basechoice import choose_base_image
 from packager.errors import InputError, VerifyError, bounded
 from packager.executor.container import logs_tail, serve
 from packager.executor.images import registry

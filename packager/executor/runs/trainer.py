@@ -29,29 +29,28 @@ from typing import Any
 import yaml
 
 from packager.errors import EnvironmentFault, InputError, PackagerError, TrainError, bounded
-from packager.executor import lock, process
-from packager.executor.artifact import pack
+from packager.executor import process
 from packager.executor.fs import staged_dir
-from packager.executor.ownership import check_disjoint, check_replaceable, claim
 from packager.executor.reader import read_input
 from packager.executor.report import Reporter
+from packager.executor.runs.artifact import pack
+from packager.executor.runs.mlproject_files import load_project, read_text, stays_inside
+from packager.executor.state import lock
+from packager.executor.state.ownership import check_disjoint, check_replaceable, claim
+from packager.limits import DEFAULT_TRAIN_TIMEOUT
 from packager.manifest import check_name, check_version
 from packager.mlproject import (
     EntryPoint,
     MLProject,
     check_python_pin,
-    load_project,
     parse_python_env,
-    read_text,
     render_command,
-    stays_inside,
 )
 
 OUTPUT_ENV = "ODAHUFLOW_OUTPUT_DIR"  # the original trainer's name; training code writes here
 ENV_MANAGERS = ("local", "virtualenv", "conda")
 MANIFEST = "odahuflow.model.yaml"
 LOG_TAIL = 20
-DEFAULT_TIMEOUT = 24 * 3600.0
 CREATE_TIMEOUT = 600.0  # `python -m venv` (ensurepip) and nothing else
 INSTALL_TIMEOUT = 3600.0  # pip install / conda env update: a stalled index must not hang forever
 COMPLETE = ".complete"
@@ -74,7 +73,7 @@ class TrainRequest:
     data_dir: str = "data"
     overwrite_data: bool = False
     archive: Path | None = None
-    timeout: float = DEFAULT_TIMEOUT  # seconds for the training command itself
+    timeout: float = DEFAULT_TRAIN_TIMEOUT  # seconds for the training command itself
     force: bool = False  # replace a non-empty --target the packager did not create
 
 
@@ -493,8 +492,8 @@ def _collect(plan: _Plan, out: Path, overwrite: bool, report: Reporter) -> None:
         (out / MANIFEST).write_text(yaml.safe_dump(
             {"name": plan.name, "version": plan.version}, sort_keys=False))
     claim(out, "train")  # again: the training code may have removed or overwritten the mark
+    from packager.analysis import analyze_package
     from packager.detect import detect
-    from packager.pipeline import analyze_package
 
     try:
         if repository:

@@ -1,17 +1,17 @@
-"""The pure pipeline: an InputTree and options in, every generated artefact out."""
+"""The analysis (pure): input trees and options in; what they hold (model folders,
+repositories, ensembles), and the base image, Dockerfile and image name for them out. What it
+records (detect.json, phase digests) is `packager.records`; the runner that executes phases
+on disk is `packager.executor.phases`."""
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from packager import __version__
 from packager.backends import ENSEMBLE, Backend, EntryKind
-from packager.baseimage import BaseImage, choose_base_image
+from packager.basechoice import BaseImage, choose_base_image
 from packager.configgen import ConfigOptions, check_config, generate_config, read_signature
 from packager.detect import Detection, detect
 from packager.dockerfile import DockerfileSpec, render_dockerfile
@@ -537,64 +537,3 @@ def image_name_for(x: Analysis | Package, options: Options, random_uuid: str) ->
         version=first.meta.version,
         random_uuid=random_uuid,
     )
-
-
-def _model_document(analysis: Analysis) -> dict[str, object]:
-    b = analysis.backend
-    return {
-        "backend": b.key,
-        "title": b.title,
-        "triton_backend": b.backend,
-        "platform": b.platform or None,
-        "model_files": list(analysis.detection.model_files),
-        "extra_files": list(analysis.detection.extra_files),
-        "environment_files": list(analysis.detection.env_files),
-        "model": {"name": analysis.meta.name, "version": analysis.meta.version,
-                  "manifest": analysis.meta.source},
-        "config": {"generated": analysis.plan.config_generated,
-                   "source": analysis.config_source,
-                   "max_batch_size": analysis.config.max_batch_size,
-                   "inputs": [[*list(t[:2]), list(t[2])] for t in analysis.config.inputs],
-                   "outputs": [[*list(t[:2]), list(t[2])] for t in analysis.config.outputs]},
-        # The model file the packager read: the config was generated from it, or checked
-        # against it (its tensors are the config's above, so they are not repeated here).
-        "model_read": None if analysis.signature is None else {
-            "file": analysis.signature.file,
-            "format": analysis.signature.format,
-            "config": "generated from it" if analysis.config_source == "model"
-            else "checked against it",
-        },
-    }
-
-
-def detection_document(x: Analysis | Package) -> str:
-    """detect.json: one model's document as it always was; for several, each model's
-    (with its versions) under "models"."""
-    package = as_package(x)
-    if len(package.models) == 1 and len(package.first.versions) == 1:
-        doc = _model_document(package.first)
-    else:
-        doc = {"models": [{**_model_document(m), "versions": list(m.versions),
-                           "served": list(m.config.served(m.versions))}
-                          for m in package.models]}
-    doc["warnings"] = list(package.warnings)
-    doc["notes"] = list(package.notes)
-    return json.dumps(doc, indent=2) + "\n"
-
-
-def config_text_for(tree: InputTree, gen: ConfigOptions | None = None) -> str:
-    """The config.pbtxt the packager would package: given, or generated (`config` command)."""
-    return analyze(tree, gen).plan.config_text
-
-
-def phase_digest(phase: str, trees: InputTree | Sequence[InputTree], *parts: str) -> str:
-    """What a phase's output depends on: the tool version, every input byte, its options."""
-    h = hashlib.sha256()
-    lines: list[str] = []
-    for i, tree in enumerate([trees] if isinstance(trees, InputTree) else trees):
-        lines.extend((f"input {i}",) if i else ())
-        lines.extend(tree.digest_lines())
-    for line in (phase, __version__, *lines, *parts):
-        h.update(line.encode())
-        h.update(b"\n")
-    return h.hexdigest()

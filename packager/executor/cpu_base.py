@@ -20,7 +20,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from packager.baseimage import LOCAL_CPU_IMAGE
+from packager.basechoice import LOCAL_CPU_IMAGE
 from packager.errors import BuildError, InputError
 from packager.executor import process
 from packager.executor.images import registry

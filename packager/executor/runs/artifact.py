@@ -40,19 +40,20 @@ from pathlib import Path, PurePosixPath
 from typing import IO, NoReturn
 
 from packager.errors import EnvironmentFault, InputError, bounded
-from packager.executor import lock
 from packager.executor.fs import staged_dir
-from packager.executor.ownership import check_replaceable
 from packager.executor.report import Reporter
+from packager.executor.state import lock
+from packager.executor.state.ownership import check_replaceable
 from packager.inputs import OWNED_MARKER
+from packager.limits import (
+    CA_BUNDLE_MAX,
+    DEFAULT_SETUP_MAX_BYTES,
+    DEFAULT_SETUP_MAX_RATIO,
+    DEFAULT_SETUP_TIMEOUT,
+)
 
-DEFAULT_MAX_BYTES = 64 << 30
-DEFAULT_TIMEOUT = 3600.0
-# A decompression bomb fits under any byte limit that real weights need (a 64 MiB zip of zeros
-# expands to 64 GiB). Model files barely compress (weights: ~1.1x, code and text: ~10x), so
-# more than DEFAULT_MAX_RATIO times the archive's size is refused -- past RATIO_FLOOR, so a
-# small archive of text or zero-filled test data is never refused for its ratio.
-DEFAULT_MAX_RATIO = 100
+# More than DEFAULT_SETUP_MAX_RATIO times the archive's size is refused only past RATIO_FLOOR,
+# so a small archive of text or zero-filled test data is never refused for its ratio.
 RATIO_FLOOR = 256 << 20
 _CHUNK = 1 << 20
 _NET_CHUNK = 64 << 10
@@ -386,7 +387,7 @@ def _drain(src: IO[bytes], out: IO[bytes] | None, budget: _Budget, deadline: _De
 
 
 def _walk(path: Path, fmt: str, label: str, limit: int, deadline: _Deadline,
-          stage: Path | None, max_ratio: int = DEFAULT_MAX_RATIO) -> _Layout:
+          stage: Path | None, max_ratio: int = DEFAULT_SETUP_MAX_RATIO) -> _Layout:
     """Read every entry; with `stage`, also write it there. The same code checks and writes, so
     the check pass cannot accept what the write pass would refuse."""
     budget = _Budget(limit, label, path.stat().st_size, max_ratio)
@@ -490,9 +491,6 @@ def _network_fault(exc: BaseException, label: str, deadline: _Deadline) -> NoRet
                            fix="check the URL, the network and that the server is reachable") from None
 
 
-CA_FILE_MAX = 16 << 20
-
-
 def ca_context(ca_bundle: Path | None) -> ssl.SSLContext | None:
     """The system's trusted roots plus the PEM certificates of `ca_bundle`: a file, or a
     directory of them as Kubernetes mounts a ConfigMap or Secret (each key a file; the `..data`
@@ -513,8 +511,8 @@ def ca_context(ca_bundle: Path | None) -> ssl.SSLContext | None:
         raise InputError("--ca-bundle holds no certificate file", file=str(ca_bundle), fix=fix)
     context = ssl.create_default_context()
     for f in files:
-        if f.stat().st_size > CA_FILE_MAX:
-            raise InputError(f"--ca-bundle: larger than {CA_FILE_MAX} bytes", file=str(f), fix=fix)
+        if f.stat().st_size > CA_BUNDLE_MAX:
+            raise InputError(f"--ca-bundle: larger than {CA_BUNDLE_MAX} bytes", file=str(f), fix=fix)
         try:
             context.load_verify_locations(cafile=str(f))
         except (ssl.SSLError, ValueError, OSError) as exc:
@@ -574,7 +572,7 @@ def _download(url: str, dest: Path, limit: int, deadline: _Deadline, label: str,
 # --- the setup command ------------------------------------------------------------------------
 
 def _check_args(artifact: str, out: Path, label: str, max_bytes: int, force: bool,
-                max_ratio: int = DEFAULT_MAX_RATIO) -> bool:
+                max_ratio: int = DEFAULT_SETUP_MAX_RATIO) -> bool:
     """Everything about the arguments, before anything is written. True for a URL."""
     if max_bytes < 0:
         raise InputError(f"--max-size {max_bytes} is negative", fix="give a size in bytes")
@@ -603,9 +601,9 @@ def _check_args(artifact: str, out: Path, label: str, max_bytes: int, force: boo
     return is_url
 
 
-def unpack(artifact: str, output: Path, report: Reporter, max_bytes: int = DEFAULT_MAX_BYTES,
-           *, timeout: float = DEFAULT_TIMEOUT, force: bool = False,
-           max_ratio: int = DEFAULT_MAX_RATIO, ca_bundle: Path | None = None) -> Path:
+def unpack(artifact: str, output: Path, report: Reporter, max_bytes: int = DEFAULT_SETUP_MAX_BYTES,
+           *, timeout: float = DEFAULT_SETUP_TIMEOUT, force: bool = False,
+           max_ratio: int = DEFAULT_SETUP_MAX_RATIO, ca_bundle: Path | None = None) -> Path:
     """Unpack a local or http(s) archive into `output`, all or nothing, within `timeout`.
     `ca_bundle` (a PEM file or a directory of them) is trusted besides the system's roots."""
     label = _label(artifact)

@@ -1,0 +1,23 @@
+"""Defaults and limits shared by the CLI, the executor and the Tekton steps, each defined once.
+
+Pure constants and nothing to import: the CLI reads them at start-up without loading the
+executor modules that apply them."""
+
+from __future__ import annotations
+
+# A PEM bundle of CA certificates (--ca-bundle of package, push and setup; the Tekton `ca`
+# workspace): the certificates a builder or a download needs, never data.
+CA_BUNDLE_MAX = 16 << 20
+
+# train: how long the training command may run (--timeout).
+DEFAULT_TRAIN_TIMEOUT = 24 * 3600.0
+
+# setup: the whole download and unpack (--timeout), and how large the unpacked files may be
+# (--max-size).
+DEFAULT_SETUP_TIMEOUT = 3600.0
+DEFAULT_SETUP_MAX_BYTES = 64 << 30
+# A decompression bomb fits under any byte limit that real weights need (a 64 MiB zip of zeros
+# expands to 64 GiB). Model files barely compress (weights: ~1.1x, code and text: ~10x), so
+# more than DEFAULT_SETUP_MAX_RATIO times the archive's size is refused (--max-ratio), past a
+# floor that artifact.py sets.
+DEFAULT_SETUP_MAX_RATIO = 100

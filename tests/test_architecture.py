@@ -1,0 +1,45 @@
+"""The layout shows the architecture: the modules directly under `packager/` are pure (values in,
+values out), and only `packager/executor/` reads files, runs processes or touches process-wide
+state. The command line (`cli.py`, `__main__.py`) and the Tekton steps (`tekton.py`) sit on top."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+PACKAGE = REPO / "packager"
+ON_TOP = {"cli.py", "__main__.py", "tekton.py"}
+PURE = sorted(p for p in PACKAGE.glob("*.py") if p.name not in ON_TOP)
+# Standard-library modules whose use is a side effect (processes, signals, threads, files).
+SIDE_EFFECTS = {"signal", "subprocess", "threading", "shutil", "tempfile", "socket", "fcntl",
+                "urllib", "http", "docker"}
+# Calls that open, stat or list files, or edit the interpreter's module table.
+IO_CALLS = {("os", "open"), ("os", "stat"), ("os", "fstat"), ("os", "listdir"),
+            ("os", "scandir"), ("sys", "modules")}
+
+
+def _imported(tree: ast.Module) -> list[str]:
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.append(node.module)
+    return names
+
+
+@pytest.mark.parametrize("path", PURE, ids=lambda p: p.name)
+def test_a_pure_module_imports_no_executor_and_no_side_effects(path: Path) -> None:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for name in _imported(tree):
+        assert not name.startswith("packager.executor"), f"{path.name} imports {name}"
+        assert name.split(".")[0] not in SIDE_EFFECTS, f"{path.name} imports {name}"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            assert (node.value.id, node.attr) not in IO_CALLS, \
+                f"{path.name}:{node.lineno} uses {node.value.id}.{node.attr}"
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            assert node.func.id != "open", f"{path.name}:{node.lineno} calls open()"
