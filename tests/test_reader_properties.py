@@ -303,6 +303,19 @@ def test_cli_keeps_its_promise_on_generated_and_mutated_models(kind: str, capsys
     run()
 
 
+# Found by Hypothesis: an ONNX output of shape [0] was blamed on the generated config.pbtxt.
+_EMPTY_DIM_ONNX = (b"\x08\x08B\x02\x10\r:\x14\x12\x01gb\x0f\n\x010\x12\n\n\x08\x08\x01"
+                   b"\x12\x04\n\x02\x08\x00")
+
+
+def test_a_size_0_dimension_is_blamed_on_the_model_file(tmp_path: Path, capsys) -> None:
+    _promise("onnx", _EMPTY_DIM_ONNX, capsys)  # the promise, whatever the exit code
+    root = write_tree(tmp_path / "in", _files("onnx", _EMPTY_DIM_ONNX))
+    assert main(["repository", str(root), "-o", str(tmp_path / "out")]) == 2
+    first = capsys.readouterr().err.splitlines()[0]
+    assert first.startswith("error: model.onnx: ") and "size 0" in first, first
+
+
 def test_read_input_on_a_random_byte_file_of_each_name(tmp_path: Path) -> None:
     rng = random.Random(21)
     for i, name in enumerate(["model.onnx", "model.xml", "model.savedmodel/saved_model.pb",
