@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from packager import __version__, tekton
+from packager import __version__, layers, tekton
 from packager.baseimage import split_base_source
 from packager.configgen import (
     DEFAULT_MAX_BATCH_SIZE,
@@ -87,6 +87,21 @@ def _config_flags(sp: argparse.ArgumentParser) -> None:
                    metavar="N", help="add an instance_group with N instances (default kind: auto)")
     g.add_argument("--instance-kind", choices=tuple(INSTANCE_KINDS), default=None,
                    help="the instance_group's kind (default count: 1)")
+
+
+def _max_layer_size(value: str | None) -> int:
+    """--max-layer-size in bytes (exit 2 before anything is written when it is no size or too
+    small to be a useful layer)."""
+    if value is None:
+        return layers.DEFAULT_MAX_LAYER_SIZE
+    try:
+        size = layers.parse_size(value)
+        layers.check_max_layer_size(size)
+    except ValueError as exc:
+        raise InputError(f"--max-layer-size: {exc}",
+                         fix="give a size such as 1GiB or 512MiB (at least "
+                         f"{layers.MIN_MAX_LAYER_SIZE >> 20}MiB)") from None
+    return size
 
 
 def _config_options(args: argparse.Namespace) -> ConfigOptions:
@@ -178,6 +193,9 @@ def _parser() -> argparse.ArgumentParser:
                             "storage from TRITON_PACKAGER_BUILDAH_DRIVER/_ROOT/_RUNROOT) or "
                             "auto (docker when an engine answers, else buildah)")
             sp.add_argument("--platform", default=None, help="target platform, e.g. linux/amd64")
+            sp.add_argument("--max-layer-size", default=None, metavar="SIZE",
+                            help="largest weights layer, e.g. 1GiB, 512MiB (default: 1GiB; a "
+                            "file larger than it is a layer of its own)")
     ve = sub.add_parser("verify", help="run the packaged image and send it one inference request")
     ve.add_argument("-o", "--output", default=DEFAULT_OUTPUT, help="output directory of package")
     ve.add_argument("--user", default=None, help="run the container as this uid[:gid]")
@@ -426,7 +444,8 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
     )
     build_env = BuildEnv(Path(ca_bundle) if ca_bundle else None, proxies,
                          no_cache=getattr(args, "no_cache", False), platform=platform,
-                         base_source=base_source)
+                         base_source=base_source,
+                         max_layer_size=_max_layer_size(getattr(args, "max_layer_size", None)))
     ws = Workspace(args.input, args.output, options, report, force=args.force,
                    build_env=build_env, builder=getattr(args, "builder", registry.AUTO))
     outcome = ws.run(args.command)

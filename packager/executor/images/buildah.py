@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import hashlib
 import json
 import os
 import re
@@ -43,8 +44,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from packager import layers
 from packager.dockerfile import base_images
 from packager.errors import BuildError, InputError, PushError, bounded, redact
+from packager.executor.images import weights
 from packager.executor.images.builder import Builder, Credentials, Tls, registry_host
 from packager.executor.process import Timeout, child, kill_group, run
 from packager.executor.report import Reporter
@@ -478,6 +481,85 @@ def build_image(context: Path, tag: str, report: Reporter,
     return _sha(built)
 
 
+# --- the weights image, assembled ---------------------------------------------------------------
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+
+
+def _blob(layout: Path, data: bytes) -> dict[str, Any]:
+    digest = hashlib.sha256(data).hexdigest()
+    (layout / "blobs" / "sha256" / digest).write_bytes(data)
+    return {"digest": f"sha256:{digest}", "size": len(data)}
+
+
+def assemble_weights(context: Path, tag: str, base_ref: str, labels: Mapping[str, str], *,
+                     max_layer_size: int = layers.DEFAULT_MAX_LAYER_SIZE,
+                     storage: Storage | None = None, timeout: float = TRANSFER_TIMEOUT) -> str:
+    """The weights image `tag`: the base plus the weights layers (executor/images/weights.py),
+    written once as uncompressed blobs of an OCI layout beside the context and read into
+    storage by `buildah pull oci:` -- no container, no COPY, no second tar. The base's layers are
+    named by their diff IDs and not written: storage already holds them and reuses them. The
+    layout is removed whatever happens; its ID (the config digest) is returned."""
+    doc = _inspect(base_ref, storage)
+    if doc is None or not doc.get("Config"):
+        raise BuildError(f"cannot read base image {bounded(base_ref)} from buildah's storage",
+                         fix=_BASE_FIX)
+    base = json.loads(str(doc["Config"]))
+    groups = weights.plan(context, max_layer_size)
+    layout = Path(tempfile.mkdtemp(prefix=".weights-oci-", dir=context.parent.parent))
+    got = ""
+    try:
+        blobs = layout / "blobs" / "sha256"
+        blobs.mkdir(parents=True)
+        descriptors = [{"mediaType": OCI_LAYER, "digest": d, "size": 0}
+                       for d in (base.get("rootfs") or {}).get("diff_ids") or []]
+        diff_ids = []
+        for i, group in enumerate(groups):
+            part = blobs / f".part-{i}"
+            try:
+                with part.open("wb") as fh:
+                    digest, size = weights.write_layer(fh, context, group)
+            except OSError as exc:
+                raise BuildError(f"cannot write the weights layers under {layout.parent}: "
+                                 f"{exc.strerror or exc}",
+                                 fix="free space there (one copy of the weights is needed while "
+                                 "the weights image is made) and package again") from None
+            part.rename(blobs / digest.removeprefix("sha256:"))
+            diff_ids.append(digest)
+            descriptors.append({"mediaType": OCI_LAYER, "digest": digest, "size": size})
+        config = layers.image_config(base, diff_ids, labels=labels,
+                                     created_by=[g.history() for g in groups])
+        manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                    "config": {"mediaType": OCI_CONFIG, **_blob(layout, config)},
+                    "layers": descriptors}
+        index = {"schemaVersion": 2, "manifests": [
+            {"mediaType": OCI_MANIFEST,
+             **_blob(layout, json.dumps(manifest, sort_keys=True).encode())}]}
+        (layout / "index.json").write_text(json.dumps(index))
+        (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+        # buildah names an image pulled from `oci:PATH` after PATH, which must then be a valid
+        # (lower-case) reference: a link of such a name stands for the layout, untagged below.
+        tmp = tempfile.gettempdir()
+        link_dir = Path(tempfile.mkdtemp(prefix="triton-packager-",
+                                         dir=tmp if tmp == tmp.lower() else "/tmp"))
+        try:
+            (link_dir / "weights").symlink_to(layout)
+            got = _pull(f"oci:{link_dir / 'weights'}", storage, timeout)
+            tag_image(got, tag, storage=storage)
+            _buildah(["rmi", f"localhost{link_dir}/weights:latest"], storage,
+                     timeout=QUERY_TIMEOUT)
+        finally:
+            shutil.rmtree(link_dir, ignore_errors=True)
+    finally:
+        shutil.rmtree(layout, ignore_errors=True)
+    want = "sha256:" + hashlib.sha256(config).hexdigest()
+    if got != want:
+        raise BuildError(f"buildah stored the weights image as {got[:19]}, not {want[:19]}")
+    return got
+
+
 # --- push --------------------------------------------------------------------------------------
 
 def push(reference: str, dest: str, authfile: Path | None = None, tls_verify: bool = True,
@@ -570,12 +652,17 @@ class BuildahBuilder:
 
     def build_weights(self, context: Path, tag: str, base_ref: str, report: Reporter, *,
                       labels: dict[str, str], nocache: bool = False,
-                      platform: str | None = None) -> str:
-        return build_image(context, tag, report, nocache=nocache, platform=platform,
-                           labels=labels)
+                      platform: str | None = None,
+                      max_layer_size: int = layers.DEFAULT_MAX_LAYER_SIZE) -> str:
+        if self.weights_from_dockerfile(platform):
+            return build_image(context, tag, report, nocache=nocache, platform=platform,
+                               labels=labels)
+        # The layers written once and pulled into storage: a COPY would read the context, write
+        # a container layer and commit it again (packager/layers.py).
+        return assemble_weights(context, tag, base_ref, labels, max_layer_size=max_layer_size)
 
     def weights_from_dockerfile(self, platform: str | None) -> bool:
-        return True
+        return platform is not None
 
     def image_id(self, reference: str) -> str | None:
         try:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from packager.executor.report import Reporter
+from packager.layers import DEFAULT_MAX_LAYER_SIZE
 
 
 @dataclass(frozen=True)
@@ -84,9 +85,12 @@ class Builder(Protocol):
 
     def build_weights(self, context: Path, tag: str, base_ref: str, report: Reporter, *,
                       labels: dict[str, str], nocache: bool = False,
-                      platform: str | None = None) -> str:
-        """The weights image `tag` from context/weights (its Dockerfile: FROM the base, one
-        COPY per model; each layer as packager.layers.WEIGHTS says); return its ID."""
+                      platform: str | None = None,
+                      max_layer_size: int = DEFAULT_MAX_LAYER_SIZE) -> str:
+        """The weights image `tag` from context/weights: the layers assembled (each as
+        packager.layers.WEIGHTS says, grouped into layers of at most `max_layer_size` bytes by
+        packager.layers.group_files), or -- `weights_from_dockerfile` -- its Dockerfile built
+        (FROM the base, one COPY per model, unbounded); return its ID."""
 
     def weights_from_dockerfile(self, platform: str | None) -> bool:
         """`build_weights` builds context/weights/Dockerfile (so a --template-dir's

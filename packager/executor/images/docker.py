@@ -23,6 +23,7 @@ import docker
 import docker.auth
 import docker.errors
 
+from packager import layers
 from packager.dockerfile import base_images
 from packager.errors import BuildError, InputError, PushError, bounded, redact
 from packager.executor.images.builder import Builder, Credentials, Tls, registry_host
@@ -310,7 +311,8 @@ class DockerBuilder:
 
     def build_weights(self, context: Path, tag: str, base_ref: str, report: Reporter, *,
                       labels: dict[str, str], nocache: bool = False,
-                      platform: str | None = None) -> str:
+                      platform: str | None = None,
+                      max_layer_size: int = layers.DEFAULT_MAX_LAYER_SIZE) -> str:
         if self.weights_from_dockerfile(platform):
             # another platform's base: the engine's build resolves it; the weights context
             # holds just the weights, so it is streamed (no temporary tar of gigabytes)
@@ -319,7 +321,8 @@ class DockerBuilder:
         # The layers assembled here and loaded: the bytes are written twice, not three times
         # as by the legacy builder's COPY (packager/layers.py). The Dockerfile beside them
         # says what the layers hold, and the other ways of building the weights build it.
-        return load_weights_image(client(), context, tag, base_ref, report, labels)
+        return load_weights_image(client(), context, tag, base_ref, report, labels,
+                                  max_layer_size=max_layer_size)
 
     def weights_from_dockerfile(self, platform: str | None) -> bool:
         return platform is not None
