@@ -215,6 +215,13 @@ def _parser() -> argparse.ArgumentParser:
                     "/etc/docker/certs.d)")
     pu.add_argument("--tls-verify", choices=("true", "false"), default="true",
                     help="check the registry's certificate (default: true; buildah only)")
+    pu.add_argument("--pusher", choices=("layers", "builder"), default="layers",
+                    help="layers (default): each layer sent by the packager, weights "
+                    "uncompressed, layers already in the registry never sent; builder: the "
+                    "builder's own push (docker push / buildah push), every layer gzipped")
+    pu.add_argument("--layer-compression", choices=("auto", "gzip"), default="auto",
+                    help="auto (default): weights uncompressed, other layers gzipped; gzip: "
+                    "every layer gzipped (a registry that refuses uncompressed layers)")
     pu.add_argument("--image-url-file", default=None,
                     help="write the pushed reference here (Tekton result IMAGE_URL)")
     pu.add_argument("--image-digest-file", default=None,
@@ -389,6 +396,7 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
             tls=Tls(Path(args.ca_bundle) if args.ca_bundle else None, args.tls_verify == "true"),
             image_url_file=Path(args.image_url_file) if args.image_url_file else None,
             image_digest_file=Path(args.image_digest_file) if args.image_digest_file else None,
+            pusher=args.pusher, layer_compression=args.layer_compression,
         ), report)
         print(f"{pushed.image}@{pushed.pushed_digest}")
         return 0

@@ -26,6 +26,8 @@ from typing import Any
 BLOCK = 512
 END_OF_ARCHIVE = b"\0" * (2 * BLOCK)
 MODEL_REPOSITORY = "/models"  # Triton's model repository in every generated image
+LAYERS_LABEL = "io.triton-packager.weights.layers"
+MAX_LAYER_SIZE_LABEL = "io.triton-packager.weights.max-layer-size"
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,10 @@ def image_config(base: Mapping[str, Any], diff_ids: Sequence[str], *,
     runtime config (env, cmd, workdir, user) and labels, with `labels` added. Deterministic:
     the base's creation time is reused, so equal inputs give an equal image ID."""
     config = dict(base.get("config") or {})
-    config["Labels"] = {**(config.get("Labels") or {}), **labels}
+    # The weights layers' diff IDs, in order: push finds them in the model image built FROM
+    # this one and sends them from the weights context, uncompressed (executor/push.py).
+    config["Labels"] = {**(config.get("Labels") or {}), **labels,
+                        LAYERS_LABEL: ",".join(diff_ids)}
     created = str(base.get("created") or "1970-01-01T00:00:00Z")
     history = [*list(base.get("history") or []),
                *({"created": created, "created_by": c} for c in created_by)]

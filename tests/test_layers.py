@@ -85,7 +85,8 @@ def test_archive_holds_exactly_the_input_bytes_as_docker_load_reads_it(
                 names = [m.name for m in inner.getmembers()]
                 for i, n in enumerate(names):
                     assert all(names.index(p) < i for p in names if n.startswith(p + "/"))
-    assert config["config"]["Labels"] == {"b": "1", "io.example": "x"}
+    assert config["config"]["Labels"] == {"b": "1", "io.example": "x",
+                                          layers.LAYERS_LABEL: ",".join(diff_ids[1:])}
     assert config["config"]["Env"] == ["PATH=/bin"]
     non_empty = [h for h in config["history"] if not h.get("empty_layer")]
     assert len(non_empty) == len(diff_ids)

@@ -31,7 +31,7 @@ from packager.executor.reader import read_input
 from packager.executor.report import Reporter
 from packager.imageref import archive_path
 from packager.inputs import InputTree
-from packager.layers import DEFAULT_MAX_LAYER_SIZE
+from packager.layers import DEFAULT_MAX_LAYER_SIZE, LAYERS_LABEL, MAX_LAYER_SIZE_LABEL
 from packager.pipeline import (
     Options,
     Package,
@@ -407,11 +407,13 @@ class Workspace:
         same base image (by ID) is already there."""
         base_id = self.builder.ensure_image(base_ref)
         label = "io.triton-packager.weights.base-id"
-        bound = "io.triton-packager.weights.max-layer-size"
+        bound = MAX_LAYER_SIZE_LABEL
         have = self.builder.image_labels(tag) or {}
         if not self.build_env.no_cache and have.get(label) == base_id and \
                 have.get(bound, str(self.build_env.max_layer_size)) == \
-                str(self.build_env.max_layer_size):
+                str(self.build_env.max_layer_size) and \
+                (LAYERS_LABEL in have
+                 or self.builder.weights_from_dockerfile(self.build_env.platform)):
             self.report.step(f"package: weights image {tag[:40]}... is up to date")
             return
         self.report.step("package: building the weights image (once per weights digest)")

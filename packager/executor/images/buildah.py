@@ -48,7 +48,13 @@ from packager import layers
 from packager.dockerfile import base_images
 from packager.errors import BuildError, InputError, PushError, bounded, redact
 from packager.executor.images import weights
-from packager.executor.images.builder import Builder, Credentials, Tls, registry_host
+from packager.executor.images.builder import (
+    Builder,
+    Credentials,
+    ExportedLayer,
+    Tls,
+    registry_host,
+)
 from packager.executor.process import Timeout, child, kill_group, run
 from packager.executor.report import Reporter
 from packager.imageref import (
@@ -560,6 +566,53 @@ def assemble_weights(context: Path, tag: str, base_ref: str, labels: Mapping[str
     return got
 
 
+# --- layers for the registry pusher ---------------------------------------------------------------
+
+def diff_ids(reference: str, *, storage: Storage | None = None) -> list[str]:
+    doc = _inspect(reference, storage)
+    if doc is None:
+        raise PushError(f"image {bounded(reference)} is not in buildah's storage",
+                        fix="package the model again")
+    return list(((doc.get("OCIv1") or {}).get("rootfs") or {}).get("diff_ids") or [])
+
+
+def export_layers(reference: str, skip: Mapping[str, int], workdir: Path, *,
+                  storage: Storage | None = None,
+                  timeout: float = TRANSFER_TIMEOUT) -> tuple[bytes, dict[str, ExportedLayer]]:
+    """The config and the layers not in `skip`, gzipped, written by `buildah push` into an OCI
+    layout under `workdir`. A layer in `skip` is not written: storage offers each layer under
+    its diff ID, and an OCI layout reuses a blob file already named so, so an empty file of
+    that name stands for it."""
+    doc = _inspect(reference, storage)
+    if doc is None or not doc.get("Config"):
+        raise PushError(f"image {bounded(reference)} is not in buildah's storage",
+                        fix="package the model again")
+    config = str(doc["Config"]).encode()
+    layout = workdir / "oci"
+    blobs = layout / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    for diff_id in skip:
+        (blobs / diff_id.removeprefix("sha256:")).touch()
+    proc = _buildah(["push", "--quiet", "--format", "oci", "--", reference, f"oci:{layout}"],
+                    storage, timeout=timeout)
+    if proc.returncode != 0:
+        raise PushError(f"buildah could not export the layers of {bounded(reference)}: "
+                        f"{_first_error(proc.stderr)}", log_tail=_tail(proc.stderr),
+                        fix="check the free space beside the output directory")
+    index = json.loads((layout / "index.json").read_text(encoding="utf-8"))
+    manifest = json.loads((blobs / index["manifests"][-1]["digest"].removeprefix("sha256:"))
+                          .read_text(encoding="utf-8"))
+    ids = diff_ids(reference, storage=storage)
+    out: dict[str, ExportedLayer] = {}
+    for diff_id, desc in zip(ids, manifest["layers"], strict=True):
+        if diff_id in skip:
+            continue
+        out[diff_id] = ExportedLayer(blobs / str(desc["digest"]).removeprefix("sha256:"),
+                                     str(desc["digest"]),
+                                     gzipped=str(desc["mediaType"]).endswith("gzip"))
+    return config, out
+
+
 # --- push --------------------------------------------------------------------------------------
 
 def push(reference: str, dest: str, authfile: Path | None = None, tls_verify: bool = True,
@@ -716,6 +769,16 @@ class BuildahBuilder:
 
     def check_push(self, tls: Tls) -> None:
         return None
+
+    def diff_ids(self, image: str) -> list[str]:
+        return diff_ids(image)
+
+    def export_layers(self, image: str, skip: Mapping[str, int], workdir: Path,
+                      ) -> tuple[bytes, dict[str, ExportedLayer]]:
+        return export_layers(image, skip, workdir)
+
+    def tag_image(self, image: str, name: str) -> None:
+        tag_image(image, name)
 
     def push(self, image: str, target: str, report: Reporter, credentials: Credentials,
              tls: Tls, image_id: str | None = None) -> str:

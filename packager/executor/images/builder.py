@@ -44,6 +44,16 @@ def registry_host(reference: str) -> str:
     return "docker.io"
 
 
+@dataclass(frozen=True)
+class ExportedLayer:
+    """One layer the builder wrote to a file for the registry pusher (layer_push.py)."""
+
+    path: Path
+    digest: str  # of the file's bytes
+    gzipped: bool
+    tar_size: int = 0  # the uncompressed tar's size, 0 when unknown
+
+
 class Builder(Protocol):
     """An image engine. References are image names or IDs in the builder's own store; a
     `source` may also carry a transport (`oci-archive:PATH[:NAME]`, `docker-daemon:NAME`, ...,
@@ -134,6 +144,17 @@ class Builder(Protocol):
 
     def check_push(self, tls: Tls) -> None:
         """Refuse push options this builder cannot honour (before anything is pushed)."""
+
+    def diff_ids(self, image: str) -> list[str]:
+        """The diff IDs of `image`'s layers, base first."""
+
+    def export_layers(self, image: str, skip: Mapping[str, int], workdir: Path,
+                      ) -> tuple[bytes, dict[str, ExportedLayer]]:
+        """`image`'s config (its exact bytes) and its layers as files under `workdir`, except
+        those in `skip` (diff ID -> uncompressed tar size), which need not be written."""
+
+    def tag_image(self, image: str, name: str) -> None:
+        """Name `image` (an ID or a name) `name` too."""
 
     def push(self, image: str, target: str, report: Reporter, credentials: Credentials,
              tls: Tls, image_id: str | None = None) -> str:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import hashlib
 import json
 import re
 import tarfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import docker
 import docker.auth
@@ -26,7 +27,13 @@ import docker.errors
 from packager import layers
 from packager.dockerfile import base_images
 from packager.errors import BuildError, InputError, PushError, bounded, redact
-from packager.executor.images.builder import Builder, Credentials, Tls, registry_host
+from packager.executor.images.builder import (
+    Builder,
+    Credentials,
+    ExportedLayer,
+    Tls,
+    registry_host,
+)
 from packager.executor.images.docker_load import load_weights_image, piped
 from packager.executor.report import Reporter
 from packager.imageref import DAEMON_TRANSPORT, parse_reference, split_transport
@@ -283,6 +290,73 @@ def _push(c: docker.DockerClient, repository: str, tag: str | None, target: str,
     return digest
 
 
+# --- layers for the registry pusher ---------------------------------------------------------------
+
+class _Reader:
+    """A file object over the engine's response chunks (for tarfile's stream mode)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.chunks = chunks
+        self.buf = b""
+
+    def read(self, n: int = -1) -> bytes:
+        while n < 0 or len(self.buf) < n:
+            try:
+                self.buf += next(self.chunks)
+            except StopIteration:
+                break
+        if n < 0:
+            n = len(self.buf)
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+
+def export_layers(image: str, skip: Mapping[str, int],
+                  workdir: Path) -> tuple[bytes, dict[str, ExportedLayer]]:
+    """The config and the layers not in `skip`, from `docker save` (the engine's only way out
+    for an image's bytes), read as a stream: a layer whose size is one of `skip`'s is passed
+    over unread into any file; every other is written to `workdir` while it is hashed, and kept
+    unless its diff ID is in `skip`. (docker 20.10's archive names a layer by a legacy ID, not
+    its digest, so a layer is known only once read.)"""
+    sizes = set(skip.values())
+    c = client()
+    config = b""
+    out: dict[str, ExportedLayer] = {}
+    try:
+        stream = c.api.get_image(image, chunk_size=1 << 20)
+        with tarfile.open(fileobj=cast("IO[bytes]", _Reader(iter(stream))), mode="r|") as tar:
+            for member in tar:
+                if member.name.endswith("/layer.tar") and member.isfile():
+                    if member.size in sizes:
+                        continue
+                    src = tar.extractfile(member)
+                    assert src is not None
+                    path = workdir / f"layer-{len(out)}.tar"
+                    sha = hashlib.sha256()
+                    with path.open("wb") as fh:
+                        while chunk := src.read(1 << 20):
+                            sha.update(chunk)
+                            fh.write(chunk)
+                    diff_id = f"sha256:{sha.hexdigest()}"
+                    if diff_id in skip or diff_id in out:
+                        path.unlink()
+                    else:
+                        out[diff_id] = ExportedLayer(path, diff_id, gzipped=False,
+                                                     tar_size=member.size)
+                elif re.fullmatch(r"[0-9a-f]{64}\.json", member.name):
+                    src = tar.extractfile(member)
+                    assert src is not None
+                    config = src.read()
+    except docker.errors.DockerException as exc:
+        raise PushError(f"cannot read {bounded(image)} from the Docker engine: "
+                        f"{bounded(str(exc), 200, quote=False)}",
+                        fix="package the model again") from None
+    if not config:
+        raise PushError(f"`docker save` of {bounded(image)} held no image config",
+                        fix="package the model again")
+    return config, out
+
+
 # --- the builder -------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -389,6 +463,27 @@ class DockerBuilder:
                 "--tls-verify false cannot be handed to the Docker engine for a push",
                 fix="list the registry under insecure-registries in the engine's daemon.json, "
                 "or package and push with --builder buildah")
+
+    def diff_ids(self, image: str) -> list[str]:
+        try:
+            attrs = client().images.get(image).attrs
+        except docker.errors.DockerException as exc:
+            raise PushError(f"image {bounded(image)} is not on this engine: "
+                            f"{bounded(str(exc), 200, quote=False)}",
+                            fix="package the model again") from None
+        return list((attrs.get("RootFS") or {}).get("Layers") or [])
+
+    def export_layers(self, image: str, skip: Mapping[str, int], workdir: Path,
+                      ) -> tuple[bytes, dict[str, ExportedLayer]]:
+        return export_layers(image, skip, workdir)
+
+    def tag_image(self, image: str, name: str) -> None:
+        ref = parse_reference(name, what="image name")
+        try:
+            client().images.get(image).tag(ref.repository, ref.tag)
+        except docker.errors.DockerException as exc:
+            raise PushError(f"cannot name {bounded(image)} {bounded(name)}: "
+                            f"{bounded(str(exc), 200, quote=False)}") from None
 
     def push(self, image: str, target: str, report: Reporter, credentials: Credentials,
              tls: Tls, image_id: str | None = None) -> str:
