@@ -226,7 +226,12 @@ def _parser() -> argparse.ArgumentParser:
                     help="write the pushed reference here (Tekton result IMAGE_URL)")
     pu.add_argument("--image-digest-file", default=None,
                     help="write the pushed digest here (Tekton result IMAGE_DIGEST)")
-    for sp in (ve, pu):
+    pr = sub.add_parser("prune", help="remove the weights images (triton-packager/weights:<digest>) "
+                        "no remaining image uses")
+    pr.add_argument("--builder", choices=registry.choices(), default=registry.AUTO,
+                    help="the builder whose images to prune (default: auto)")
+    pr.add_argument("--dry-run", action="store_true", help="list what would be removed")
+    for sp in (ve, pu, pr):
         _output_flags(sp)
     tr = sub.add_parser("train", help="run an MLproject entry point and collect a model directory")
     tr.add_argument("project", metavar="PROJECT", help="MLproject repository")
@@ -379,6 +384,13 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
                              fix="give e.g. --user 4242 or --user 4242:4242")
 
         verify(Path(args.output), report, user=args.user)
+        return 0
+    if args.command == "prune":
+        from packager.executor.prune import prune
+
+        pruned = prune(registry.select(args.builder), report, dry_run=args.dry_run)
+        for name in pruned.removed:
+            print(name)
         return 0
     if args.command == "push":
         from packager.executor.images.builder import Tls

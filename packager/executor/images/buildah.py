@@ -52,6 +52,7 @@ from packager.executor.images.builder import (
     Builder,
     Credentials,
     ExportedLayer,
+    ImageInfo,
     Tls,
     registry_host,
 )
@@ -613,6 +614,32 @@ def export_layers(reference: str, skip: Mapping[str, int], workdir: Path, *,
     return config, out
 
 
+def list_images(*, storage: Storage | None = None) -> list[ImageInfo]:
+    """Every image in storage, with its names, labels and layers (`buildah inspect` of each)."""
+    proc = _buildah(["images", "--json", "--all", "--no-trunc"], storage, timeout=QUERY_TIMEOUT)
+    if proc.returncode != 0:
+        raise BuildError(f"buildah could not list images: {_first_error(proc.stderr)}")
+    out = []
+    for entry in json.loads(proc.stdout or "[]") or []:
+        image = _sha(str(entry.get("id") or ""))
+        doc = _inspect(image.removeprefix("sha256:"), storage) or {}
+        oci = doc.get("OCIv1") or {}
+        out.append(ImageInfo(
+            image, tuple(str(n) for n in entry.get("names") or []),
+            {str(k): str(v) for k, v in ((oci.get("config") or {}).get("Labels") or {}).items()},
+            tuple((oci.get("rootfs") or {}).get("diff_ids") or []),
+            _size(str(entry.get("size") or ""))))
+    return out
+
+
+def _size(text: str) -> int:
+    """Bytes from buildah's human size ("436 MB", decimal units); 0 when unreadable."""
+    m = re.fullmatch(r"([0-9.]+)\s*([kMGT]?B)", text.strip())
+    if m is None:
+        return 0
+    return int(float(m.group(1)) * 1000 ** "BkMGT".index(m.group(2)[0]))
+
+
 # --- push --------------------------------------------------------------------------------------
 
 def push(reference: str, dest: str, authfile: Path | None = None, tls_verify: bool = True,
@@ -779,6 +806,15 @@ class BuildahBuilder:
 
     def tag_image(self, image: str, name: str) -> None:
         tag_image(image, name)
+
+    def list_images(self) -> list[ImageInfo]:
+        return list_images()
+
+    def remove_image(self, name: str) -> None:
+        proc = _buildah(["rmi", "--", name], None, timeout=QUERY_TIMEOUT)
+        if proc.returncode != 0:
+            raise BuildError(f"buildah could not remove {bounded(name)}: "
+                             f"{_first_error(proc.stderr)}")
 
     def push(self, image: str, target: str, report: Reporter, credentials: Credentials,
              tls: Tls, image_id: str | None = None) -> str:

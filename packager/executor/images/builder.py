@@ -54,6 +54,17 @@ class ExportedLayer:
     tar_size: int = 0  # the uncompressed tar's size, 0 when unknown
 
 
+@dataclass(frozen=True)
+class ImageInfo:
+    """One image in the builder's store, as `prune` reads it."""
+
+    id: str
+    names: tuple[str, ...]
+    labels: Mapping[str, str]
+    diff_ids: tuple[str, ...]
+    size: int = 0
+
+
 class Builder(Protocol):
     """An image engine. References are image names or IDs in the builder's own store; a
     `source` may also carry a transport (`oci-archive:PATH[:NAME]`, `docker-daemon:NAME`, ...,
@@ -155,6 +166,13 @@ class Builder(Protocol):
 
     def tag_image(self, image: str, name: str) -> None:
         """Name `image` (an ID or a name) `name` too."""
+
+    def list_images(self) -> list[ImageInfo]:
+        """Every image in the store (for `prune`)."""
+
+    def remove_image(self, name: str) -> None:
+        """Remove the name `name` (and the image, when no other name holds it); never forced:
+        an image a container uses stays."""
 
     def push(self, image: str, target: str, report: Reporter, credentials: Credentials,
              tls: Tls, image_id: str | None = None) -> str:

@@ -31,6 +31,7 @@ from packager.executor.images.builder import (
     Builder,
     Credentials,
     ExportedLayer,
+    ImageInfo,
     Tls,
     registry_host,
 )
@@ -484,6 +485,22 @@ class DockerBuilder:
         except docker.errors.DockerException as exc:
             raise PushError(f"cannot name {bounded(image)} {bounded(name)}: "
                             f"{bounded(str(exc), 200, quote=False)}") from None
+
+    def list_images(self) -> list[ImageInfo]:
+        out = []
+        for img in client().images.list():
+            attrs = img.attrs
+            out.append(ImageInfo(str(img.id), tuple(img.tags), dict(img.labels or {}),
+                                 tuple((attrs.get("RootFS") or {}).get("Layers") or []),
+                                 int(attrs.get("Size") or 0)))
+        return out
+
+    def remove_image(self, name: str) -> None:
+        try:
+            client().images.remove(name, noprune=False)
+        except docker.errors.DockerException as exc:
+            raise BuildError(f"cannot remove {bounded(name)}: "
+                             f"{bounded(str(exc), 200, quote=False)}") from None
 
     def push(self, image: str, target: str, report: Reporter, credentials: Credentials,
              tls: Tls, image_id: str | None = None) -> str:
