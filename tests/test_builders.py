@@ -9,7 +9,15 @@ import json
 from pathlib import Path
 
 import pytest
-from e2e import authfile, image_file_bytes, image_files, manifest_digest, package, registry
+from e2e import (
+    authfile,
+    image_file_bytes,
+    image_files,
+    manifest_digest,
+    package,
+    registry,
+    remove_image,
+)
 from models import PYTHON_CONFIG, backend_files, manifest, write_tree
 
 from packager.baseimage import LOCAL_CPU_IMAGE
@@ -286,7 +294,7 @@ def test_layers_push_sends_weights_uncompressed_in_bounded_layers_once_and_pulls
         weights_ids = [m["digest"] for m in raw]
         assert not any(f"weights layer {d[7:19]}" in err for d in weights_ids), err
         # a plain pull of the pushed image gives back the image that was built
-        client.images.remove(pushed, force=True)
+        remove_image(client, pushed)  # absent from the engine after a buildah push
         client.images.pull(pushed)
         assert client.images.get(pushed).id == image_id
         proc = subprocess.run(["buildah", *storage.flags(), "pull", "--quiet", "--tls-verify=false",

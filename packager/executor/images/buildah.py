@@ -34,6 +34,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -549,8 +550,10 @@ def assemble_weights(context: Path, tag: str, base_ref: str, labels: Mapping[str
         # buildah names an image pulled from `oci:PATH` after PATH, which must then be a valid
         # (lower-case) reference: a link of such a name stands for the layout, untagged below.
         tmp = tempfile.gettempdir()
-        link_dir = Path(tempfile.mkdtemp(prefix="triton-packager-",
-                                         dir=tmp if tmp == tmp.lower() else "/tmp"))
+        if not re.fullmatch(r"[a-z0-9/._-]+", tmp):
+            tmp = "/tmp"
+        link_dir = Path(tmp) / f"triton-packager-{secrets.token_hex(8)}"
+        link_dir.mkdir(mode=0o700)
         try:
             (link_dir / "weights").symlink_to(layout)
             got = _pull(f"oci:{link_dir / 'weights'}", storage, timeout)

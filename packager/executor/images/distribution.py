@@ -16,12 +16,14 @@ Harbor and the cloud registries answer).
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import ipaddress
 import json
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import time
 import urllib.parse
@@ -112,6 +114,23 @@ def login(credentials: Credentials, host: str,
     return None
 
 
+def trust(tls: Tls, environ: Mapping[str, str] | None = None) -> ssl.SSLContext:
+    """The system's roots, the --ca-bundle, and every PEM file of $SSL_CERT_DIR read one by one
+    (as buildah's Go TLS reads it: a mounted ConfigMap's `ca.crt` has no OpenSSL hash name)."""
+    ctx = urllib3.util.ssl_.create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
+    ctx.load_default_certs()
+    if tls.ca_bundle is not None:
+        ctx.load_verify_locations(cafile=str(tls.ca_bundle))
+    env = os.environ if environ is None else environ
+    for directory in filter(None, env.get("SSL_CERT_DIR", "").split(":")):
+        with contextlib.suppress(OSError):
+            for path in sorted(Path(directory).iterdir()):
+                with contextlib.suppress(OSError, ssl.SSLError, ValueError):
+                    if path.is_file() and path.stat().st_size <= (16 << 20):
+                        ctx.load_verify_locations(cafile=str(path))
+    return ctx
+
+
 @dataclass
 class Client:
     """One repository of one registry, authenticated for pull and push."""
@@ -128,10 +147,9 @@ class Client:
         kwargs: dict[str, Any] = {"timeout": TIMEOUT, "retries": False}
         if not self.tls.verify:
             kwargs["cert_reqs"] = "CERT_NONE"
-        elif self.tls.ca_bundle is not None:
-            kwargs["ca_certs"] = str(self.tls.ca_bundle)
-        if not self.tls.verify:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        else:
+            kwargs["ssl_context"] = trust(self.tls)
         self.http = urllib3.PoolManager(**kwargs)
         self.base = f"https://{self.host}"
         self.auth: str | None = None
@@ -166,8 +184,12 @@ class Client:
         try:
             resp = self.http.request("GET", f"{self.base}/v2/", retries=False)
         except urllib3.exceptions.SSLError as exc:
-            if not (_is_loopback(self.host) or not self.tls.verify):
-                raise self._fail("TLS", str(exc)) from None
+            # plain HTTP only where the server speaks no TLS at all; a certificate that does
+            # not verify is an error, never a reason to drop TLS
+            if "certificate" in str(exc).lower() or not (_is_loopback(self.host)
+                                                         or not self.tls.verify):
+                raise self._fail("TLS (certificate not trusted? give --ca-bundle)",
+                                 str(exc)) from None
             self.base = f"http://{self.host}"
             resp = self._raw("GET", f"{self.base}/v2/")
         except urllib3.exceptions.HTTPError as exc:

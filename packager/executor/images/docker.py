@@ -294,22 +294,29 @@ def _push(c: docker.DockerClient, repository: str, tag: str | None, target: str,
 # --- layers for the registry pusher ---------------------------------------------------------------
 
 class _Reader:
-    """A file object over the engine's response chunks (for tarfile's stream mode)."""
+    """A file object over the engine's response chunks (for tarfile's stream mode); a read
+    copies only what it returns."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self.chunks = chunks
-        self.buf = b""
+        self.chunk = b""
+        self.pos = 0
 
     def read(self, n: int = -1) -> bytes:
-        while n < 0 or len(self.buf) < n:
-            try:
-                self.buf += next(self.chunks)
-            except StopIteration:
-                break
-        if n < 0:
-            n = len(self.buf)
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
+        parts: list[bytes] = []
+        want = n
+        while want != 0:
+            if self.pos >= len(self.chunk):
+                try:
+                    self.chunk, self.pos = next(self.chunks), 0
+                except StopIteration:
+                    break
+            end = len(self.chunk) if want < 0 else min(len(self.chunk), self.pos + want)
+            parts.append(self.chunk[self.pos:end])
+            if want > 0:
+                want -= end - self.pos
+            self.pos = end
+        return b"".join(parts)
 
 
 def export_layers(image: str, skip: Mapping[str, int],
@@ -325,7 +332,8 @@ def export_layers(image: str, skip: Mapping[str, int],
     out: dict[str, ExportedLayer] = {}
     try:
         stream = c.api.get_image(image, chunk_size=1 << 20)
-        with tarfile.open(fileobj=cast("IO[bytes]", _Reader(iter(stream))), mode="r|") as tar:
+        with tarfile.open(fileobj=cast("IO[bytes]", _Reader(iter(stream))), mode="r|",
+                          bufsize=1 << 20) as tar:
             for member in tar:
                 if member.name.endswith("/layer.tar") and member.isfile():
                     if member.size in sizes:

@@ -46,7 +46,7 @@ from packager.executor.report import Reporter
 from packager.layers import WEIGHTS
 
 COMPRESSIONS = ("auto", "gzip")  # --layer-compression
-GZIP_LEVEL = 6  # zlib's default, as the builders' own pushes
+GZIP_LEVEL = 1
 CHUNK = 1 << 20
 
 
@@ -86,11 +86,14 @@ class BlobCache:
             repos[:] = [*repos[-7:], repository]
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".blobs-")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(self.entries, fh)
-        Path(tmp).replace(self.path)
+        """Written atomically; a home without a writable cache (a cluster step) only loses the
+        hint, never the push."""
+        with contextlib.suppress(OSError):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".blobs-")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(self.entries, fh)
+            Path(tmp).replace(self.path)
 
 
 @dataclass(frozen=True)
