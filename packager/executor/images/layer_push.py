@@ -7,7 +7,9 @@
   Weights do not compress; gzip would bound the push by the CPU, not the wire.
 - Every other layer (the base's, the model image's small ones) is gzipped, as usual: it comes
   from the builder (`export_layers`) and a record of its compressed digest (BlobCache) lets
-  the next push find it in the registry without exporting or compressing it again.
+  the next push find it in the registry without exporting or compressing it again. The choice
+  is made per layer by what gzip saves: a large exported layer whose samples shrink by less
+  than 10% (weights built from a Dockerfile, with --platform) goes uncompressed too.
 - Before anything is sent, every layer is looked up in the registry (HEAD) and, failing that,
   mounted from a repository of the same registry it was pushed to before: a layer already
   there is never sent again.
@@ -24,6 +26,7 @@ import hashlib
 import json
 import os
 import tempfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -114,6 +117,26 @@ def _gzipped(chunks: Iterator[bytes]) -> Iterator[bytes]:
                 gz.write(chunk)
 
     return piped(write, "gzip-layer")
+
+
+SAMPLE = 1 << 20
+SAMPLED_LAYER = 64 << 20  # smaller layers are gzipped without asking
+
+
+def worth_compressing(path: Path) -> bool:
+    """gzip a layer unless it is large and three 1 MiB samples of it (start, middle, end)
+    shrink by less than 10% at the level used: weights are sent as they are."""
+    size = path.stat().st_size
+    if size < SAMPLED_LAYER:
+        return True
+    raw = packed = 0
+    with path.open("rb") as fh:
+        for offset in (0, size // 2, max(0, size - SAMPLE)):
+            fh.seek(offset)
+            data = fh.read(SAMPLE)
+            raw += len(data)
+            packed += len(zlib.compress(data, GZIP_LEVEL))
+    return packed < 0.9 * raw
 
 
 def _file_chunks(path: Path) -> Iterator[bytes]:
@@ -258,6 +281,17 @@ def _send_exported(client: Client, cache: BlobCache, diff_id: str, layer: Export
             return Plan(diff_id, None, digest, size), size_sent
         cache.record(diff_id, digest, size, layer.tar_size, client.host, client.repository)
         return Plan(diff_id, None, digest, size), size
+    if not worth_compressing(layer.path):
+        # weights the image does not name (built from a Dockerfile, --platform): as they are
+        sent = 0
+        if not _present(client, diff_id, cache.get(diff_id) or {}):
+            client.upload(_file_chunks(layer.path), expected=diff_id)
+            report.log(f"push: layer {diff_id[7:19]} ({layer.tar_size} bytes, uncompressed: "
+                       "gzip would save under 10%)")
+            sent = layer.tar_size
+        cache.record(diff_id, diff_id, layer.tar_size, layer.tar_size, client.host,
+                     client.repository, OCI_LAYER)
+        return Plan(diff_id, None, diff_id, layer.tar_size, OCI_LAYER), sent
     # Compressed once to a file beside the export, so the digest is known before the upload
     # and a layer the registry has is not sent.
     packed = layer.path.with_suffix(".gz")
