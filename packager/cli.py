@@ -211,10 +211,11 @@ def _parser() -> argparse.ArgumentParser:
                     "TRITON_PACKAGER_REGISTRY_PASSWORD (or their _FILE variants). Credentials "
                     "are never taken from the command line")
     pu.add_argument("--ca-bundle", default=None,
-                    help="PEM file of the registry's CA (buildah; the Docker engine reads "
-                    "/etc/docker/certs.d)")
+                    help="PEM file of the registry's CA (with --pusher builder, the Docker "
+                    "engine reads /etc/docker/certs.d instead)")
     pu.add_argument("--tls-verify", choices=("true", "false"), default="true",
-                    help="check the registry's certificate (default: true; buildah only)")
+                    help="check the registry's certificate (default: true; with --pusher "
+                    "builder, buildah only)")
     pu.add_argument("--pusher", choices=("layers", "builder"), default="layers",
                     help="layers (default): each layer sent by the packager, weights "
                     "uncompressed, layers already in the registry never sent; builder: the "

@@ -360,6 +360,10 @@ def export_layers(image: str, skip: Mapping[str, int],
         raise PushError(f"cannot read {bounded(image)} from the Docker engine: "
                         f"{bounded(str(exc), 200, quote=False)}",
                         fix="package the model again") from None
+    except OSError as exc:  # the spool: a full disk
+        raise PushError(f"cannot write the layers to push under {bounded(str(workdir), 200)}: "
+                        f"{exc.strerror or exc}",
+                        fix="free space beside the output directory and push again") from None
     if not config:
         raise PushError(f"`docker save` of {bounded(image)} held no image config",
                         fix="package the model again")

@@ -195,6 +195,18 @@ def push_image(builder: Builder, image: str, out: Path, target: str, report: Rep
             skip[diff_id] = group.size()
     missing = [p for p in plans.values() if p.media_type == OCI_LAYER
                and not _present(client, p.diff_id, cache.get(p.diff_id) or {})]
+    try:
+        return _push(builder, image, out, target, report, client, cache, diff_ids, plans, skip,
+                     missing, context, compression)
+    except OSError as exc:  # writing an exported or compressed layer: a full disk
+        raise PushError(f"cannot write the layers to push under {bounded(str(out), 200)}: "
+                        f"{exc.strerror or exc}",
+                        fix="free space beside the output directory and push again") from None
+
+
+def _push(builder: Builder, image: str, out: Path, target: str, report: Reporter,
+          client: Client, cache: BlobCache, diff_ids: list[str], plans: dict[str, Plan],
+          skip: dict[str, int], missing: list[Plan], context: Path, compression: str) -> str:
     with tempfile.TemporaryDirectory(prefix=".push-", dir=out) as tmp:
         config, exported = builder.export_layers(image, skip, Path(tmp))
         needed = [d for d in diff_ids if d not in plans or (
