@@ -227,23 +227,19 @@ class Builder:
         subprocess.run(["buildah", *self.storage.flags(), "pull", "--quiet", "--tls-verify=false",
                         f"docker://{ref}"], check=True, capture_output=True, timeout=7200)
 
-    def drop(self, refs: list[str], weights: bool = False) -> None:
-        """Remove `refs` (and the weights images) so that a pull has to fetch them."""
+    def drop(self, refs: list[str]) -> None:
+        """Remove `refs` so that a pull has to fetch them (for ours, with its weights image:
+        the FROM of the output's Dockerfile -- only this run's, on a shared engine)."""
         if self.name == "docker":
             for ref in refs:
                 with contextlib.suppress(docker.errors.DockerException):
                     self.client.images.remove(ref, force=True)
-            if weights:
-                with contextlib.suppress(docker.errors.DockerException):
-                    for img in self.client.images.list("triton-packager/weights"):
-                        self.client.images.remove(img.id, force=True)
             return
         b = ["buildah", *self.storage.flags()]
         names = subprocess.run([*b, "images", "--format", "{{.Name}}:{{.Tag}}"],
                                capture_output=True, text=True, timeout=300).stdout.split()
         for name in names:
-            if any(name.endswith(r) for r in refs) or (weights and "triton-packager/weights"
-                                                       in name):
+            if any(name.endswith(r) for r in refs):
                 subprocess.run([*b, "rmi", "-f", name], capture_output=True, timeout=300)
         subprocess.run([*b, "rmi", "--prune"], capture_output=True, timeout=300)
 
@@ -252,11 +248,6 @@ class Builder:
             for ref in refs:
                 with contextlib.suppress(docker.errors.DockerException):
                     self.client.images.remove(ref, force=True)
-            with contextlib.suppress(docker.errors.DockerException):
-                for img in self.client.images.list("triton-packager/weights"):
-                    self.client.images.remove(img.id, force=True)
-            with contextlib.suppress(docker.errors.DockerException):
-                self.client.images.prune(filters={"dangling": True})
             return
         b = ["buildah", *self.storage.flags()]
         names = subprocess.run([*b, "images", "--format", "{{.Name}}:{{.Tag}}"],
@@ -265,6 +256,13 @@ class Builder:
             if not name.endswith(LOCAL_CPU_IMAGE):
                 subprocess.run([*b, "rmi", "-f", name], capture_output=True, timeout=300)
         subprocess.run([*b, "rmi", "--prune"], capture_output=True, timeout=300)
+
+
+def weights_tag(out: Path) -> str:
+    """The weights image the output's model image starts FROM (this run's own)."""
+    dockerfile = (out / "context" / "Dockerfile").read_text()
+    return next(ln.split()[1] for ln in dockerfile.splitlines()
+                if ln.startswith("FROM ") and "triton-packager/weights:" in ln)
 
 
 def dir_bytes(path: Path) -> int:
@@ -328,7 +326,7 @@ def push_and_pull(builder: Builder, ours: Packager, reg: str, tmp: Path, rnd: in
     r["largest_layer_bytes"] = max(manifest_layers(reg, repo, tag))
     builder.drop([base_target, "bench-base:config"])
     r["pull_baseline"] = timed(lambda: builder.pull(base_target))
-    builder.drop([ours_ref, "bench-ours:small"], weights=True)
+    builder.drop([ours_ref, "bench-ours:small", weights_tag(ours.out)])
     r["pull_package"] = timed(lambda: builder.pull(ours_ref))
     if rnd == 0:
         # one more config edit: what each sends when only config.pbtxt changed
@@ -372,6 +370,7 @@ def one_round(client: docker.DockerClient, builder: Builder, tmp: Path, shape: s
         refs.append("bench-ours:cold")
         with DiskPeak(tmp) as disk:
             r["package_cold"] = timed(lambda: ours(model, "bench-ours:cold"))
+        refs.append(weights_tag(ours.out))  # removed with the round's images
         r["package_cold_extra_disk_bytes"] = disk.peak - disk.end
         r["package_cold_kept_disk_bytes"] = disk.end - disk.start
         edit = "instance_group [ { kind: KIND_CPU } ]\n"

@@ -28,6 +28,7 @@ import os
 import tempfile
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -51,6 +52,7 @@ from packager.layers import WEIGHTS
 COMPRESSIONS = ("auto", "gzip")  # --layer-compression
 GZIP_LEVEL = 1
 CHUNK = 1 << 20
+WEIGHTS_UPLOADS = 2  # weights layers sent at once
 
 
 def cache_path(environ: dict[str, str] | None = None) -> Path:
@@ -73,6 +75,7 @@ class BlobCache:
         except (OSError, ValueError):
             doc = {}
         self.entries: dict[str, dict[str, Any]] = doc if isinstance(doc, dict) else {}
+        self.sent: dict[str, int] = {}  # this push's uploads of other layers: diff ID -> bytes
 
     def get(self, diff_id: str) -> dict[str, Any] | None:
         found = self.entries.get(diff_id)
@@ -207,51 +210,31 @@ def push_image(builder: Builder, image: str, out: Path, target: str, report: Rep
 def _push(builder: Builder, image: str, out: Path, target: str, report: Reporter,
           client: Client, cache: BlobCache, diff_ids: list[str], plans: dict[str, Plan],
           skip: dict[str, int], missing: list[Plan], context: Path, compression: str) -> str:
-    with tempfile.TemporaryDirectory(prefix=".push-", dir=out) as tmp:
-        config, exported = builder.export_layers(image, skip, Path(tmp))
-        needed = [d for d in diff_ids if d not in plans or (
-            plans[d].digest is None and plans[d].group is None)]
-        if any(d not in exported for d in needed):
-            # a layer passed over for its size was not the one of that size it was taken for
-            config, exported = builder.export_layers(image, {}, Path(tmp))
-        if f"sha256:{hashlib.sha256(config).hexdigest()}" != builder.image_id(image):
-            raise PushError(f"the image config read from the builder is not {bounded(image)}'s",
-                            fix="package the model again, then push")
-        got = json.loads(config).get("rootfs", {}).get("diff_ids", [])
-        if list(got) != diff_ids:
-            raise PushError("the builder's config and layer list disagree",
-                            fix="package the model again, then push")
-        sent = 0
-        for diff_id in diff_ids:
-            plan = plans.get(diff_id)
-            if plan is not None and plan.digest is not None:
-                if plan.group is not None and plan in missing:
-                    report.log(f"push: weights layer {diff_id[7:19]} ({plan.size} bytes, "
-                               "uncompressed)")
-                    client.upload(piped(partial(_write, context=context, group=plan.group),
-                                        "weights-layer"), expected=diff_id)
-                    sent += plan.size or 0
-                if plan.media_type == OCI_LAYER:  # where it is now, for a mount next time
-                    cache.record(diff_id, diff_id, plan.size or 0, plan.size or 0, client.host,
-                                 client.repository, OCI_LAYER)
-                continue
-            if plan is not None and plan.group is not None:  # weights, gzipped on request
-                digest, size = client.upload(_gzipped(piped(
-                    partial(_write, context=context, group=plan.group), "weights-layer")))
-                plans[diff_id] = Plan(diff_id, plan.group, digest, size)
-                cache.record(diff_id, digest, size, plan.group.size(), client.host,
-                             client.repository)
-                sent += size
-                continue
-            layer = exported.get(diff_id)
-            if layer is None:
-                raise PushError(f"the builder exported no layer {diff_id[:19]} of {bounded(image)}",
-                                fix="push again; if it persists, package again")
-            plans[diff_id], size = _send_exported(client, cache, diff_id, layer, report)
-            sent += size
-        config_digest = f"sha256:{hashlib.sha256(config).hexdigest()}"
-        if not client.exists(config_digest):
-            client.upload(iter([config]), expected=config_digest)
+    # The weights go while the builder exports the rest (`docker save` first copies the whole
+    # image inside the engine): two uploads at a time, each layer on its own connection.
+    sent = 0
+    with tempfile.TemporaryDirectory(prefix=".push-", dir=out) as tmp, \
+            ThreadPoolExecutor(max_workers=WEIGHTS_UPLOADS) as pool:
+        uploads = []
+        for plan in missing:
+            assert plan.group is not None
+            report.log(f"push: weights layer {plan.diff_id[7:19]} ({plan.size} bytes, "
+                       "uncompressed)")
+            uploads.append(pool.submit(client.upload, piped(
+                partial(_write, context=context, group=plan.group), "weights-layer"),
+                expected=plan.diff_id))
+            sent += plan.size or 0
+        try:
+            config = _push_rest(builder, image, client, cache, diff_ids, plans, skip, context,
+                                report, Path(tmp))
+        except BaseException:
+            for upload in uploads:
+                upload.cancel()
+            raise
+        for upload in uploads:
+            upload.result()  # a failed upload fails the push
+    sent += sum(int(v) for v in cache.sent.values())
+    config_digest = f"sha256:{hashlib.sha256(config).hexdigest()}"
     cache.save()
     manifest = {
         "schemaVersion": 2, "mediaType": OCI_MANIFEST,
@@ -263,6 +246,50 @@ def _push(builder: Builder, image: str, out: Path, target: str, report: Reporter
     digest = client.put_manifest(body, OCI_MANIFEST)
     report.log(f"push: {sent} bytes of layers sent; the rest was in the registry already")
     return digest
+
+
+def _push_rest(builder: Builder, image: str, client: Client, cache: BlobCache,
+               diff_ids: list[str], plans: dict[str, Plan], skip: dict[str, int],
+               context: Path, report: Reporter, tmp: Path) -> bytes:
+    """Everything but the uncompressed weights: the config and the other layers; the config."""
+    config, exported = builder.export_layers(image, skip, tmp)
+    needed = [d for d in diff_ids if d not in plans or (
+        plans[d].digest is None and plans[d].group is None)]
+    if any(d not in exported for d in needed):
+        # a layer passed over for its size was not the one of that size it was taken for
+        config, exported = builder.export_layers(image, {}, tmp)
+    if f"sha256:{hashlib.sha256(config).hexdigest()}" != builder.image_id(image):
+        raise PushError(f"the image config read from the builder is not {bounded(image)}'s",
+                        fix="package the model again, then push")
+    got = json.loads(config).get("rootfs", {}).get("diff_ids", [])
+    if list(got) != diff_ids:
+        raise PushError("the builder's config and layer list disagree",
+                        fix="package the model again, then push")
+    for diff_id in diff_ids:
+        plan = plans.get(diff_id)
+        if plan is not None and plan.digest is not None:
+            if plan.media_type == OCI_LAYER:  # where it is now, for a mount next time
+                cache.record(diff_id, diff_id, plan.size or 0, plan.size or 0, client.host,
+                             client.repository, OCI_LAYER)
+            continue
+        if plan is not None and plan.group is not None:  # weights, gzipped on request
+            digest, size = client.upload(_gzipped(piped(
+                partial(_write, context=context, group=plan.group), "weights-layer")))
+            plans[diff_id] = Plan(diff_id, plan.group, digest, size)
+            cache.record(diff_id, digest, size, plan.group.size(), client.host,
+                         client.repository)
+            cache.sent[diff_id] = size
+            continue
+        layer = exported.get(diff_id)
+        if layer is None:
+            raise PushError(f"the builder exported no layer {diff_id[:19]} of {bounded(image)}",
+                            fix="push again; if it persists, package again")
+        plans[diff_id], size = _send_exported(client, cache, diff_id, layer, report)
+        cache.sent[diff_id] = size
+    config_digest = f"sha256:{hashlib.sha256(config).hexdigest()}"
+    if not client.exists(config_digest):
+        client.upload(iter([config]), expected=config_digest)
+    return config
 
 
 def _write(sink: IO[bytes], context: Path, group: layers.LayerGroup) -> None:
