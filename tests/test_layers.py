@@ -162,3 +162,19 @@ def test_parse_size_reads_units_and_refuses_what_is_not_a_size() -> None:
         assert "minimum" in str(exc)
     else:
         raise AssertionError("1 MiB accepted")
+
+
+def test_a_bad_layer_bound_is_exit_2_before_anything_is_written(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from packager.cli import main
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.pbtxt").write_text('name: "m"\nplatform: "tensorrt_plan"\nmax_batch_size: 0\n')
+    (model / "odahuflow.model.yaml").write_text("name: m\nversion: 1\n")
+    (model / "model.plan").write_bytes(b"\0" * 1024)
+    for bad, why in (("abc", "not a size"), ("1MiB", "minimum"), ("-5G", "not a size")):
+        out = tmp_path / f"out-{why.replace(' ', '-')}-{bad}"
+        assert main(["package", str(model), "-o", str(out), f"--max-layer-size={bad}"]) == 2
+        err = capsys.readouterr().err
+        assert "--max-layer-size" in err and why in err and "fix:" in err
+        assert not out.exists()
