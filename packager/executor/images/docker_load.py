@@ -1,6 +1,7 @@
-"""Streams into the Docker engine: the weights image through `docker load` -- one layer per
-model, streamed as a tar while the weight files are read once, with no temporary copy (see
-packager/layers.py for why) -- and the pipe (`piped`) that also streams a build context.
+"""Streams into the Docker engine: the weights image through `docker load` -- each model's
+layers (bounded, executor/images/weights.py), streamed as a tar while the weight files are read
+once, with no temporary copy (see packager/layers.py for why) -- and the pipe (`piped`) that
+also streams a build context.
 
 The archive is produced while it is sent, so memory stays at one chunk whatever the weights'
 size. Each layer's diff ID (the SHA-256 of its tar) is computed while it streams; the config and
@@ -88,7 +89,7 @@ def load_weights_image(c: docker.DockerClient, context: Path, tag: str, base_ref
                        report: Reporter, labels: Mapping[str, str], *,
                        max_layer_size: int = layers.DEFAULT_MAX_LAYER_SIZE) -> str:
     """Load `context` (context/weights: models/<name>/...) as image `tag` on top of `base_ref`,
-    one layer per model, into the engine `c`; return the image ID."""
+    in layers of at most `max_layer_size` bytes, into the engine `c`; return the image ID."""
     try:
         base = c.api.inspect_image(base_ref)
         # The engine's inspect lacks the config's history: rebuilt from the history API.
