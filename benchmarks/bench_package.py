@@ -340,7 +340,7 @@ def push_and_pull(builder: Builder, ours: Packager, reg: str, tmp: Path, rnd: in
         refs.append("bench-ours:edit")
         ours(model, "bench-ours:edit")
         before = dir_bytes(data)
-        ours.push(f"{reg}/ours")
+        refs.append(ours.push(f"{reg}/ours").split("@")[0])
         r["push_ours_config_bytes"] = dir_bytes(data) - before
         before = dir_bytes(data)
         # the hand-written image of the other config: all of its COPY layer is new

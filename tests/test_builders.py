@@ -290,7 +290,9 @@ def test_layers_push_sends_weights_uncompressed_in_bounded_layers_once_and_pulls
         images.append(f"bounded-{builder}:2")
         capsys.readouterr()
         assert main(["push", "-o", str(other), "--registry", f"{reg.host}/b"]) == 0
-        err = capsys.readouterr().err
+        captured = capsys.readouterr()
+        images.append(captured.out.strip().split("@")[0])
+        err = captured.err
         weights_ids = [m["digest"] for m in raw]
         assert not any(f"weights layer {d[7:19]}" in err for d in weights_ids), err
         # a plain pull of the pushed image gives back the image that was built
