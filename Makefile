@@ -41,7 +41,7 @@ unit: $(NOX) ; $(NOX) -s unit
 test: $(NOX) ; $(NOX) -s lint tests
 lint: $(NOX) ; $(NOX) -s lint
 snapshots: $(NOX) ; $(NOX) -s snapshots
-bench: $(NOX) ; $(NOX) -s bench
+bench: $(NOX) ; $(NOX) -s bench -- $(ARGS)
 mutation: $(NOX) ; $(NOX) -s mutation
 packager-image: $(NOX) ; $(NOX) -s packager_image -- $(if $(PUSH),--push $(PUSH)) $(ARGS)
 tekton-check: $(NOX) ; $(NOX) -s tekton_check -- deploy/tekton $(ARGS)

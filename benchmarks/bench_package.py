@@ -13,9 +13,20 @@ data files), each round makes fresh random weights, then measures through the sa
 - package config:    after editing only config.pbtxt;
 - package small:     after editing only a small extra file (labels.txt);
 - package no-change: nothing changed;
-- push bytes:        registry storage growth when pushing the config-edited image after the
-                     first one (round 1 only: a multi-GB push is slow), ours and baseline;
-- peak memory:       the packager process's maximum RSS.
+- cold push:         into an empty local registry (Debian's docker-registry on 127.0.0.1):
+                     the hand-written image with the builder's own push (`docker push`;
+                     `buildah push` with its defaults) against `triton-packager push` (weights
+                     layers uncompressed, layers in bounded sizes);
+- pull-back:         the pushed image pulled again by the same engine (`docker pull` /
+                     `buildah pull`) after removing it and, for ours, its weights image;
+- push bytes:        registry storage growth when pushing after one more config edit (round 1
+                     only: the hand-written image re-sends everything), ours and baseline;
+- largest layer:     the largest layer in the registry's manifest of our pushed image;
+- peak memory:       the packager process's maximum RSS (package and push);
+- peak extra disk:   the filesystem's used-space peak during the cold package beyond what it
+                     kept at the end (the image store's growth): temporary copies.
+
+16 GiB is opt-in (`--sizes-gib 16 --rounds 1`), never part of `make test`.
 
 Medians over the rounds are printed as a table, with ratios against the baseline measured in
 the same run, and written as JSON with the machine's cores, memory and engine version. It
@@ -34,6 +45,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -152,15 +164,23 @@ class Packager:
         self.peak_kib = 0
 
     def __call__(self, model: Path, tag: str) -> None:
+        self.run("package", str(model), "--base-image", LOCAL_CPU_IMAGE, "--tag", tag,
+                 "--builder", self.builder.name)
+
+    def push(self, registry_path: str) -> str:
+        return self.run("push", "--registry", registry_path)
+
+    def run(self, *args: str) -> str:
         proc = subprocess.run(
-            [sys.executable, "-c", _WRAPPER, sys.executable, "-m", "packager", "package",
-             str(model), "--output", str(self.out), "--base-image", LOCAL_CPU_IMAGE, "--tag", tag,
-             "--builder", self.builder.name, "--quiet"], cwd=REPO, capture_output=True,
-            text=True, timeout=3600, env={**os.environ, **self.builder.env})
+            [sys.executable, "-c", _WRAPPER, sys.executable, "-m", "packager", args[0],
+             *args[1:], "--output", str(self.out), "--quiet"], cwd=REPO, capture_output=True,
+            text=True, timeout=7200, env={**os.environ, **self.builder.env})
         if proc.returncode != 0:
-            raise SystemExit(f"package failed ({proc.returncode}):\n{proc.stderr}")
+            raise SystemExit(f"{args[0]} failed ({proc.returncode}):\n{proc.stderr}")
         # The packager prints the image name on stdout; the wrapper's figure comes last.
-        self.peak_kib = max(self.peak_kib, int(proc.stdout.strip().splitlines()[-1]))
+        lines = proc.stdout.strip().splitlines()
+        self.peak_kib = max(self.peak_kib, int(lines[-1]))
+        return lines[0] if len(lines) > 1 else ""
 
 
 class Builder:
@@ -169,13 +189,14 @@ class Builder:
     def __init__(self, name: str, client: docker.DockerClient, tmp: Path) -> None:
         self.name = name
         self.client = client
-        self.env: dict[str, str] = {}
+        # the push's record of gzipped layers, emptied with the registry each round
+        self.env: dict[str, str] = {"XDG_CACHE_HOME": str(tmp / "cache")}
         if name == "buildah":
             from packager.executor.images import buildah as bb
 
             self.storage = bb.Storage("overlay", tmp / "buildah" / "root", tmp / "buildah" / "run")
-            self.env = {bb.ENV_DRIVER: "overlay", bb.ENV_ROOT: str(self.storage.root),
-                        bb.ENV_RUNROOT: str(self.storage.runroot)}
+            self.env |= {bb.ENV_DRIVER: "overlay", bb.ENV_ROOT: str(self.storage.root),
+                         bb.ENV_RUNROOT: str(self.storage.runroot)}
             # the base comes into buildah's storage once, outside the timings
             bb.ensure_image(f"docker-daemon:{LOCAL_CPU_IMAGE}", storage=self.storage)
 
@@ -187,16 +208,46 @@ class Builder:
                         "--layers", "--pull=never", "--format", "docker", "--quiet", "-t", tag,
                         str(ctx)], check=True, capture_output=True, timeout=3600)
 
+    def push(self, ref: str, target: str) -> None:
+        """The builder's own push with its defaults (every layer gzipped)."""
+        if self.name == "docker":
+            repo, _, tag = target.rpartition(":")
+            self.client.images.get(ref).tag(repo, tag)
+            for chunk in self.client.api.push(repo, tag=tag, stream=True, decode=True):
+                if "error" in chunk:
+                    raise SystemExit(f"push failed: {chunk['error']}")
+            return
+        subprocess.run(["buildah", *self.storage.flags(), "push", "--quiet", "--tls-verify=false",
+                        ref, f"docker://{target}"], check=True, capture_output=True, timeout=7200)
+
+    def pull(self, ref: str) -> None:
+        if self.name == "docker":
+            self.client.images.pull(ref)
+            return
+        subprocess.run(["buildah", *self.storage.flags(), "pull", "--quiet", "--tls-verify=false",
+                        f"docker://{ref}"], check=True, capture_output=True, timeout=7200)
+
+    def drop(self, refs: list[str]) -> None:
+        """Remove `refs` so that a pull has to fetch them (for ours, with its weights image:
+        the FROM of the output's Dockerfile -- only this run's, on a shared engine)."""
+        if self.name == "docker":
+            for ref in refs:
+                with contextlib.suppress(docker.errors.DockerException):
+                    self.client.images.remove(ref, force=True)
+            return
+        b = ["buildah", *self.storage.flags()]
+        names = subprocess.run([*b, "images", "--format", "{{.Name}}:{{.Tag}}"],
+                               capture_output=True, text=True, timeout=300).stdout.split()
+        for name in names:
+            if any(name.endswith(r) for r in refs):
+                subprocess.run([*b, "rmi", "-f", name], capture_output=True, timeout=300)
+        subprocess.run([*b, "rmi", "--prune"], capture_output=True, timeout=300)
+
     def remove(self, refs: list[str]) -> None:
         if self.name == "docker":
             for ref in refs:
                 with contextlib.suppress(docker.errors.DockerException):
                     self.client.images.remove(ref, force=True)
-            with contextlib.suppress(docker.errors.DockerException):
-                for img in self.client.images.list("triton-packager/weights"):
-                    self.client.images.remove(img.id, force=True)
-            with contextlib.suppress(docker.errors.DockerException):
-                self.client.images.prune(filters={"dangling": True})
             return
         b = ["buildah", *self.storage.flags()]
         names = subprocess.run([*b, "images", "--format", "{{.Name}}:{{.Tag}}"],
@@ -207,24 +258,96 @@ class Builder:
         subprocess.run([*b, "rmi", "--prune"], capture_output=True, timeout=300)
 
 
+def weights_tag(out: Path) -> str:
+    """The weights image the output's model image starts FROM (this run's own)."""
+    dockerfile = (out / "context" / "Dockerfile").read_text()
+    return next(ln.split()[1] for ln in dockerfile.splitlines()
+                if ln.startswith("FROM ") and "triton-packager/weights:" in ln)
+
+
 def dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def push_bytes(client: docker.DockerClient, reg: str, data: Path, first: str,
-               second: str) -> int:
-    """Registry storage growth from pushing `second` after `first` (same repository)."""
-    for i, ref in enumerate((first, second)):
-        target = f"{reg}/bench"
-        client.images.get(ref).tag(target, f"r{i}")
-        before = dir_bytes(data) if data.exists() else 0
-        for chunk in client.api.push(target, tag=f"r{i}", stream=True, decode=True):
-            if "error" in chunk:
-                raise SystemExit(f"push failed: {chunk['error']}")
-        grown = (dir_bytes(data) if data.exists() else 0) - before
-        with contextlib.suppress(docker.errors.DockerException):
-            client.images.remove(f"{target}:r{i}")
-    return grown
+class DiskPeak:
+    """The peak of the used space of the filesystem holding `path`, sampled every 50 ms."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.start = self.peak = self.used()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def used(self) -> int:
+        st = os.statvfs(self.path)
+        return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.05):
+            self.peak = max(self.peak, self.used())
+
+    def __enter__(self) -> DiskPeak:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.end = self.used()
+
+
+def manifest_layers(reg: str, repository: str, tag: str) -> list[int]:
+    """Layer sizes in the registry's manifest of repository:tag."""
+    import urllib.request
+
+    req = urllib.request.Request(f"http://{reg}/v2/{repository}/manifests/{tag}", headers={
+        "Accept": "application/vnd.oci.image.manifest.v1+json, "
+                  "application/vnd.docker.distribution.manifest.v2+json"})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        return [int(m["size"]) for m in json.loads(resp.read())["layers"]]
+
+
+def push_and_pull(builder: Builder, ours: Packager, reg: str, tmp: Path, rnd: int,
+                  model: Path, r: dict[str, float], refs: list[str]) -> None:
+    """Cold pushes into an empty registry, pull-back, and (round 1) the push after an edit."""
+    data = tmp / "registry-data"
+    shutil.rmtree(data, ignore_errors=True)
+    shutil.rmtree(tmp / "cache", ignore_errors=True)
+    base_target = f"{reg}/base:r{rnd}"
+    refs.append(base_target)
+    r["push_baseline_cold"] = timed(lambda: builder.push("bench-base:config", base_target))
+    base_bytes = dir_bytes(data)
+    pushed: list[str] = []
+    r["push_package_cold"] = timed(lambda: pushed.append(ours.push(f"{reg}/ours")))
+    ours_ref = pushed[0].split("@")[0]
+    refs.append(ours_ref)
+    r["push_package_cold_bytes"] = dir_bytes(data) - base_bytes
+    repo, _, tag = ours_ref.removeprefix(reg + "/").rpartition(":")
+    r["largest_layer_bytes"] = max(manifest_layers(reg, repo, tag))
+    # every local image holding the pushed layers goes first (buildah reuses a layer it has by
+    # digest, and an uncompressed layer's digest is its diff ID), so the pull fetches them
+    builder.drop([base_target, "bench-base:config"])
+    r["pull_baseline"] = timed(lambda: builder.pull(base_target))
+    builder.drop([ours_ref, "bench-ours:cold", "bench-ours:config", "bench-ours:small",
+                  weights_tag(ours.out)])
+    r["pull_package"] = timed(lambda: builder.pull(ours_ref))
+    if rnd == 0:
+        # one more config edit: what each sends when only config.pbtxt changed
+        # a real change (a comment would be normalised away by the generated config)
+        (model / "config.pbtxt").write_text((model / "config.pbtxt").read_text()
+                                            + 'parameters { key: "bench" value { '
+                                            'string_value: "edited" } }\n')
+        refs.append("bench-ours:edit")
+        ours(model, "bench-ours:edit")
+        before = dir_bytes(data)
+        refs.append(ours.push(f"{reg}/ours").split("@")[0])
+        r["push_ours_config_bytes"] = dir_bytes(data) - before
+        before = dir_bytes(data)
+        # the hand-written image of the other config: all of its COPY layer is new
+        builder.push("bench-base:cold", f"{reg}/base:edit")
+        refs.append(f"{reg}/base:edit")
+        r["push_baseline_config_bytes"] = dir_bytes(data) - before
+    shutil.rmtree(data, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -251,7 +374,11 @@ def one_round(client: docker.DockerClient, builder: Builder, tmp: Path, shape: s
 
         r["baseline_cold"] = timed(lambda: base_build("bench-base:cold"))
         refs.append("bench-ours:cold")
-        r["package_cold"] = timed(lambda: ours(model, "bench-ours:cold"))
+        with DiskPeak(tmp) as disk:
+            r["package_cold"] = timed(lambda: ours(model, "bench-ours:cold"))
+        refs.append(weights_tag(ours.out))  # removed with the round's images
+        r["package_cold_extra_disk_bytes"] = disk.peak - disk.end
+        r["package_cold_kept_disk_bytes"] = disk.end - disk.start
         edit = "instance_group [ { kind: KIND_CPU } ]\n"
         for path in (model / "config.pbtxt", ctx / "model_repository/bench/config.pbtxt"):
             path.write_text(path.read_text() + edit)
@@ -262,15 +389,9 @@ def one_round(client: docker.DockerClient, builder: Builder, tmp: Path, shape: s
         refs.append("bench-ours:small")
         r["package_small"] = timed(lambda: ours(model, "bench-ours:small"))
         r["package_nochange"] = timed(lambda: ours(model, "bench-ours:small"))
+        if reg is not None:
+            push_and_pull(builder, ours, str(reg), tmp, rnd, model, r, refs)
         r["peak_rss_mib"] = ours.peak_kib / 1024
-        if reg is not None and rnd == 0 and builder.name == "docker":
-            data = tmp / "registry-data"
-            r["push_ours_config_bytes"] = push_bytes(client, reg, data, "bench-ours:cold",
-                                                     "bench-ours:config")
-            shutil.rmtree(data, ignore_errors=True)
-            r["push_baseline_config_bytes"] = push_bytes(client, reg, data, "bench-base:cold",
-                                                         "bench-base:config")
-            shutil.rmtree(data, ignore_errors=True)
     return r
 
 
@@ -349,6 +470,18 @@ def main() -> None:
               + f" {m['peak_rss_mib']:8.1f}")
         print(f"{'':33s} baseline after config edit: {m['baseline_config']:.2f}s "
               f"({m['baseline_config'] / m['baseline_cold']:.0%} of its cold build)")
+        if "push_package_cold" in m:
+            both = ((m["package_cold"] + m["push_package_cold"])
+                    / (m["baseline_cold"] + m["push_baseline_cold"]))
+            print(f"{'':33s} cold push {m['push_package_cold']:.2f}s vs {m['push_baseline_cold']:.2f}s "
+                  f"({m['push_package_cold'] / m['push_baseline_cold']:.2f}); pull-back "
+                  f"{m['pull_package']:.2f}s vs {m['pull_baseline']:.2f}s "
+                  f"({m['pull_package'] / m['pull_baseline']:.2f}); build+push "
+                  f"{both:.2f}; "
+                  f"largest layer {m['largest_layer_bytes'] / (1 << 20):.0f} MiB")
+        print(f"{'':33s} peak extra disk in the cold package "
+              f"{m['package_cold_extra_disk_bytes'] / (1 << 20):.0f} MiB (kept: "
+              f"{m['package_cold_kept_disk_bytes'] / (1 << 20):.0f} MiB)")
     write_json(Path(args.json), machine_doc, results)
     print(f"\nJSON: {args.json}")
 

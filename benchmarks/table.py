@@ -1,6 +1,6 @@
-"""The README's performance table from a bench_package.py JSON file.
+"""The README's performance tables from a bench_package.py JSON file.
 
-    python benchmarks/table.py benchmarks/results-2026-11-25-load.json
+    python benchmarks/table.py benchmarks/results-2026-12-02.json
 """
 
 from __future__ import annotations
@@ -31,6 +31,24 @@ def main() -> None:
               + (f"{push / size:.3%} of the model | {base_push / size:.0%} | "
                  if push is not None and base_push else "- | - | ")
               + f"{m['peak_rss_mib']:.0f} MiB |")
+    pushed = [r for r in doc["results"] if "push_package_cold" in r["median"]]
+    if pushed:
+        print("\n| builder | model | hand-written push (builder's own) | `push` | ratio | "
+              "build + push ratio | hand-written pull-back | pull-back of ours | ratio | "
+              "largest layer | peak extra disk, cold package |")
+        print("|---" * 11 + "|")
+        for res in pushed:
+            m = res["median"]
+            both = ((m["package_cold"] + m["push_package_cold"])
+                    / (m["baseline_cold"] + m["push_baseline_cold"]))
+            print(f"| {res['builder']} | {res['size_gib']:g} GiB, "
+                  f"{SHAPES.get(res['shape'], res['shape'])} | {m['push_baseline_cold']:.1f} s | "
+                  f"{m['push_package_cold']:.1f} s | "
+                  f"{m['push_package_cold'] / m['push_baseline_cold']:.2f} | {both:.2f} | "
+                  f"{m['pull_baseline']:.1f} s | {m['pull_package']:.1f} s | "
+                  f"{m['pull_package'] / m['pull_baseline']:.2f} | "
+                  f"{m['largest_layer_bytes'] / (1 << 20):.0f} MiB | "
+                  f"{m['package_cold_extra_disk_bytes'] / (1 << 20):.0f} MiB |")
     machine = doc["machine"]
     print(f"\nmachine: {machine['cores']} cores, {machine['memory_gib']} GiB, "
           f"Docker {machine['builders']['docker']}, {machine['builders']['buildah']}")

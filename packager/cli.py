@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from packager import __version__, tekton
+from packager import __version__, layers, tekton
 from packager.analysis import HEALTHCHECK_CHOICES, Options
 from packager.basechoice import split_base_source
 from packager.configgen import (
@@ -115,6 +115,21 @@ def _config_flags(sp: argparse.ArgumentParser) -> None:
                     "openvino, tensorflow-cpu) -- on the local CPU base image too")
 
 
+def _max_layer_size(value: str | None) -> int:
+    """--max-layer-size in bytes (exit 2 before anything is written when it is no size or too
+    small to be a useful layer)."""
+    if value is None:
+        return layers.DEFAULT_MAX_LAYER_SIZE
+    try:
+        size = layers.parse_size(value)
+        layers.check_max_layer_size(size)
+    except ValueError as exc:
+        raise InputError(f"--max-layer-size: {exc}",
+                         fix="give a size such as 1GiB or 512MiB (at least "
+                         f"{layers.MIN_MAX_LAYER_SIZE >> 20}MiB)") from None
+    return size
+
+
 def _config_options(args: argparse.Namespace) -> ConfigOptions:
     return ConfigOptions(
         max_batch_size=getattr(args, "max_batch_size", None),
@@ -212,6 +227,9 @@ def _parser() -> argparse.ArgumentParser:
                             help="missing: use the base image the builder holds under its name; "
                             "always: pull a registry base again even when held (a store kept "
                             "between runs may hold another image under that name)")
+            sp.add_argument("--max-layer-size", default=None, metavar="SIZE",
+                            help="largest weights layer, e.g. 1GiB, 512MiB (default: 1GiB; a "
+                            "file larger than it is a layer of its own)")
     ve = sub.add_parser("verify", help="run the packaged image and send it one inference request")
     ve.add_argument("-o", "--output", default=DEFAULT_OUTPUT, help="output directory of package")
     ve.add_argument("--user", default=None, help="run the container as this uid[:gid]")
@@ -233,15 +251,28 @@ def _parser() -> argparse.ArgumentParser:
                     "TRITON_PACKAGER_REGISTRY_PASSWORD (or their _FILE variants). Credentials "
                     "are never taken from the command line")
     pu.add_argument("--ca-bundle", default=None,
-                    help="PEM file of the registry's CA (buildah; the Docker engine reads "
-                    "/etc/docker/certs.d)")
+                    help="PEM file of the registry's CA (with --pusher builder, the Docker "
+                    "engine reads /etc/docker/certs.d instead)")
     pu.add_argument("--tls-verify", choices=("true", "false"), default="true",
-                    help="check the registry's certificate (default: true; buildah only)")
+                    help="check the registry's certificate (default: true; with --pusher "
+                    "builder, buildah only)")
+    pu.add_argument("--pusher", choices=("layers", "builder"), default="layers",
+                    help="layers (default): each layer sent by the packager, weights "
+                    "uncompressed, layers already in the registry never sent; builder: the "
+                    "builder's own push (docker push / buildah push), every layer gzipped")
+    pu.add_argument("--layer-compression", choices=("auto", "gzip"), default="auto",
+                    help="auto (default): weights uncompressed, other layers gzipped; gzip: "
+                    "every layer gzipped (a registry that refuses uncompressed layers)")
     pu.add_argument("--image-url-file", default=None,
                     help="write the pushed reference here (Tekton result IMAGE_URL)")
     pu.add_argument("--image-digest-file", default=None,
                     help="write the pushed digest here (Tekton result IMAGE_DIGEST)")
-    for sp in (ve, pu):
+    pr = sub.add_parser("prune", help="remove the weights images (triton-packager/weights:<digest>) "
+                        "no remaining image uses")
+    pr.add_argument("--builder", choices=registry.choices(), default=registry.AUTO,
+                    help="the builder whose images to prune (default: auto)")
+    pr.add_argument("--dry-run", action="store_true", help="list what would be removed")
+    for sp in (ve, pu, pr):
         _output_flags(sp)
     tr = sub.add_parser("train", help="run an MLproject entry point and collect a model directory")
     tr.add_argument("project", metavar="PROJECT", help="MLproject repository")
@@ -422,6 +453,13 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
 
         verify(Path(args.output), report, user=args.user, rtol=args.rtol, atol=args.atol)
         return 0
+    if args.command == "prune":
+        from packager.executor.prune import prune
+
+        pruned = prune(registry.select(args.builder), report, dry_run=args.dry_run)
+        for name in pruned.removed:
+            print(name)
+        return 0
     if args.command == "push":
         from packager.executor.images.builder import Tls
         from packager.executor.push import PushRequest, push
@@ -438,6 +476,7 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
             tls=Tls(Path(args.ca_bundle) if args.ca_bundle else None, args.tls_verify == "true"),
             image_url_file=Path(args.image_url_file) if args.image_url_file else None,
             image_digest_file=Path(args.image_digest_file) if args.image_digest_file else None,
+            pusher=args.pusher, layer_compression=args.layer_compression,
         ), report)
         print(f"{pushed.image}@{pushed.pushed_digest}")
         return 0
@@ -496,7 +535,8 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
     build_env = BuildEnv(Path(ca_bundle) if ca_bundle else None, proxies,
                          no_cache=getattr(args, "no_cache", False), platform=platform,
                          base_source=base_source,
-                         pull_base=getattr(args, "pull", "missing") == "always")
+                         pull_base=getattr(args, "pull", "missing") == "always",
+                         max_layer_size=_max_layer_size(getattr(args, "max_layer_size", None)))
     ws = Workspace(args.input, args.output, options, report, force=args.force,
                    build_env=build_env, builder=getattr(args, "builder", registry.AUTO))
     outcome = ws.run(args.command)

@@ -26,6 +26,8 @@ from typing import Any
 BLOCK = 512
 END_OF_ARCHIVE = b"\0" * (2 * BLOCK)
 MODEL_REPOSITORY = "/models"  # Triton's model repository in every generated image
+LAYERS_LABEL = "io.triton-packager.weights.layers"
+MAX_LAYER_SIZE_LABEL = "io.triton-packager.weights.max-layer-size"
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,10 @@ def image_config(base: Mapping[str, Any], diff_ids: Sequence[str], *,
     runtime config (env, cmd, workdir, user) and labels, with `labels` added. Deterministic:
     the base's creation time is reused, so equal inputs give an equal image ID."""
     config = dict(base.get("config") or {})
-    config["Labels"] = {**(config.get("Labels") or {}), **labels}
+    # The weights layers' diff IDs, in order: push finds them in the model image built FROM
+    # this one and sends them from the weights context, uncompressed (executor/push.py).
+    config["Labels"] = {**(config.get("Labels") or {}), **labels,
+                        LAYERS_LABEL: ",".join(diff_ids)}
     created = str(base.get("created") or "1970-01-01T00:00:00Z")
     history = [*list(base.get("history") or []),
                *({"created": created, "created_by": c} for c in created_by)]
@@ -184,3 +189,103 @@ def outer_header(name: str, size: int, mtime: int) -> bytes:
     info.mode = 0o644
     info.mtime = mtime
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+# --- bounded weights layers --------------------------------------------------------------------
+
+GIB = 1 << 30
+MIB = 1 << 20
+# 1 GiB: below the 2 GB (and 2^31 - 1 byte) caps some registries and proxies put on one request
+# -- a pull fetches each layer in one GET, so chunked uploads alone do not help --, far below
+# Harbor's reported failures at 12-13.5 GB layers, and small enough that a 16 GiB model pulls on
+# several connections at once. Larger bounds mean fewer layers; smaller ones, more per-layer work.
+DEFAULT_MAX_LAYER_SIZE = GIB
+MIN_MAX_LAYER_SIZE = 16 * MIB  # below this, per-layer overhead (a tar, a request, a mount) wins
+# overlay2 stacks at most 128 layers; the base image brings its own (NGC images: ~40).
+MAX_WEIGHTS_LAYERS = 64
+# header bytes reserved per file when grouping: a PAX header for a long path is 3 blocks
+_HEADER_RESERVE = 4 * BLOCK
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1000, "kib": 1 << 10, "m": MIB, "mb": 10**6,
+               "mib": MIB, "g": GIB, "gb": 10**9, "gib": GIB, "t": 1 << 40, "tb": 10**12,
+               "tib": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from `1GiB`, `512MiB`, `2G` (binary), `2GB` (decimal) or a plain byte count.
+    ValueError naming the problem when `text` is not a size."""
+    value = text.strip().lower().replace(" ", "")
+    number = value.rstrip("kmgtib")
+    unit = value[len(number):]
+    if not number or unit not in _SIZE_UNITS or len(text) > 40:
+        msg = f"{text[:40]!r} is not a size (give e.g. 1GiB, 512MiB or a byte count)"
+        raise ValueError(msg)
+    try:
+        amount = float(number)
+    except ValueError:
+        msg = f"{text[:40]!r} is not a size (give e.g. 1GiB, 512MiB or a byte count)"
+        raise ValueError(msg) from None
+    if not amount >= 0 or amount == float("inf"):
+        msg = f"{text[:40]!r} is not a size"
+        raise ValueError(msg)
+    return int(amount * _SIZE_UNITS[unit])
+
+
+def check_max_layer_size(size: int) -> None:
+    """ValueError when `size` is too small to be a useful layer bound."""
+    if size < MIN_MAX_LAYER_SIZE:
+        msg = (f"a layer bound of {size} bytes is below the minimum of "
+               f"{MIN_MAX_LAYER_SIZE >> 20} MiB")
+        raise ValueError(msg)
+
+
+@dataclass(frozen=True)
+class LayerGroup:
+    """One weights layer: `files` ((path below the model repository, size, mode)) of `model`;
+    `part` of `parts` of that model's layers; `oversized`: one file larger than the bound."""
+
+    model: str
+    files: tuple[tuple[str, int, int], ...]
+    part: int = 1
+    parts: int = 1
+    oversized: bool = False
+
+    def members(self) -> list[Member]:
+        return members(self.files, WEIGHTS.root)
+
+    def size(self, mtime: int = WEIGHTS.mtime) -> int:
+        return layer_size(self.members(), mtime)
+
+    def history(self) -> str:
+        note = f" (part {self.part} of {self.parts})" if self.parts > 1 else ""
+        return WEIGHTS.history(self.model) + note
+
+
+def group_files(model: str, files: Sequence[tuple[str, int, int]],
+                max_layer_size: int) -> list[LayerGroup]:
+    """`model`'s files in layers of at most `max_layer_size` bytes each (tar headers included),
+    deterministic: files in path order, a layer closed when the next file would pass the bound.
+    A file is never split (Triton must see it whole): one larger than the bound is a layer of its
+    own (`oversized`). Files keep their place in the model's tree; only which layer carries them
+    changes. A file whose bytes change but not its size changes only its own layer."""
+    budget = max_layer_size - len(END_OF_ARCHIVE) - 8 * _HEADER_RESERVE  # root + parent dirs
+    groups: list[list[tuple[str, int, int]]] = []
+    oversized: list[bool] = []
+    used = budget + 1
+    for entry in sorted(files):
+        cost = entry[1] + padding(entry[1]) + _HEADER_RESERVE * (1 + entry[0].count("/"))
+        if cost > budget:
+            groups.append([entry])
+            oversized.append(True)
+            used = budget + 1  # nothing joins an oversized layer
+            continue
+        if used + cost > budget:
+            groups.append([])
+            oversized.append(False)
+            used = 0
+        groups[-1].append(entry)
+        used += cost
+    if not groups:  # a model without files still gets its (empty) directory layer
+        groups, oversized = [[]], [False]
+    return [LayerGroup(model, tuple(g), i + 1, len(groups), big)
+            for i, (g, big) in enumerate(zip(groups, oversized, strict=True))]

@@ -122,7 +122,7 @@ def run(args: argparse.Namespace, report: Reporter) -> int:
         from packager.executor.images import registry
 
         builder = registry.get(results["builder"])
-        builder.remove_image(results["image_id"])
+        builder.remove_image_id(results["image_id"])
         report.step(f"tekton-results: removed {results['image']} ({results['image_id'][:19]}) "
                     f"from {builder.name}'s store")
     return 0
@@ -144,9 +144,10 @@ ALLOWED_OPTIONS: dict[str, dict[str, bool]] = {
         "--pip-index-url": True, "--conda-channel": True, "--micromamba-url": True,
         "--python-version": True, "--http-proxy": True, "--https-proxy": True,
         "--no-proxy": True, "--max-batch-size": True, "--dynamic-batching": False,
-        "--instance-count": True, "--instance-kind": True, **_OUTPUT_OPTIONS,
+        "--instance-count": True, "--instance-kind": True, "--max-layer-size": True,
+        "--serve-with": True, **_OUTPUT_OPTIONS,
     },
-    "pushOptions": dict(_OUTPUT_OPTIONS),
+    "pushOptions": {"--pusher": True, "--layer-compression": True, **_OUTPUT_OPTIONS},
 }
 # Labels the packager sets itself (the weights image's base ID): not to be given.
 RESERVED_LABEL_PREFIX = "io.triton-packager."

@@ -211,7 +211,7 @@ def test_the_results_step_removes_the_pushed_image(tmp_path: Path,
     (out / "result.json").write_text(doc.to_json())
     removed: list[str] = []
     monkeypatch.setattr(bb, "_inspect", lambda ref, storage: {"FromImageDigest": "sha256:" + "e" * 64})
-    monkeypatch.setattr(bb.BuildahBuilder, "remove_image",
+    monkeypatch.setattr(bb.BuildahBuilder, "remove_image_id",
                         lambda self, image: removed.append(image))
     args = ["tekton-results", "-o", str(out), "--result-file", str(tmp_path / "R"),
             "--base-digest-file", str(tmp_path / "B")]

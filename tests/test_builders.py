@@ -9,7 +9,15 @@ import json
 from pathlib import Path
 
 import pytest
-from e2e import authfile, image_file_bytes, image_files, manifest_digest, package, registry
+from e2e import (
+    authfile,
+    image_file_bytes,
+    image_files,
+    manifest_digest,
+    package,
+    registry,
+    remove_image,
+)
 from models import PYTHON_CONFIG, backend_files, manifest, write_tree
 
 from packager.basechoice import LOCAL_CPU_IMAGE
@@ -220,3 +228,79 @@ def test_a_weights_template_is_refused_where_the_builder_does_not_build_it(
     assert WEIGHTS_TEMPLATE in err and str(templates) in err and "cannot apply" in err
     assert "fix:" in err and "--platform" in err
     assert not out.exists()  # refused before anything is written
+
+
+# --- pushes that send each layer once, weights uncompressed, in bounded layers -----------------
+
+def _plan_model(root: Path) -> Path:
+    """A TensorRT-plan model with two weights files: 20 MiB (past a 16 MiB bound: a layer of its
+    own) and 5 MiB."""
+    import os
+
+    root.mkdir(parents=True)
+    (root / "config.pbtxt").write_text('name: "big"\nplatform: "tensorrt_plan"\n'
+                                       "max_batch_size: 0\n")
+    (root / "odahuflow.model.yaml").write_text("name: big\nversion: 1\n")
+    (root / "model.plan").write_bytes(os.urandom(20 << 20))
+    (root / "extra.bin").write_bytes(os.urandom(5 << 20))
+    return root
+
+
+def _registry_manifest(host: str, repository: str, tag: str) -> dict[str, object]:
+    import urllib.request
+
+    req = urllib.request.Request(f"http://{host}/v2/{repository}/manifests/{tag}", headers={
+        "Accept": "application/vnd.oci.image.manifest.v1+json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        doc: dict[str, object] = json.loads(resp.read())
+    return doc
+
+
+@pytest.mark.docker
+def test_layers_push_sends_weights_uncompressed_in_bounded_layers_once_and_pulls_back(
+        builder: str, tmp_path: Path, client, images, capsys, storage,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    model = _plan_model(tmp_path / "model")
+    out = tmp_path / "out"
+    tag = f"bounded-{builder}:1"
+    assert main(["package", str(model), "-o", str(out), "--builder", builder, "--tag", tag,
+                 "--base-image", LOCAL_CPU_IMAGE, "--max-layer-size", "16MiB", "-q"]) == 0
+    images.append(tag)
+    image_id = json.loads((out / "result.json").read_text())["image_id"]
+    capsys.readouterr()
+    with registry(tmp_path / "reg") as reg:
+        assert main(["push", "-o", str(out), "--registry", f"{reg.host}/a"]) == 0
+        pushed = capsys.readouterr().out.strip().split("@")[0]
+        images.append(pushed)
+        doc = _registry_manifest(reg.host, f"a/bounded-{builder}", "1")
+        layers_ = doc["layers"]
+        assert isinstance(layers_, list)
+        raw = [m for m in layers_ if m["mediaType"] == "application/vnd.oci.image.layer.v1.tar"]
+        # two weights layers, uncompressed: the 20 MiB file alone (past the bound), the 5 MiB one
+        assert sorted(m["size"] // (1 << 20) for m in raw) == [5, 20]
+        assert all(m["mediaType"].endswith("+gzip") for m in layers_ if m not in raw)
+        # the same image to another repository: every layer is mounted or found, none sent
+        other = tmp_path / "out2"
+        assert main(["package", str(model), "-o", str(other), "--builder", builder, "--tag",
+                     f"bounded-{builder}:2", "--base-image", LOCAL_CPU_IMAGE,
+                     "--max-layer-size", "16MiB", "-q"]) == 0
+        images.append(f"bounded-{builder}:2")
+        capsys.readouterr()
+        assert main(["push", "-o", str(other), "--registry", f"{reg.host}/b"]) == 0
+        captured = capsys.readouterr()
+        images.append(captured.out.strip().split("@")[0])
+        err = captured.err
+        weights_ids = [m["digest"] for m in raw]
+        assert not any(f"weights layer {d[7:19]}" in err for d in weights_ids), err
+        # a plain pull of the pushed image gives back the image that was built
+        remove_image(client, pushed)  # absent from the engine after a buildah push
+        client.images.pull(pushed)
+        assert client.images.get(pushed).id == image_id
+        proc = subprocess.run(["buildah", *storage.flags(), "pull", "--quiet", "--tls-verify=false",
+                               f"docker://{pushed}"], capture_output=True, text=True,
+                              timeout=600, check=False)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split()[-1] == image_id.removeprefix("sha256:")

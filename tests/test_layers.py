@@ -85,7 +85,8 @@ def test_archive_holds_exactly_the_input_bytes_as_docker_load_reads_it(
                 names = [m.name for m in inner.getmembers()]
                 for i, n in enumerate(names):
                     assert all(names.index(p) < i for p in names if n.startswith(p + "/"))
-    assert config["config"]["Labels"] == {"b": "1", "io.example": "x"}
+    assert config["config"]["Labels"] == {"b": "1", "io.example": "x",
+                                          layers.LAYERS_LABEL: ",".join(diff_ids[1:])}
     assert config["config"]["Env"] == ["PATH=/bin"]
     non_empty = [h for h in config["history"] if not h.get("empty_layer")]
     assert len(non_empty) == len(diff_ids)
@@ -109,3 +110,71 @@ def test_base_history_matches_layers_or_falls_back() -> None:
     assert hist[0]["created_by"] == "COPY a" and hist[0]["created"] == "1970-01-01T00:00:01Z"
     fallback = layers.base_history(api, 2)  # an empty layer: Size cannot tell which entry
     assert len(fallback) == 2 and not any(h.get("empty_layer") for h in fallback)
+
+
+# --- bounded layers ----------------------------------------------------------------------------
+
+SIZES = st.lists(st.tuples(NAME, st.integers(0, 40 << 20), st.sampled_from([0o644, 0o755])),
+                 min_size=0, max_size=30, unique_by=lambda t: t[0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(SIZES, st.integers(16 << 20, 64 << 20))
+def test_groups_respect_the_bound_keep_every_file_whole_and_are_deterministic(
+        files, bound) -> None:  # type: ignore[no-untyped-def]
+    entries = [(f"m/1/{name}", size, mode) for name, size, mode in files]
+    groups = layers.group_files("m", entries, bound)
+    assert groups == layers.group_files("m", list(reversed(entries)), bound)
+    carried = [f for g in groups for f in g.files]
+    assert sorted(carried) == sorted(entries)  # every file once, never split
+    for g in groups:
+        assert g.size() <= bound or (g.oversized and len(g.files) == 1)
+        assert g.oversized == (g.size() > bound)
+        assert [g.part, g.parts] == [groups.index(g) + 1, len(groups)]
+
+
+def test_a_changed_file_of_the_same_size_changes_only_its_layer(tmp_path: Path) -> None:
+    from packager.executor.images import weights
+
+    files = {f"w{i}.bin": (bytes([i]) * (7 << 20), 0o644) for i in range(6)}
+    ctx = _context(tmp_path / "a", {"m": files})
+    before = [weights.write_layer(None, ctx, g)[0] for g in weights.plan(ctx, 16 << 20)]
+    assert len(before) == 3
+    (ctx / "models/m/1/w3.bin").write_bytes(b"x" * (7 << 20))
+    after = [weights.write_layer(None, ctx, g)[0] for g in weights.plan(ctx, 16 << 20)]
+    assert [b == a for b, a in zip(before, after, strict=True)] == [True, False, True]
+
+
+def test_parse_size_reads_units_and_refuses_what_is_not_a_size() -> None:
+    assert layers.parse_size("1GiB") == layers.parse_size("1g") == 1 << 30
+    assert layers.parse_size("2GB") == 2 * 10**9
+    assert layers.parse_size("536870912") == 512 << 20
+    for bad in ("", "x", "1.2.3G", "-1G", "1Q", "GiB", "nan"):
+        try:
+            layers.parse_size(bad)
+        except ValueError as exc:
+            assert "size" in str(exc)
+        else:
+            raise AssertionError(bad)
+    try:
+        layers.check_max_layer_size(1 << 20)
+    except ValueError as exc:
+        assert "minimum" in str(exc)
+    else:
+        raise AssertionError("1 MiB accepted")
+
+
+def test_a_bad_layer_bound_is_exit_2_before_anything_is_written(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from packager.cli import main
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.pbtxt").write_text('name: "m"\nplatform: "tensorrt_plan"\nmax_batch_size: 0\n')
+    (model / "odahuflow.model.yaml").write_text("name: m\nversion: 1\n")
+    (model / "model.plan").write_bytes(b"\0" * 1024)
+    for bad, why in (("abc", "not a size"), ("1MiB", "minimum"), ("-5G", "not a size")):
+        out = tmp_path / f"out-{why.replace(' ', '-')}-{bad}"
+        assert main(["package", str(model), "-o", str(out), f"--max-layer-size={bad}"]) == 2
+        err = capsys.readouterr().err
+        assert "--max-layer-size" in err and why in err and "fix:" in err
+        assert not out.exists()

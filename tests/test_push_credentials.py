@@ -187,11 +187,15 @@ def test_push_refuses_a_registry_with_a_scheme(tmp_path: Path, capsys) -> None:
 
 
 def test_push_refuses_what_the_docker_engine_cannot_honour(tmp_path: Path, capsys) -> None:
+    # only the engine's own push (--pusher builder): the layers pusher talks to the registry
+    # itself, with the CA given
     ca = tmp_path / "ca.crt"
     ca.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
-    err = _push_refused(tmp_path, capsys, "--registry", "127.0.0.1:1", "--ca-bundle", str(ca))
+    err = _push_refused(tmp_path, capsys, "--registry", "127.0.0.1:1", "--ca-bundle", str(ca),
+                        "--pusher", "builder")
     assert "/etc/docker/certs.d/" in err and "--builder buildah" in err
-    err = _push_refused(tmp_path, capsys, "--registry", "127.0.0.1:1", "--tls-verify", "false")
+    err = _push_refused(tmp_path, capsys, "--registry", "127.0.0.1:1", "--tls-verify", "false",
+                        "--pusher", "builder")
     assert "insecure-registries" in err
 
 

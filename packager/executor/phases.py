@@ -39,6 +39,7 @@ from packager.executor.state.ownership import (
 )
 from packager.imageref import archive_path, refuse_base_repository
 from packager.inputs import InputTree
+from packager.layers import DEFAULT_MAX_LAYER_SIZE, LAYERS_LABEL, MAX_LAYER_SIZE_LABEL
 from packager.records import detection_document, phase_digest
 from packager.result import LEGACY_BUILDER, ModelEntry, ResultDocument
 
@@ -80,6 +81,8 @@ class BuildEnv:
     # builder holds an image of that name (a store kept between runs may hold another run's
     # image under it). Not in repr: the phase digest holds the base image's ID already.
     pull_base: bool = field(default=False, repr=False)
+    # The largest weights layer the builder assembles (packager.layers.group_files).
+    max_layer_size: int = DEFAULT_MAX_LAYER_SIZE
 
 
 def chain(target: str) -> list[str]:
@@ -322,7 +325,8 @@ class Workspace:
                     f"{self.builder.name} builder assembles the weights layers itself, without "
                     "a Dockerfile", file=str(template),
                     fix=f"remove {WEIGHTS_TEMPLATE} from --template-dir, or build the weights "
-                    f"from it with --platform OS/ARCH or --builder {' or '.join(others)}")
+                    "from it with --platform OS/ARCH"
+                    + (f" or --builder {' or '.join(others)}" if others else ""))
 
     def _ensure_base(self, name: str) -> None:
         """Bring the base image into the builder. An image file given as the source is read
@@ -428,15 +432,22 @@ class Workspace:
         same base image (by ID) is already there."""
         base_id = self.builder.ensure_image(base_ref)
         label = "io.triton-packager.weights.base-id"
-        if not self.build_env.no_cache and \
-                (self.builder.image_labels(tag) or {}).get(label) == base_id:
+        bound = MAX_LAYER_SIZE_LABEL
+        have = self.builder.image_labels(tag) or {}
+        if not self.build_env.no_cache and have.get(label) == base_id and \
+                have.get(bound, str(self.build_env.max_layer_size)) == \
+                str(self.build_env.max_layer_size) and \
+                (LAYERS_LABEL in have
+                 or self.builder.weights_from_dockerfile(self.build_env.platform)):
             self.report.step(f"package: weights image {tag[:40]}... is up to date")
             return
         self.report.step("package: building the weights image (once per weights digest)")
         self.builder.build_weights(self.out / "context" / WEIGHTS_CONTEXT, tag, base_ref,
-                                   self.report, labels={label: base_id},
+                                   self.report, labels={label: base_id,
+                                                        bound: str(self.build_env.max_layer_size)},
                                    nocache=self.build_env.no_cache,
-                                   platform=self.build_env.platform)
+                                   platform=self.build_env.platform,
+                                   max_layer_size=self.build_env.max_layer_size)
 
     def _image_still_there(self) -> bool:
         rec = self._state().get("package", {})

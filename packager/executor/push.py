@@ -18,6 +18,7 @@ from packager.errors import InputError, bounded
 from packager.executor.fs import write_atomic
 from packager.executor.images import registry
 from packager.executor.images.builder import Credentials, Tls
+from packager.executor.images.layer_push import COMPRESSIONS, push_image
 from packager.executor.report import Reporter
 from packager.executor.state.lock import exclusive, lock_for
 from packager.executor.verify import load_result
@@ -39,6 +40,13 @@ class PushRequest:
     tls: Tls = field(default_factory=Tls)
     image_url_file: Path | None = None  # Tekton results: IMAGE_URL, IMAGE_DIGEST
     image_digest_file: Path | None = None
+    # "layers": layer by layer, weights uncompressed (images/layer_push.py); "builder": the
+    # builder's own push (`docker push`, `buildah push`), every layer gzipped.
+    pusher: str = "layers"
+    layer_compression: str = "auto"  # "gzip": weights gzipped too (layers pusher)
+
+
+PUSHERS = ("layers", "builder")
 
 
 def push(request: PushRequest, report: Reporter,
@@ -60,14 +68,27 @@ def push(request: PushRequest, report: Reporter,
     builder = registry.select(request.builder or result.builder)
     credentials = resolve_credentials(request.authfile, os.environ if environ is None else environ)
     check_tls(request.tls)
-    builder.check_push(request.tls)
+    if request.pusher not in PUSHERS or request.layer_compression not in COMPRESSIONS:
+        raise InputError(f"--pusher {bounded(request.pusher)} / --layer-compression "
+                         f"{bounded(request.layer_compression)} is not known",
+                         fix=f"use --pusher {' or '.join(PUSHERS)}, --layer-compression "
+                         f"{' or '.join(COMPRESSIONS)}")
+    if request.pusher == "builder":
+        builder.check_push(request.tls)
     for path in (request.image_url_file, request.image_digest_file):
         if path is not None:
             _check_result_file(path)
     # result.json is rewritten below: hold the output's lock, as package does.
     with exclusive(lock_for(out), what=str(out), report=report):
-        digest = builder.push(result.image, target, report, credentials, request.tls,
-                              image_id=result.image_id)
+        if request.pusher == "builder":
+            digest = builder.push(result.image, target, report, credentials, request.tls,
+                                  image_id=result.image_id)
+        else:
+            source = result.image_id or result.image
+            digest = push_image(builder, source, out, target, report, credentials, request.tls,
+                                compression=request.layer_compression)
+            if target != result.image or builder.image_id(target) != result.image_id:
+                builder.tag_image(source, target)  # it names the image locally too
         repository = parse_reference(target).repository
         updated = dataclasses.replace(result, image=target, pushed_digest=digest,
                                       pushed_image=f"{repository}@{digest}")

@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import base64
 import collections
+import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -43,9 +45,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from packager import layers
 from packager.dockerfile import base_images
 from packager.errors import BuildError, InputError, PushError, bounded, redact
-from packager.executor.images.builder import Builder, Credentials, Tls, registry_host
+from packager.executor.images import weights
+from packager.executor.images.builder import (
+    Builder,
+    Credentials,
+    ExportedLayer,
+    ImageInfo,
+    Tls,
+    registry_host,
+)
 from packager.executor.process import Timeout, child, kill_group, run
 from packager.executor.report import Reporter
 from packager.imageref import (
@@ -494,6 +505,160 @@ def build_image(context: Path, tag: str, report: Reporter,
     return _sha(built)
 
 
+# --- the weights image, assembled ---------------------------------------------------------------
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+
+
+def _blob(layout: Path, data: bytes) -> dict[str, Any]:
+    digest = hashlib.sha256(data).hexdigest()
+    (layout / "blobs" / "sha256" / digest).write_bytes(data)
+    return {"digest": f"sha256:{digest}", "size": len(data)}
+
+
+def assemble_weights(context: Path, tag: str, base_ref: str, labels: Mapping[str, str], *,
+                     max_layer_size: int = layers.DEFAULT_MAX_LAYER_SIZE,
+                     storage: Storage | None = None, timeout: float = TRANSFER_TIMEOUT) -> str:
+    """The weights image `tag`: the base plus the weights layers (executor/images/weights.py),
+    written once as uncompressed blobs of an OCI layout beside the context and read into
+    storage by `buildah pull oci:` -- no container, no COPY, no second tar. The base's layers are
+    named by their diff IDs and not written: storage already holds them and reuses them. The
+    layout is removed whatever happens; its ID (the config digest) is returned."""
+    doc = _inspect(base_ref, storage)
+    if doc is None or not doc.get("Config"):
+        raise BuildError(f"cannot read base image {bounded(base_ref)} from buildah's storage",
+                         fix=_BASE_FIX)
+    base = json.loads(str(doc["Config"]))
+    groups = weights.plan(context, max_layer_size)
+    layout = Path(tempfile.mkdtemp(prefix=".weights-oci-", dir=context.parent.parent))
+    got = ""
+    try:
+        blobs = layout / "blobs" / "sha256"
+        blobs.mkdir(parents=True)
+        descriptors = [{"mediaType": OCI_LAYER, "digest": d, "size": 0}
+                       for d in (base.get("rootfs") or {}).get("diff_ids") or []]
+        diff_ids = []
+        for i, group in enumerate(groups):
+            part = blobs / f".part-{i}"
+            try:
+                with part.open("wb") as fh:
+                    digest, size = weights.write_layer(fh, context, group)
+            except OSError as exc:
+                raise BuildError(f"cannot write the weights layers under {layout.parent}: "
+                                 f"{exc.strerror or exc}",
+                                 fix="free space there (one copy of the weights is needed while "
+                                 "the weights image is made) and package again") from None
+            part.rename(blobs / digest.removeprefix("sha256:"))
+            diff_ids.append(digest)
+            descriptors.append({"mediaType": OCI_LAYER, "digest": digest, "size": size})
+        config = layers.image_config(base, diff_ids, labels=labels,
+                                     created_by=[g.history() for g in groups])
+        manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                    "config": {"mediaType": OCI_CONFIG, **_blob(layout, config)},
+                    "layers": descriptors}
+        index = {"schemaVersion": 2, "manifests": [
+            {"mediaType": OCI_MANIFEST,
+             **_blob(layout, json.dumps(manifest, sort_keys=True).encode())}]}
+        (layout / "index.json").write_text(json.dumps(index))
+        (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+        # buildah names an image pulled from `oci:PATH` after PATH, which must then be a valid
+        # (lower-case) reference: a link of such a name stands for the layout, untagged below.
+        tmp = tempfile.gettempdir()
+        if not re.fullmatch(r"[a-z0-9/._-]+", tmp):
+            tmp = "/tmp"
+        link_dir = Path(tmp) / f"triton-packager-{secrets.token_hex(8)}"
+        link_dir.mkdir(mode=0o700)
+        try:
+            (link_dir / "weights").symlink_to(layout)
+            got = _pull(f"oci:{link_dir / 'weights'}", storage, timeout)
+            tag_image(got, tag, storage=storage)
+            _buildah(["rmi", f"localhost{link_dir}/weights:latest"], storage,
+                     timeout=QUERY_TIMEOUT)
+        finally:
+            shutil.rmtree(link_dir, ignore_errors=True)
+    finally:
+        shutil.rmtree(layout, ignore_errors=True)
+    want = "sha256:" + hashlib.sha256(config).hexdigest()
+    if got != want:
+        raise BuildError(f"buildah stored the weights image as {got[:19]}, not {want[:19]}")
+    return got
+
+
+# --- layers for the registry pusher ---------------------------------------------------------------
+
+def diff_ids(reference: str, *, storage: Storage | None = None) -> list[str]:
+    doc = _inspect(reference, storage)
+    if doc is None:
+        raise PushError(f"image {bounded(reference)} is not in buildah's storage",
+                        fix="package the model again")
+    return list(((doc.get("OCIv1") or {}).get("rootfs") or {}).get("diff_ids") or [])
+
+
+def export_layers(reference: str, skip: Mapping[str, int], workdir: Path, *,
+                  storage: Storage | None = None,
+                  timeout: float = TRANSFER_TIMEOUT) -> tuple[bytes, dict[str, ExportedLayer]]:
+    """The config and the layers not in `skip`, gzipped, written by `buildah push` into an OCI
+    layout under `workdir`. A layer in `skip` is not written: storage offers each layer under
+    its diff ID, and an OCI layout reuses a blob file already named so, so an empty file of
+    that name stands for it."""
+    doc = _inspect(reference, storage)
+    if doc is None or not doc.get("Config"):
+        raise PushError(f"image {bounded(reference)} is not in buildah's storage",
+                        fix="package the model again")
+    config = str(doc["Config"]).encode()
+    layout = workdir / "oci"
+    blobs = layout / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    for diff_id in skip:
+        (blobs / diff_id.removeprefix("sha256:")).touch()
+    proc = _buildah(["push", "--quiet", "--format", "oci", "--", reference, f"oci:{layout}"],
+                    storage, timeout=timeout)
+    if proc.returncode != 0:
+        raise PushError(f"buildah could not export the layers of {bounded(reference)}: "
+                        f"{_first_error(proc.stderr)}", log_tail=_tail(proc.stderr),
+                        fix="check the free space beside the output directory")
+    index = json.loads((layout / "index.json").read_text(encoding="utf-8"))
+    manifest = json.loads((blobs / index["manifests"][-1]["digest"].removeprefix("sha256:"))
+                          .read_text(encoding="utf-8"))
+    ids = diff_ids(reference, storage=storage)
+    out: dict[str, ExportedLayer] = {}
+    for diff_id, desc in zip(ids, manifest["layers"], strict=True):
+        if diff_id in skip:
+            continue
+        out[diff_id] = ExportedLayer(blobs / str(desc["digest"]).removeprefix("sha256:"),
+                                     str(desc["digest"]),
+                                     gzipped=str(desc["mediaType"]).endswith("gzip"))
+    return config, out
+
+
+def list_images(*, storage: Storage | None = None) -> list[ImageInfo]:
+    """Every image in storage, with its names, labels and layers (`buildah inspect` of each)."""
+    proc = _buildah(["images", "--json", "--all", "--no-trunc"], storage, timeout=QUERY_TIMEOUT)
+    if proc.returncode != 0:
+        raise BuildError(f"buildah could not list images: {_first_error(proc.stderr)}")
+    out = []
+    for entry in json.loads(proc.stdout or "[]") or []:
+        image = _sha(str(entry.get("id") or ""))
+        doc = _inspect(image.removeprefix("sha256:"), storage) or {}
+        oci = doc.get("OCIv1") or {}
+        out.append(ImageInfo(
+            image, tuple(str(n) for n in entry.get("names") or []),
+            {str(k): str(v) for k, v in ((oci.get("config") or {}).get("Labels") or {}).items()},
+            tuple((oci.get("rootfs") or {}).get("diff_ids") or []),
+            _size(str(entry.get("size") or ""))))
+    return out
+
+
+def _size(text: str) -> int:
+    """Bytes from buildah's human size ("436 MB", decimal units); 0 when unreadable."""
+    m = re.fullmatch(r"([0-9.]+)\s*([kMGT]?B)", text.strip())
+    if m is None:
+        return 0
+    return int(float(m.group(1)) * 1000 ** "BkMGT".index(m.group(2)[0]))
+
+
 # --- push --------------------------------------------------------------------------------------
 
 def push(reference: str, dest: str, authfile: Path | None = None, tls_verify: bool = True,
@@ -586,12 +751,17 @@ class BuildahBuilder:
 
     def build_weights(self, context: Path, tag: str, base_ref: str, report: Reporter, *,
                       labels: dict[str, str], nocache: bool = False,
-                      platform: str | None = None) -> str:
-        return build_image(context, tag, report, nocache=nocache, platform=platform,
-                           labels=labels)
+                      platform: str | None = None,
+                      max_layer_size: int = layers.DEFAULT_MAX_LAYER_SIZE) -> str:
+        if self.weights_from_dockerfile(platform):
+            return build_image(context, tag, report, nocache=nocache, platform=platform,
+                               labels=labels)
+        # The layers written once and pulled into storage: a COPY would read the context, write
+        # a container layer and commit it again (packager/layers.py).
+        return assemble_weights(context, tag, base_ref, labels, max_layer_size=max_layer_size)
 
     def weights_from_dockerfile(self, platform: str | None) -> bool:
-        return True
+        return platform is not None
 
     def image_id(self, reference: str) -> str | None:
         try:
@@ -613,7 +783,7 @@ class BuildahBuilder:
                      pull: bool = False) -> str:
         return ensure_image(reference, name=name if name != reference else None, pull=pull)
 
-    def remove_image(self, image_id: str) -> None:
+    def remove_image_id(self, image_id: str) -> None:
         remove_image(image_id)
 
     def check_base_source(self, source: str | None) -> None:
@@ -649,6 +819,25 @@ class BuildahBuilder:
 
     def check_push(self, tls: Tls) -> None:
         return None
+
+    def diff_ids(self, image: str) -> list[str]:
+        return diff_ids(image)
+
+    def export_layers(self, image: str, skip: Mapping[str, int], workdir: Path,
+                      ) -> tuple[bytes, dict[str, ExportedLayer]]:
+        return export_layers(image, skip, workdir)
+
+    def tag_image(self, image: str, name: str) -> None:
+        tag_image(image, name)
+
+    def list_images(self) -> list[ImageInfo]:
+        return list_images()
+
+    def remove_image(self, name: str) -> None:
+        proc = _buildah(["rmi", "--", name], None, timeout=QUERY_TIMEOUT)
+        if proc.returncode != 0:
+            raise BuildError(f"buildah could not remove {bounded(name)}: "
+                             f"{_first_error(proc.stderr)}")
 
     def push(self, image: str, target: str, report: Reporter, credentials: Credentials,
              tls: Tls, image_id: str | None = None) -> str:

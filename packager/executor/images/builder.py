@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from packager.executor.report import Reporter
+from packager.layers import DEFAULT_MAX_LAYER_SIZE
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,27 @@ def registry_host(reference: str) -> str:
     if sep and ("." in first or ":" in first or first == "localhost"):
         return first
     return "docker.io"
+
+
+@dataclass(frozen=True)
+class ExportedLayer:
+    """One layer the builder wrote to a file for the registry pusher (layer_push.py)."""
+
+    path: Path
+    digest: str  # of the file's bytes
+    gzipped: bool
+    tar_size: int = 0  # the uncompressed tar's size, 0 when unknown
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """One image in the builder's store, as `prune` reads it."""
+
+    id: str
+    names: tuple[str, ...]
+    labels: Mapping[str, str]
+    diff_ids: tuple[str, ...]
+    size: int = 0
 
 
 class Builder(Protocol):
@@ -84,9 +106,12 @@ class Builder(Protocol):
 
     def build_weights(self, context: Path, tag: str, base_ref: str, report: Reporter, *,
                       labels: dict[str, str], nocache: bool = False,
-                      platform: str | None = None) -> str:
-        """The weights image `tag` from context/weights (its Dockerfile: FROM the base, one
-        COPY per model; each layer as packager.layers.WEIGHTS says); return its ID."""
+                      platform: str | None = None,
+                      max_layer_size: int = DEFAULT_MAX_LAYER_SIZE) -> str:
+        """The weights image `tag` from context/weights: the layers assembled (each as
+        packager.layers.WEIGHTS says, grouped into layers of at most `max_layer_size` bytes by
+        packager.layers.group_files), or -- `weights_from_dockerfile` -- its Dockerfile built
+        (FROM the base, one COPY per model, unbounded); return its ID."""
 
     def weights_from_dockerfile(self, platform: str | None) -> bool:
         """`build_weights` builds context/weights/Dockerfile (so a --template-dir's
@@ -124,7 +149,7 @@ class Builder(Protocol):
         """Write the image to the file `output` (`oci-archive:PATH`, `docker-archive:PATH`),
         named `name` inside; InputError when this builder writes no image files."""
 
-    def remove_image(self, image_id: str) -> None:
+    def remove_image_id(self, image_id: str) -> None:
         """Remove the image `image_id` and every name it has from the builder's store (layers
         other images use stay); an image already gone is no error."""
 
@@ -137,6 +162,24 @@ class Builder(Protocol):
 
     def check_push(self, tls: Tls) -> None:
         """Refuse push options this builder cannot honour (before anything is pushed)."""
+
+    def diff_ids(self, image: str) -> list[str]:
+        """The diff IDs of `image`'s layers, base first."""
+
+    def export_layers(self, image: str, skip: Mapping[str, int], workdir: Path,
+                      ) -> tuple[bytes, dict[str, ExportedLayer]]:
+        """`image`'s config (its exact bytes) and its layers as files under `workdir`, except
+        those in `skip` (diff ID -> uncompressed tar size), which need not be written."""
+
+    def tag_image(self, image: str, name: str) -> None:
+        """Name `image` (an ID or a name) `name` too."""
+
+    def list_images(self) -> list[ImageInfo]:
+        """Every image in the store (for `prune`)."""
+
+    def remove_image(self, name: str) -> None:
+        """Remove the name `name` (and the image, when no other name holds it); never forced:
+        an image a container uses stays."""
 
     def push(self, image: str, target: str, report: Reporter, credentials: Credentials,
              tls: Tls, image_id: str | None = None) -> str:

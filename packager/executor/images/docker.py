@@ -11,21 +11,30 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import hashlib
 import json
 import re
 import tarfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import docker
 import docker.auth
 import docker.errors
 
+from packager import layers
 from packager.dockerfile import base_images
 from packager.errors import BuildError, InputError, PushError, bounded, redact
-from packager.executor.images.builder import Builder, Credentials, Tls, registry_host
+from packager.executor.images.builder import (
+    Builder,
+    Credentials,
+    ExportedLayer,
+    ImageInfo,
+    Tls,
+    registry_host,
+)
 from packager.executor.images.docker_load import load_weights_image, piped
 from packager.executor.report import Reporter
 from packager.imageref import DAEMON_TRANSPORT, parse_reference, split_transport
@@ -291,6 +300,85 @@ def _push(c: docker.DockerClient, repository: str, tag: str | None, target: str,
     return digest
 
 
+# --- layers for the registry pusher ---------------------------------------------------------------
+
+class _Reader:
+    """A file object over the engine's response chunks (for tarfile's stream mode); a read
+    copies only what it returns."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.chunks = chunks
+        self.chunk = b""
+        self.pos = 0
+
+    def read(self, n: int = -1) -> bytes:
+        parts: list[bytes] = []
+        want = n
+        while want != 0:
+            if self.pos >= len(self.chunk):
+                try:
+                    self.chunk, self.pos = next(self.chunks), 0
+                except StopIteration:
+                    break
+            end = len(self.chunk) if want < 0 else min(len(self.chunk), self.pos + want)
+            parts.append(self.chunk[self.pos:end])
+            if want > 0:
+                want -= end - self.pos
+            self.pos = end
+        return b"".join(parts)
+
+
+def export_layers(image: str, skip: Mapping[str, int],
+                  workdir: Path) -> tuple[bytes, dict[str, ExportedLayer]]:
+    """The config and the layers not in `skip`, from `docker save` (the engine's only way out
+    for an image's bytes), read as a stream: a layer whose size is one of `skip`'s is passed
+    over unread into any file; every other is written to `workdir` while it is hashed, and kept
+    unless its diff ID is in `skip`. (docker 20.10's archive names a layer by a legacy ID, not
+    its digest, so a layer is known only once read.)"""
+    sizes = set(skip.values())
+    c = client()
+    config = b""
+    out: dict[str, ExportedLayer] = {}
+    try:
+        stream = c.api.get_image(image, chunk_size=1 << 20)
+        with tarfile.open(fileobj=cast("IO[bytes]", _Reader(iter(stream))), mode="r|",
+                          bufsize=1 << 20) as tar:
+            for member in tar:
+                if member.name.endswith("/layer.tar") and member.isfile():
+                    if member.size in sizes:
+                        continue
+                    src = tar.extractfile(member)
+                    assert src is not None
+                    path = workdir / f"layer-{len(out)}.tar"
+                    sha = hashlib.sha256()
+                    with path.open("wb") as fh:
+                        while chunk := src.read(1 << 20):
+                            sha.update(chunk)
+                            fh.write(chunk)
+                    diff_id = f"sha256:{sha.hexdigest()}"
+                    if diff_id in skip or diff_id in out:
+                        path.unlink()
+                    else:
+                        out[diff_id] = ExportedLayer(path, diff_id, gzipped=False,
+                                                     tar_size=member.size)
+                elif re.fullmatch(r"[0-9a-f]{64}\.json", member.name):
+                    src = tar.extractfile(member)
+                    assert src is not None
+                    config = src.read()
+    except docker.errors.DockerException as exc:
+        raise PushError(f"cannot read {bounded(image)} from the Docker engine: "
+                        f"{bounded(str(exc), 200, quote=False)}",
+                        fix="package the model again") from None
+    except OSError as exc:  # the spool: a full disk
+        raise PushError(f"cannot write the layers to push under {bounded(str(workdir), 200)}: "
+                        f"{exc.strerror or exc}",
+                        fix="free space beside the output directory and push again") from None
+    if not config:
+        raise PushError(f"`docker save` of {bounded(image)} held no image config",
+                        fix="package the model again")
+    return config, out
+
+
 # --- the builder -------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -319,7 +407,8 @@ class DockerBuilder:
 
     def build_weights(self, context: Path, tag: str, base_ref: str, report: Reporter, *,
                       labels: dict[str, str], nocache: bool = False,
-                      platform: str | None = None) -> str:
+                      platform: str | None = None,
+                      max_layer_size: int = layers.DEFAULT_MAX_LAYER_SIZE) -> str:
         if self.weights_from_dockerfile(platform):
             # another platform's base: the engine's build resolves it; the weights context
             # holds just the weights, so it is streamed (no temporary tar of gigabytes)
@@ -328,7 +417,8 @@ class DockerBuilder:
         # The layers assembled here and loaded: the bytes are written twice, not three times
         # as by the legacy builder's COPY (packager/layers.py). The Dockerfile beside them
         # says what the layers hold, and the other ways of building the weights build it.
-        return load_weights_image(client(), context, tag, base_ref, report, labels)
+        return load_weights_image(client(), context, tag, base_ref, report, labels,
+                                  max_layer_size=max_layer_size)
 
     def weights_from_dockerfile(self, platform: str | None) -> bool:
         return platform is not None
@@ -363,7 +453,7 @@ class DockerBuilder:
             return ensure_image(rest)  # the engine's own image: nothing to pull
         return ensure_image(reference, pull=pull)
 
-    def remove_image(self, image_id: str) -> None:
+    def remove_image_id(self, image_id: str) -> None:
         try:
             client().images.remove(image_id, force=True)
         except docker.errors.ImageNotFound:
@@ -406,6 +496,43 @@ class DockerBuilder:
                 "--tls-verify false cannot be handed to the Docker engine for a push",
                 fix="list the registry under insecure-registries in the engine's daemon.json, "
                 "or package and push with --builder buildah")
+
+    def diff_ids(self, image: str) -> list[str]:
+        try:
+            attrs = client().images.get(image).attrs
+        except docker.errors.DockerException as exc:
+            raise PushError(f"image {bounded(image)} is not on this engine: "
+                            f"{bounded(str(exc), 200, quote=False)}",
+                            fix="package the model again") from None
+        return list((attrs.get("RootFS") or {}).get("Layers") or [])
+
+    def export_layers(self, image: str, skip: Mapping[str, int], workdir: Path,
+                      ) -> tuple[bytes, dict[str, ExportedLayer]]:
+        return export_layers(image, skip, workdir)
+
+    def tag_image(self, image: str, name: str) -> None:
+        ref = parse_reference(name, what="image name")
+        try:
+            client().images.get(image).tag(ref.repository, ref.tag)
+        except docker.errors.DockerException as exc:
+            raise PushError(f"cannot name {bounded(image)} {bounded(name)}: "
+                            f"{bounded(str(exc), 200, quote=False)}") from None
+
+    def list_images(self) -> list[ImageInfo]:
+        out = []
+        for img in client().images.list():
+            attrs = img.attrs
+            out.append(ImageInfo(str(img.id), tuple(img.tags), dict(img.labels or {}),
+                                 tuple((attrs.get("RootFS") or {}).get("Layers") or []),
+                                 int(attrs.get("Size") or 0)))
+        return out
+
+    def remove_image(self, name: str) -> None:
+        try:
+            client().images.remove(name, noprune=False)
+        except docker.errors.DockerException as exc:
+            raise BuildError(f"cannot remove {bounded(name)}: "
+                             f"{bounded(str(exc), 200, quote=False)}") from None
 
     def push(self, image: str, target: str, report: Reporter, credentials: Credentials,
              tls: Tls, image_id: str | None = None) -> str:
