@@ -287,5 +287,8 @@ def group_files(model: str, files: Sequence[tuple[str, int, int]],
         used += cost
     if not groups:  # a model without files still gets its (empty) directory layer
         groups, oversized = [[]], [False]
-    return [LayerGroup(model, tuple(g), i + 1, len(groups), big)
+    # The budget above reserves headers conservatively, so a file alone may still fit the bound
+    # once its real headers are counted: `oversized` says what the layer is, not the estimate.
+    return [LayerGroup(model, tuple(g), i + 1, len(groups),
+                       big and LayerGroup(model, tuple(g)).size() > max_layer_size)
             for i, (g, big) in enumerate(zip(groups, oversized, strict=True))]

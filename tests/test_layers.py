@@ -9,7 +9,7 @@ import json
 import tarfile
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from packager import layers
@@ -120,6 +120,8 @@ SIZES = st.lists(st.tuples(NAME, st.integers(0, 40 << 20), st.sampled_from([0o64
 
 @settings(max_examples=60, deadline=None)
 @given(SIZES, st.integers(16 << 20, 64 << 20))
+# Found by Hypothesis: a file alone whose estimate passed the budget but whose layer fits.
+@example([("a", 33_354_249, 0o644)], 33_377_792)
 def test_groups_respect_the_bound_keep_every_file_whole_and_are_deterministic(
         files, bound) -> None:  # type: ignore[no-untyped-def]
     entries = [(f"m/1/{name}", size, mode) for name, size, mode in files]
