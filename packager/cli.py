@@ -412,12 +412,6 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
     if args.command == "verify":
         from packager.executor.verify import verify
 
-        if args.user is not None and not re.fullmatch(
-                r"(?:[0-9]{1,10}|[a-z_][a-z0-9_-]{0,31})(?::(?:[0-9]{1,10}|[a-z_][a-z0-9_-]{0,31}))?",
-                args.user):
-            raise InputError(f"--user {bounded(args.user)} is not uid[:gid] or name[:group]",
-                             fix="give e.g. --user 4242 or --user 4242:4242")
-
         verify(Path(args.output), report, user=args.user, rtol=args.rtol, atol=args.atol)
         return 0
     if args.command == "prune":

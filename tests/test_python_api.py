@@ -66,3 +66,16 @@ def test_a_bad_option_is_refused_as_the_cli_refuses_it(
     assert cli.main(["package", str(model), "-o", str(out), *flag]) == 2
     assert str(refused.value).splitlines()[0] in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_verify_refuses_a_bad_user_through_the_api(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from packager.executor.report import Reporter
+    from packager.executor.verify import verify
+
+    out = tmp_path / "out"
+    with pytest.raises(InputError) as refused:
+        verify(out, Reporter.create(quiet=True), user="root; rm")
+    assert refused.value.exit_code == 2
+    assert cli.main(["verify", "-o", str(out), "--user", "root; rm"]) == 2
+    assert str(refused.value).splitlines()[0] in capsys.readouterr().err
