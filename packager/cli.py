@@ -39,6 +39,7 @@ from packager.limits import (
     DEFAULT_SETUP_MAX_RATIO,
     DEFAULT_SETUP_TIMEOUT,
     DEFAULT_TRAIN_TIMEOUT,
+    PULL_CHOICES,
 )
 from packager.manifest import check_version
 from packager.pyenv import DEFAULT_CHANNELS, DEFAULT_MICROMAMBA_URL, EnvOptions
@@ -190,7 +191,7 @@ def _parser() -> argparse.ArgumentParser:
                             "storage from TRITON_PACKAGER_BUILDAH_DRIVER/_ROOT/_RUNROOT) or "
                             "auto (docker when an engine answers, else buildah)")
             sp.add_argument("--platform", default=None, help="target platform, e.g. linux/amd64")
-            sp.add_argument("--pull", choices=("missing", "always"), default="missing",
+            sp.add_argument("--pull", choices=PULL_CHOICES, default="missing",
                             help="missing: use the base image the builder holds under its name; "
                             "always: pull a registry base again even when held (a store kept "
                             "between runs may hold another image under that name)")

@@ -79,3 +79,13 @@ def test_verify_refuses_a_bad_user_through_the_api(tmp_path: Path,
     assert refused.value.exit_code == 2
     assert cli.main(["verify", "-o", str(out), "--user", "root; rm"]) == 2
     assert str(refused.value).splitlines()[0] in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("field", "value"), [("serve_with", "x"), ("pull", "sometimes")])
+def test_a_choice_the_cli_enforces_is_refused_through_the_api(tmp_path: Path, field: str,
+                                                              value: str) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match="has value"):
+        package(PackageRequest(input=str(_model(tmp_path)), output=str(out), phase="dockerfile",
+                               **{field: value}))  # type: ignore[arg-type]
+    assert not out.exists()

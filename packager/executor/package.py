@@ -19,8 +19,9 @@ from packager.executor.images import registry
 from packager.executor.phases import BuildEnv, Outcome, Workspace
 from packager.executor.report import Reporter
 from packager.imageref import DEFAULT_NAME_TEMPLATE
-from packager.limits import CA_BUNDLE_MAX, DEFAULT_OUTPUT
+from packager.limits import CA_BUNDLE_MAX, DEFAULT_OUTPUT, PULL_CHOICES
 from packager.pyenv import EnvOptions
+from packager.runtime import SERVE_WITH
 
 # Proxies become build arguments (environment variables of the builder stages): a plain URL, or
 # for NO_PROXY a comma-separated list of hosts, domains and CIDRs.
@@ -87,6 +88,12 @@ class PackageRequest:
     def check(self) -> tuple[Options, BuildEnv]:
         """Every check the request can make before anything is written; returns the options and
         build environment the phases run with."""
+        # The CLI's argparse choices, for a caller that builds the request itself.
+        for option, value, choices in (("--serve-with", self.serve_with, SERVE_WITH),
+                                       ("--pull", self.pull, PULL_CHOICES)):
+            if value not in choices:
+                raise InputError(f"{option} has value {bounded(value)}",
+                                 fix=f"use one of {', '.join(choices)}")
         ca_bundle = self.ca_bundle
         if ca_bundle is not None and not Path(ca_bundle).is_file():
             raise InputError("does not exist or is not a file", file=str(ca_bundle),
