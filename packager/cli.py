@@ -12,9 +12,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from packager import __version__, layers, tekton
-from packager.analysis import HEALTHCHECK_CHOICES, Options
-from packager.basechoice import split_base_source
+from packager import __version__, tekton
+from packager.analysis import HEALTHCHECK_CHOICES
 from packager.configgen import (
     DEFAULT_MAX_BATCH_SIZE,
     INSTANCE_KINDS,
@@ -35,32 +34,16 @@ from packager.executor.images import registry
 from packager.executor.report import Reporter
 from packager.imageref import DEFAULT_NAME_TEMPLATE
 from packager.limits import (
-    CA_BUNDLE_MAX,
+    DEFAULT_OUTPUT,
     DEFAULT_SETUP_MAX_BYTES,
     DEFAULT_SETUP_MAX_RATIO,
     DEFAULT_SETUP_TIMEOUT,
     DEFAULT_TRAIN_TIMEOUT,
+    PULL_CHOICES,
 )
 from packager.manifest import check_version
 from packager.pyenv import DEFAULT_CHANNELS, DEFAULT_MICROMAMBA_URL, EnvOptions
 from packager.runtime import SERVE_WITH
-
-DEFAULT_OUTPUT = "out"
-# Proxies become build arguments (environment variables of the builder stages): a plain URL, or
-# for NO_PROXY a comma-separated list of hosts, domains and CIDRs.
-_PROXY_RE = re.compile(r"(?:https?|socks5h?)://[A-Za-z0-9._~:/@%+-]{1,500}")
-_NO_PROXY_RE = re.compile(r"[A-Za-z0-9.*:/\[\]_-]{1,253}(?:,[A-Za-z0-9.*:/\[\]_-]{1,253}){0,200}")
-
-
-def _check_proxy(key: str, value: str) -> str:
-    pattern = _NO_PROXY_RE if key == "no_proxy" else _PROXY_RE
-    if not pattern.fullmatch(value):
-        option = "--" + key.replace("_", "-")
-        raise InputError(f"{option} {bounded(value)} is not a "
-                         + ("list of hosts" if key == "no_proxy" else "proxy URL"),
-                         fix="give e.g. http://proxy.example.com:3128" if key != "no_proxy"
-                         else "give e.g. localhost,127.0.0.1,.example.com")
-    return value
 
 
 def _seconds(text: str) -> float:
@@ -113,21 +96,6 @@ def _config_flags(sp: argparse.ArgumentParser) -> None:
                     "OpenVINO and TensorFlow SavedModel models served by the Python backend, "
                     "which runs the model file with its runtime from PyPI (onnxruntime, "
                     "openvino, tensorflow-cpu) -- on the local CPU base image too")
-
-
-def _max_layer_size(value: str | None) -> int:
-    """--max-layer-size in bytes (exit 2 before anything is written when it is no size or too
-    small to be a useful layer)."""
-    if value is None:
-        return layers.DEFAULT_MAX_LAYER_SIZE
-    try:
-        size = layers.parse_size(value)
-        layers.check_max_layer_size(size)
-    except ValueError as exc:
-        raise InputError(f"--max-layer-size: {exc}",
-                         fix="give a size such as 1GiB or 512MiB (at least "
-                         f"{layers.MIN_MAX_LAYER_SIZE >> 20}MiB)") from None
-    return size
 
 
 def _config_options(args: argparse.Namespace) -> ConfigOptions:
@@ -223,7 +191,7 @@ def _parser() -> argparse.ArgumentParser:
                             "storage from TRITON_PACKAGER_BUILDAH_DRIVER/_ROOT/_RUNROOT) or "
                             "auto (docker when an engine answers, else buildah)")
             sp.add_argument("--platform", default=None, help="target platform, e.g. linux/amd64")
-            sp.add_argument("--pull", choices=("missing", "always"), default="missing",
+            sp.add_argument("--pull", choices=PULL_CHOICES, default="missing",
                             help="missing: use the base image the builder holds under its name; "
                             "always: pull a registry base again even when held (a store kept "
                             "between runs may hold another image under that name)")
@@ -445,12 +413,6 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
     if args.command == "verify":
         from packager.executor.verify import verify
 
-        if args.user is not None and not re.fullmatch(
-                r"(?:[0-9]{1,10}|[a-z_][a-z0-9_-]{0,31})(?::(?:[0-9]{1,10}|[a-z_][a-z0-9_-]{0,31}))?",
-                args.user):
-            raise InputError(f"--user {bounded(args.user)} is not uid[:gid] or name[:group]",
-                             fix="give e.g. --user 4242 or --user 4242:4242")
-
         verify(Path(args.output), report, user=args.user, rtol=args.rtol, atol=args.atol)
         return 0
     if args.command == "prune":
@@ -480,65 +442,36 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
         ), report)
         print(f"{pushed.image}@{pushed.pushed_digest}")
         return 0
-    from packager.executor.phases import BuildEnv, Workspace
+    from packager.executor.package import PackageRequest
 
-    ca_bundle = getattr(args, "ca_bundle", None)
-    if ca_bundle is not None and not Path(ca_bundle).is_file():
-        raise InputError("does not exist or is not a file", file=ca_bundle,
-                         fix="give a PEM file of CA certificates, e.g. "
-                         "/etc/ssl/certs/ca-certificates.crt")
-    if ca_bundle is not None and Path(ca_bundle).stat().st_size > CA_BUNDLE_MAX:
-        raise InputError(f"is {Path(ca_bundle).stat().st_size} bytes; a CA bundle is at most "
-                         f"{CA_BUNDLE_MAX}", file=ca_bundle,
-                         fix="give the PEM file of the CA certificates the builder needs")
-    env = EnvOptions(
-        pip_index_url=getattr(args, "pip_index_url", None),
-        conda_channels=tuple(getattr(args, "conda_channel", None) or DEFAULT_CHANNELS),
-        micromamba_url=getattr(args, "micromamba_url", DEFAULT_MICROMAMBA_URL),
-        python_version=getattr(args, "python_version", None),
-    )
-    env.check()
-    proxies = tuple(
-        (key.upper(), _check_proxy(key, value))
-        for key in ("http_proxy", "https_proxy", "no_proxy")
-        if (value := getattr(args, key, None))
-    )
-    labels = []
-    for pair in getattr(args, "label", []):
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise InputError(f"--label {bounded(pair)} is not KEY=VALUE", fix="pass --label key=value")
-        labels.append((key, value))
-    template_dir = getattr(args, "template_dir", None)
-    if template_dir is not None and not Path(template_dir).is_dir():
-        raise InputError("is not a directory", file=template_dir,
-                         fix="give a directory holding Dockerfile.j2 or backends/<backend>.j2")
-    platform = getattr(args, "platform", None)
-    if platform is not None and not re.fullmatch(r"[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?", platform):
-        raise InputError(f"--platform {bounded(platform)} is not os/arch[/variant]",
-                         fix="use e.g. linux/amd64 or linux/arm64")
-    base_image, base_source = (None, None)
-    if getattr(args, "base_image", None):
-        base_image, base_source = split_base_source(args.base_image)
-    options = Options(
-        labels=tuple(labels),
-        template_dirs=(str(Path(template_dir).resolve()),) if template_dir else (),
-        base_image=base_image,
+    ws = PackageRequest(
+        input=args.input, output=args.output, phase=args.command,
+        labels=tuple(getattr(args, "label", [])),
+        template_dir=getattr(args, "template_dir", None),
+        base_image=getattr(args, "base_image", None),
         healthcheck=getattr(args, "healthcheck", "auto"),
-        image_template=getattr(args, "image_name", DEFAULT_NAME_TEMPLATE),
+        image_name=getattr(args, "image_name", DEFAULT_NAME_TEMPLATE),
         tag=getattr(args, "tag", None),
-        env=env,
+        env=EnvOptions(
+            pip_index_url=getattr(args, "pip_index_url", None),
+            conda_channels=tuple(getattr(args, "conda_channel", None) or DEFAULT_CHANNELS),
+            micromamba_url=getattr(args, "micromamba_url", DEFAULT_MICROMAMBA_URL),
+            python_version=getattr(args, "python_version", None),
+        ),
         model_config=_config_options(args),
         allow_secret_files=getattr(args, "allow_secret_files", False),
         serve_with=getattr(args, "serve_with", "native"),
-    )
-    build_env = BuildEnv(Path(ca_bundle) if ca_bundle else None, proxies,
-                         no_cache=getattr(args, "no_cache", False), platform=platform,
-                         base_source=base_source,
-                         pull_base=getattr(args, "pull", "missing") == "always",
-                         max_layer_size=_max_layer_size(getattr(args, "max_layer_size", None)))
-    ws = Workspace(args.input, args.output, options, report, force=args.force,
-                   build_env=build_env, builder=getattr(args, "builder", registry.AUTO))
+        ca_bundle=getattr(args, "ca_bundle", None),
+        http_proxy=getattr(args, "http_proxy", None),
+        https_proxy=getattr(args, "https_proxy", None),
+        no_proxy=getattr(args, "no_proxy", None),
+        no_cache=getattr(args, "no_cache", False),
+        platform=getattr(args, "platform", None),
+        pull=getattr(args, "pull", "missing"),
+        max_layer_size=getattr(args, "max_layer_size", None),
+        builder=getattr(args, "builder", registry.AUTO),
+        force=args.force,
+    ).workspace(report)
     outcome = ws.run(args.command)
     if outcome.result is not None and report.mode != "json":
         r = outcome.result

@@ -5,6 +5,11 @@ executor modules that apply them."""
 
 from __future__ import annotations
 
+# package, verify, push: the output directory (--output).
+DEFAULT_OUTPUT = "out"
+# package --pull: pull a base named by registry reference when missing, or always.
+PULL_CHOICES = ("missing", "always")
+
 # A PEM bundle of CA certificates (--ca-bundle of package, push and setup; the Tekton `ca`
 # workspace): the certificates a builder or a download needs, never data.
 CA_BUNDLE_MAX = 16 << 20

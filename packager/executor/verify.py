@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +40,23 @@ def load_result(out: Path) -> ResultDocument:
     return result
 
 
+_USER_RE = re.compile(
+    r"(?:[0-9]{1,10}|[a-z_][a-z0-9_-]{0,31})(?::(?:[0-9]{1,10}|[a-z_][a-z0-9_-]{0,31}))?")
+
+
+def check_user(user: str | None) -> None:
+    """`--user`: uid[:gid] or name[:group], refused before anything runs."""
+    if user is not None and not _USER_RE.fullmatch(user):
+        raise InputError(f"--user {bounded(user)} is not uid[:gid] or name[:group]",
+                         fix="give e.g. --user 4242 or --user 4242:4242")
+
+
 def verify(out: Path, report: Reporter, *, user: str | None = None, rtol: float | None = None,
            atol: float | None = None) -> None:
     """Every model and every version its policy serves must be READY; every model whose
     config declares its inputs (ensembles included) answers one request; every sample of a
     version's samples.npz is answered within the tolerance (rtol/atol: None = by data type)."""
+    check_user(user)
     import tritonclient.http as httpclient
 
     from packager.executor.serving import check_answers
