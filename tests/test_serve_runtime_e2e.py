@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import shutil
+import threading
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -165,18 +166,30 @@ def test_sixteen_concurrent_requests_are_answered_in_fewer_executions(served: Se
         stats = client.get_inference_statistics(m.name, as_json=True)["model_stats"][0]
         return int(stats.get("inference_count", 0)), int(stats.get("execution_count", 0))
 
-    before = counts()
+    # A model with `dynamic_batching { }` (no queue delay) joins only requests that queue while
+    # another runs: on a loaded machine one burst may arrive spread out. Bursts of 16 requests
+    # started together until one is batched (at most 5); every answer is checked each time.
     rng = np.random.default_rng(16)
-    xs = [rng.standard_normal((1, m.width)).astype(np.float32) for _ in range(16)]
-    clients = [_client("grpc", served.running[name])[1] for _ in xs]
-    with concurrent.futures.ThreadPoolExecutor(16) as pool:
-        got = list(pool.map(lambda p: _infer(module, p[0], m, p[1]), zip(clients, xs,
-                                                                          strict=True)))
-    for x, y in zip(xs, got, strict=True):
-        np.testing.assert_allclose(y, direct({m.input: x})[m.output], rtol=1e-5, atol=1e-5)
-    after = counts()
-    inferences, executions = after[0] - before[0], after[1] - before[1]
-    assert inferences == 16
+    clients = [_client("grpc", served.running[name])[1] for _ in range(16)]
+    inferences = executions = 0
+    for _ in range(5):
+        before = counts()
+        xs = [rng.standard_normal((1, m.width)).astype(np.float32) for _ in range(16)]
+        start = threading.Barrier(16)
+
+        def one(pair: tuple[object, np.ndarray], start: threading.Barrier = start) -> np.ndarray:
+            start.wait(timeout=60)
+            return _infer(module, pair[0], m, pair[1])
+
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            got = list(pool.map(one, zip(clients, xs, strict=True)))
+        for x, y in zip(xs, got, strict=True):
+            np.testing.assert_allclose(y, direct({m.input: x})[m.output], rtol=1e-5, atol=1e-5)
+        after = counts()
+        inferences, executions = after[0] - before[0], after[1] - before[1]
+        assert inferences == 16
+        if executions < inferences:
+            break
     assert executions < inferences, f"{executions} executions for {inferences} requests"
 
 
