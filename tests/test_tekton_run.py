@@ -32,15 +32,12 @@ Three PipelineRuns on one `shared` directory (as on a named claim):
 from __future__ import annotations
 
 import contextlib
-import functools
-import http.server
 import importlib.util
 import json
 import shutil
 import subprocess
 import sys
 import tarfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,6 +49,7 @@ import pytest
 import yaml
 from conftest import EXAMPLES, REPO
 from e2e import Registry, infer_add_sub, privileged_flags, registry
+from fileserver import serve_directory
 from tekton_steps import ResolvedStep, kubernetes_volume, resolve_steps
 
 from packager.basechoice import LOCAL_CPU_IMAGE
@@ -96,19 +94,6 @@ def packager_image() -> str:
     """The packager's image, built (or found up to date) as `make packager-image` does."""
     built = _image_builder().build()
     return str(built.tags[1])
-
-
-@contextlib.contextmanager
-def _http_server(root: Path) -> Iterator[str]:
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @contextlib.contextmanager
@@ -247,7 +232,7 @@ def test_pipeline_runs_as_a_cluster_starts_it(
     auth = ("ci", PASSWORD)
 
     with registry(tmp_path / "registry", user=auth[0], password=PASSWORD, tls=True) as reg, \
-            _http_server(_mkdir(tmp_path / "www")) as www:
+            serve_directory(_mkdir(tmp_path / "www")) as www:
         assert reg.ca is not None
         dockerconfigjson = json.dumps({"auths": {reg.host: {
             "auth": __import__("base64").b64encode(":".join(auth).encode()).decode()}}}).encode()
