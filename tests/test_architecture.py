@@ -1,6 +1,7 @@
-"""The layout shows the architecture: the modules directly under `packager/` are pure (values in,
-values out), and only `packager/executor/` reads files, runs processes or touches process-wide
-state. The command line (`cli.py`, `__main__.py`) and the Tekton steps (`tekton.py`) sit on top."""
+"""The layout shows the architecture: the modules under `packager/` (`analysis/` included) are pure
+(values in, values out), and only `packager/executor/` reads files, runs processes or touches
+process-wide state. The command line (`cli.py`, `__main__.py`) and the Tekton steps (`tekton.py`)
+sit on top."""
 
 from __future__ import annotations
 
