@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from packager.backends import EntryKind
+from packager.backends import ENSEMBLE, EntryKind
 from packager.detect import Detection
 from packager.inputs import CONFIG_NAME, Entry, InputTree
 from packager.layout import WARMUP_DIR
@@ -200,3 +200,15 @@ def build_repository_model_plan(
     return ModelPlan(name, max(versions), backend_key, not config_from_input, config_text,
                      tuple(entries), env_files,
                      tuple((n, tree.text(n) or "") for n in env_files), versions, input_index)
+
+
+def build_ensemble_plan(name: str, config_text: str, versions: tuple[int, ...], prefix: str,
+                        input_index: int) -> ModelPlan:
+    """An ensemble's plan: its config, always the input's, and the empty version directories
+    Triton requires (an ensemble has no files of its own)."""
+    entries = [PlanEntry(name, EntryKind.DIR, Layer.FILES),
+               config_entry(name, config_text, f"{prefix}{CONFIG_NAME}")]
+    entries.extend(PlanEntry(f"{name}/{v}", EntryKind.DIR, Layer.FILES) for v in versions)
+    return ModelPlan(name, max(versions), ENSEMBLE.key, False, config_text,
+                     tuple(sorted(entries, key=lambda e: e.dest)), (), (), versions,
+                     input_index)

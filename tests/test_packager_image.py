@@ -8,10 +8,8 @@ is a volume, as the Tekton package step does, without a Docker socket.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 from types import ModuleType
@@ -20,25 +18,16 @@ from typing import Any
 import pytest
 from conftest import REPO
 from e2e import privileged_flags
+from scripts import load_script
 
 pytestmark = pytest.mark.docker
 
 CONTAINER_TIMEOUT = 300
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("packager_image_build",
-                                                  REPO / "deploy/image/build.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
 def image_build() -> ModuleType:
-    return _load()
+    return load_script("deploy/image/build.py", "packager_image_build")
 
 
 @pytest.fixture(scope="session")

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import http.server
 import io
 import os
 import socket
 import tarfile
-import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fileserver import serve_directory
 
 from packager.cli import main
 from packager.inputs import OWNED_MARKER
@@ -93,15 +92,8 @@ def test_unsafe_archives_are_refused_leaving_nothing(make, expected: str, tmp_pa
 
 @pytest.fixture
 def http_dir(tmp_path: Path) -> Iterator[str]:
-    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(  # noqa: E731
-        *a, directory=str(tmp_path), **k)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
+    with serve_directory(tmp_path) as url:
+        yield url
 
 
 def test_download_over_http(tmp_path: Path, http_dir: str) -> None:

@@ -5,11 +5,6 @@ hashed file names (`<hash>.0`), and SSL_CERT_FILE would replace the system's roo
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import http.server
-import ssl
-import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,27 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 from e2e import make_ca
+from fileserver import serve_directory
 from tekton_steps import kubernetes_volume, resolve_steps
 
 from packager.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-@contextlib.contextmanager
-def _https(root: Path, crt: Path, key: Path) -> Iterator[str]:
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(str(crt), str(key))
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"https://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture
@@ -48,7 +28,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     www.mkdir()
     with zipfile.ZipFile(www / "model.zip", "w") as z:
         z.writestr("model.py", "print('model')\n")
-    with _https(www, crt, key) as url:
+    with serve_directory(www, tls=(crt, key)) as url:
         yield f"{url}/model.zip", ca
 
 

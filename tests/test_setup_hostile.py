@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import threading
 import time
 import warnings
 import zipfile
@@ -27,6 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from fileserver import serving
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
@@ -402,26 +402,20 @@ Handler = Callable[[http.server.BaseHTTPRequestHandler], None]
 @pytest.fixture
 def serve() -> Iterator[Callable[[Handler], str]]:
     """serve(handler) -> base URL of a 127.0.0.1 server that answers every GET with handler."""
-    servers: list[http.server.ThreadingHTTPServer] = []
+    with contextlib.ExitStack() as servers:
 
-    def start(handle: Handler) -> str:
-        class H(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                with contextlib.suppress(OSError):
-                    handle(self)
+        def start(handle: Handler) -> str:
+            class H(http.server.BaseHTTPRequestHandler):
+                def do_GET(self) -> None:
+                    with contextlib.suppress(OSError):
+                        handle(self)
 
-            def log_message(self, *args: object) -> None:
-                pass
+                def log_message(self, *args: object) -> None:
+                    pass
 
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        servers.append(server)
-        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-        return f"http://127.0.0.1:{server.server_address[1]}"
+            return servers.enter_context(serving(H))
 
-    yield start
-    for s in servers:
-        s.shutdown()
-        s.server_close()
+        yield start
 
 
 def _answer(status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> Handler:

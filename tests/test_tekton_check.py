@@ -9,30 +9,19 @@ re-stated in check.py with the file and function they come from.
 from __future__ import annotations
 
 import copy
-import importlib.util
-import sys
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from scripts import load_script
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy" / "tekton"
 
 
-def _checker() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("tekton_check", DEPLOY / "check.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-check = _checker()
+check = load_script("deploy/tekton/check.py", "tekton_check")
 DOCS: list[tuple[str, dict[str, Any]]] = check.load([DEPLOY])
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from scripts import load_script
 from tekton_steps import kubernetes_volume
 
 from packager import tekton
@@ -276,15 +277,7 @@ def test_an_ipv6_registry_is_reached_on_its_port(mounts: dict[str, Path],
     ("myreg/triton-packager", "no dot and no port"),
 ])
 def test_the_step_image_push_refuses_a_bad_target_before_building(target: str, words: str) -> None:
-    import importlib.util
-    import sys
-
-    spec = importlib.util.spec_from_file_location(
-        "packager_image_build", Path(__file__).resolve().parent.parent / "deploy/image/build.py")
-    assert spec is not None and spec.loader is not None
-    build = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = build
-    spec.loader.exec_module(build)
+    build = load_script("deploy/image/build.py", "packager_image_build")
     with pytest.raises(build.ImageBuildError, match=words):
         build.push(target, environ={})
 

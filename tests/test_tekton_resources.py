@@ -21,6 +21,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from scripts import load_script
 from tekton_steps import find_references, resolve_steps, workspace_paths
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,6 +59,7 @@ def _load() -> list[tuple[str, dict[str, Any]]]:
 
 
 DOCS = _load()
+CHECK = load_script("deploy/tekton/check.py", "tekton_check_pin")  # its rules, its strings()
 
 
 def _id(entry: tuple[str, dict[str, Any]]) -> str:
@@ -77,18 +79,6 @@ SECRETS = {doc["metadata"]["name"]: doc for _, doc in DOCS
            if doc.get("apiVersion") == "v1" and doc.get("kind") == "Secret"}
 
 
-def _strings(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
-    """Every string value in a document, with its path."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield from _strings(value, f"{path}.{key}")
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            yield from _strings(value, f"{path}[{i}]")
-    elif isinstance(node, str):
-        yield path, node
-
-
 def _keys(node: Any) -> Iterator[str]:
     if isinstance(node, dict):
         for key, value in node.items():
@@ -101,7 +91,7 @@ def _keys(node: Any) -> Iterator[str]:
 
 def _referenced_params(doc: dict[str, Any]) -> set[str]:
     names = set()
-    for _, text in _strings(doc.get("spec", {})):
+    for _, text in CHECK.strings(doc.get("spec", {})):
         for expression in find_references(text):
             match = PARAM_NAME.match(expression)
             if match:
@@ -334,7 +324,7 @@ def test_no_secret_looking_params() -> None:
         for param in params:
             assert not SECRET_LOOKING.search(param["name"]), (file, param["name"])
         # Nor credentials written into a value (user:password@host).
-        for path, text in _strings(spec):
+        for path, text in CHECK.strings(spec):
             assert not re.search(r"://[^/\s@]+:[^/\s@]+@", text), (file, path)
 
 
@@ -390,7 +380,7 @@ def _step_named(task: dict[str, Any], name: str) -> dict[str, Any]:
 
 def test_no_docker_socket_and_no_host_paths() -> None:
     for file, doc in DOCS:
-        for path, text in _strings(doc):
+        for path, text in CHECK.strings(doc):
             assert "docker.sock" not in text, (file, path)
         assert "hostPath" not in set(_keys(doc)), file
     for task in TASKS.values():
@@ -599,7 +589,7 @@ def test_no_latest_and_no_default_step_image() -> None:
     # `:latest` (or no tag) makes Kubernetes pull on every start, and a bare name means
     # docker.io/library/...: the step image is a required param, digest-pinned by the user.
     for file, doc in DOCS:
-        for path, text in _strings(doc):
+        for path, text in CHECK.strings(doc):
             assert ":latest" not in text, (file, path)
     for name, doc in {**TASKS, **PIPELINES}.items():
         (param,) = [p for p in doc["spec"]["params"] if p["name"] == "packagerImage"]
@@ -701,27 +691,14 @@ def test_the_option_arrays_are_checked_against_the_allow_list_first(task: str) -
 PINNED = "registry.example.com/ml/triton-packager@sha256:" + "ab" * 32
 
 
-def _pinning() -> Any:
-    import importlib.util
-    import sys
-
-    spec = importlib.util.spec_from_file_location("tekton_check_pin", DEPLOY / "check.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_pinned_resources_run_one_image_no_run_can_choose(tmp_path: Path) -> None:
     """With --pin-image, every step runs the digest-pinned image and no Task, Pipeline or run
     names packagerImage: a PipelineRun cannot pick the image of the privileged build steps."""
-    check = _pinning()
-    written = check.write_pinned([DEPLOY], PINNED, tmp_path)
+    written = CHECK.write_pinned([DEPLOY], PINNED, tmp_path)
     assert {p.name for p in written} >= {"task-build.yaml", "pipeline.yaml", "pipelinerun.yaml"}
     pinned = [(str(p), doc) for p in written for doc in yaml.safe_load_all(p.read_text())
               if doc is not None]
-    assert check.check_documents(pinned) == []
+    assert CHECK.check_documents(pinned) == []
     tekton = [doc for _, doc in pinned if doc.get("apiVersion") == TEKTON]
     assert tekton and all("packagerImage" not in json.dumps(doc) for doc in tekton)
     for doc in tekton:
@@ -739,11 +716,10 @@ def test_pinned_resources_run_one_image_no_run_can_choose(tmp_path: Path) -> Non
     "Registry.example.com/ML/triton-packager@sha256:" + "a" * 64,
 ])
 def test_pinning_refuses_an_image_that_is_not_digest_pinned(tmp_path: Path, image: str) -> None:
-    check = _pinning()
     with pytest.raises(ValueError):
-        check.pin_image([("x", TASKS[BUILD])], image)
+        CHECK.pin_image([("x", TASKS[BUILD])], image)
     with pytest.raises(SystemExit):
-        check.main(["--pin-image", image, "--out", str(tmp_path / "out"), str(DEPLOY)])
+        CHECK.main(["--pin-image", image, "--out", str(tmp_path / "out"), str(DEPLOY)])
     assert not (tmp_path / "out").exists()
 
 
@@ -751,13 +727,12 @@ def test_the_train_step_is_bounded_and_confined() -> None:
     """Training code is untrusted: memory and ephemeral-storage requests and limits (a runaway
     job cannot take the node's memory or disk, a LimitRange default cannot OOM-kill it unseen),
     no capabilities, no privilege escalation, the runtime's seccomp profile."""
-    check = _pinning()
     (step,) = TASKS["triton-packager-train"]["spec"]["steps"]
     resources = step["computeResources"]
     for kind in ("memory", "ephemeral-storage"):
         assert kind in resources["requests"] and kind in resources["limits"], kind
-        assert check.parse_quantity(resources["requests"][kind]) <= \
-            check.parse_quantity(resources["limits"][kind])
+        assert CHECK.parse_quantity(resources["requests"][kind]) <= \
+            CHECK.parse_quantity(resources["limits"][kind])
     security = step["securityContext"]
     assert security["allowPrivilegeEscalation"] is False
     assert security["capabilities"] == {"drop": ["ALL"]}

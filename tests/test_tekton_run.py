@@ -32,19 +32,14 @@ Three PipelineRuns on one `shared` directory (as on a named claim):
 from __future__ import annotations
 
 import contextlib
-import functools
-import http.server
-import importlib.util
 import json
 import shutil
 import subprocess
 import sys
 import tarfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -52,6 +47,8 @@ import pytest
 import yaml
 from conftest import EXAMPLES, REPO
 from e2e import Registry, infer_add_sub, privileged_flags, registry
+from fileserver import serve_directory
+from scripts import load_script
 from tekton_steps import ResolvedStep, kubernetes_volume, resolve_steps
 
 from packager.basechoice import LOCAL_CPU_IMAGE
@@ -72,43 +69,11 @@ def _load(name: str) -> dict[str, Any]:
     return doc
 
 
-def _checker() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("tekton_check", TEKTON / "check.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def _image_builder() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("packager_image_build",
-                                                  REPO / "deploy" / "image" / "build.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def packager_image() -> str:
     """The packager's image, built (or found up to date) as `make packager-image` does."""
-    built = _image_builder().build()
+    built = load_script("deploy/image/build.py", "packager_image_build").build()
     return str(built.tags[1])
-
-
-@contextlib.contextmanager
-def _http_server(root: Path) -> Iterator[str]:
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @contextlib.contextmanager
@@ -240,14 +205,14 @@ def test_pipeline_runs_as_a_cluster_starts_it(
         tmp_path: Path, packager_image: str, python_example: Path, client: Any,
         images: list[str], buildah_env: Any) -> None:
     started = time.monotonic()
-    checker = _checker()
+    checker = load_script("deploy/tekton/check.py", "tekton_check")
     shared = _mkdir(tmp_path / "claim")  # the `shared` workspace: empty, kept across runs
     pods = tmp_path / "pods"
     logs: dict[str, str] = {}
     auth = ("ci", PASSWORD)
 
     with registry(tmp_path / "registry", user=auth[0], password=PASSWORD, tls=True) as reg, \
-            _http_server(_mkdir(tmp_path / "www")) as www:
+            serve_directory(_mkdir(tmp_path / "www")) as www:
         assert reg.ca is not None
         dockerconfigjson = json.dumps({"auths": {reg.host: {
             "auth": __import__("base64").b64encode(":".join(auth).encode()).decode()}}}).encode()
@@ -258,8 +223,9 @@ def test_pipeline_runs_as_a_cluster_starts_it(
 
         # Point 1: the step image, built, pushed with push's machinery, digest-pinned.
         t = time.monotonic()
-        step_image = _image_builder().push(f"{reg.host}/tools/triton-packager", authfile=authfile,
-                                           ca_bundle=reg.ca)
+        image_build = load_script("deploy/image/build.py", "packager_image_build")
+        step_image = image_build.push(f"{reg.host}/tools/triton-packager", authfile=authfile,
+                                      ca_bundle=reg.ca)
         repo, _, digest = step_image.partition("@")
         assert digest.startswith("sha256:") and repo == f"{reg.host}/tools/triton-packager"
         # The air-gapped cluster's mirror of the Triton base image.

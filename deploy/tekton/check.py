@@ -138,13 +138,14 @@ def load(paths: Iterable[Path]) -> list[tuple[str, dict[str, Any]]]:
     return docs
 
 
-def _strings(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
+def strings(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """Every string value in a document, with its path (`spec.steps[0].image`)."""
     if isinstance(node, dict):
         for key, value in node.items():
-            yield from _strings(value, f"{path}.{key}" if path else str(key))
+            yield from strings(value, f"{path}.{key}" if path else str(key))
     elif isinstance(node, list):
         for i, value in enumerate(node):
-            yield from _strings(value, f"{path}[{i}]")
+            yield from strings(value, f"{path}[{i}]")
     elif isinstance(node, str):
         yield path, node
 
@@ -231,7 +232,7 @@ def _param_reference_problems(doc: Mapping[str, Any], *, pipeline: bool,
     results = {r["name"] for r in spec.get("results") or []}
     workspaces = {w["name"] for w in spec.get("workspaces") or []}
     tasks = {t["name"]: t for t in spec.get("tasks") or []}
-    for path, text in _strings(spec):
+    for path, text in strings(spec):
         if path.startswith(("params[", "results[")) and path.endswith(".description"):
             continue
         for expression in _references(text):
@@ -307,7 +308,7 @@ def _graph_problems(pipeline: Mapping[str, Any]) -> Iterator[Problem]:
                       "pkg/apis/pipeline/v1/pipeline_validation.go validateGraph]"
             else:
                 edges[task["name"]].add(before)
-        for _, text in _strings({k: v for k, v in task.items() if k != "runAfter"}):
+        for _, text in strings({k: v for k, v in task.items() if k != "runAfter"}):
             for expression in _references(text):
                 result = _TASK_RESULT.match(expression)
                 if result and result[1] in edges:
