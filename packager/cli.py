@@ -39,6 +39,8 @@ from packager.limits import (
     DEFAULT_SETUP_MAX_RATIO,
     DEFAULT_SETUP_TIMEOUT,
     DEFAULT_TRAIN_TIMEOUT,
+    MAX_TIMEOUT,
+    MAX_TOLERANCE,
     PULL_CHOICES,
 )
 from packager.manifest import check_version
@@ -51,7 +53,7 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{bounded(text)} is not a number of seconds") from None
-    if not (0 < value <= 30 * 24 * 3600):
+    if not (0 < value <= MAX_TIMEOUT):
         raise argparse.ArgumentTypeError(f"{bounded(text)} must be between 0 and 30 days")
     return value
 
@@ -73,7 +75,7 @@ def _tolerance(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{bounded(text)} is not a number") from None
-    if not 0 <= value <= 1e6:
+    if not 0 <= value <= MAX_TOLERANCE:
         raise argparse.ArgumentTypeError(f"{bounded(text)} must be between 0 and 1e6")
     return value
 
@@ -357,10 +359,10 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
     if args.command in tekton.COMMANDS:
         return tekton.run(args, report)
     if args.command == "base-image":
-        from packager.executor.cpu_base import ensure_base_image
+        from packager.executor.cpu_base import BaseImageRequest, ensure_base_image
 
-        ref = ensure_base_image(report, force=args.force, mirror=args.mirror,
-                                builder=args.builder, output=args.output)
+        ref = ensure_base_image(BaseImageRequest(force=args.force, mirror=args.mirror,
+                                                 builder=args.builder, output=args.output), report)
         print(ref)
         return 0
     if args.command == "train":
@@ -378,11 +380,13 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
         print(target)
         return 0
     if args.command == "setup":
-        from packager.executor.runs.artifact import unpack
+        from packager.executor.runs.artifact import SetupRequest, setup
 
-        print(unpack(args.artifact, Path(args.output), report, args.max_size,
-                     max_ratio=args.max_ratio, timeout=args.timeout, force=args.force,
-                     ca_bundle=Path(args.ca_bundle) if args.ca_bundle else None))
+        print(setup(SetupRequest(
+            artifact=args.artifact, output=args.output, max_size=args.max_size,
+            max_ratio=args.max_ratio, timeout=args.timeout, force=args.force,
+            ca_bundle=args.ca_bundle,
+        ), report))
         return 0
     if args.command == "config":
         from packager.analysis import analyze, analyze_package
@@ -411,9 +415,10 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
         sys.stdout.write(analysis.plan.config_text)
         return 0
     if args.command == "verify":
-        from packager.executor.verify import verify
+        from packager.executor.verify import VerifyRequest, verify
 
-        verify(Path(args.output), report, user=args.user, rtol=args.rtol, atol=args.atol)
+        verify(VerifyRequest(output=args.output, user=args.user, rtol=args.rtol, atol=args.atol),
+               report)
         return 0
     if args.command == "prune":
         from packager.executor.prune import prune
@@ -423,21 +428,12 @@ def _run(args: argparse.Namespace, report: Reporter) -> int:
             print(name)
         return 0
     if args.command == "push":
-        from packager.executor.images.builder import Tls
         from packager.executor.push import PushRequest, push
 
-        for flag in ("authfile", "ca_bundle", "image_url_file", "image_digest_file"):
-            # An empty Tekton param must not silently fall back to other credentials or CAs.
-            if getattr(args, flag) == "":
-                option = "--" + flag.replace("_", "-")
-                raise InputError(f"{option} is empty", fix=f"give a file path, or leave {option} "
-                                 "out")
         pushed = push(PushRequest(
-            out=Path(args.output), registry=args.registry, builder=args.builder,
-            authfile=Path(args.authfile) if args.authfile else None,
-            tls=Tls(Path(args.ca_bundle) if args.ca_bundle else None, args.tls_verify == "true"),
-            image_url_file=Path(args.image_url_file) if args.image_url_file else None,
-            image_digest_file=Path(args.image_digest_file) if args.image_digest_file else None,
+            out=args.output, registry=args.registry, builder=args.builder,
+            authfile=args.authfile, ca_bundle=args.ca_bundle, tls_verify=args.tls_verify == "true",
+            image_url_file=args.image_url_file, image_digest_file=args.image_digest_file,
             pusher=args.pusher, layer_compression=args.layer_compression,
         ), report)
         print(f"{pushed.image}@{pushed.pushed_digest}")

@@ -14,6 +14,12 @@ PULL_CHOICES = ("missing", "always")
 # workspace): the certificates a builder or a download needs, never data.
 CA_BUNDLE_MAX = 16 << 20
 
+# train and setup --timeout: at most this many seconds (30 days), so a typo such as 1e12 is
+# refused rather than taken as "never".
+MAX_TIMEOUT = 30 * 24 * 3600.0
+# verify --rtol/--atol: at most this (a larger tolerance accepts any answer).
+MAX_TOLERANCE = 1e6
+
 # train: how long the training command may run (--timeout).
 DEFAULT_TRAIN_TIMEOUT = 24 * 3600.0
 
