@@ -11,7 +11,6 @@ import threading
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from packager import __version__, phasetable, tekton
@@ -45,7 +44,6 @@ from packager.limits import (
     MAX_TOLERANCE,
     PULL_CHOICES,
 )
-from packager.manifest import check_version
 from packager.pyenv import DEFAULT_CHANNELS, DEFAULT_MICROMAMBA_URL, EnvOptions
 from packager.runtime import SERVE_WITH
 
@@ -420,15 +418,12 @@ def _base_image(args: argparse.Namespace, report: Reporter) -> int:
 
 def _train(args: argparse.Namespace, report: Reporter) -> int:
     from packager.executor.runs.trainer import TrainRequest, train
-    from packager.mlproject import parse_params
 
     target = train(TrainRequest(
-        project=Path(args.project), target=Path(args.target), entry_point=args.entry_point,
-        params=tuple(parse_params(args.param).items()), name=args.name,
-        version=check_version(args.version, file="--version"), env_manager=args.env_manager,
-        data_dir=args.data_dir, overwrite_data=args.overwrite_data,
-        archive=Path(args.archive) if args.archive else None,
-        timeout=args.timeout, force=args.force,
+        project=args.project, target=args.target, entry_point=args.entry_point,
+        params=tuple(args.param), name=args.name, version=args.version,
+        env_manager=args.env_manager, data_dir=args.data_dir, overwrite_data=args.overwrite_data,
+        archive=args.archive, timeout=args.timeout, force=args.force,
     ), report)
     print(target)
     return 0

@@ -195,3 +195,27 @@ def test_verify_request_refuses_what_the_cli_refuses(field: str, value: object) 
 
     with pytest.raises(InputError, match=f"--{field}"):
         verify(VerifyRequest(**{field: value}))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("field", "value", "flag"), [
+    ("params", ("novalue",), ["-P", "novalue"]),
+    ("params", (("bad key", "1"),), ["-P", "bad key=1"]),
+    ("params", ("a=1", ("a", "2")), ["-P", "a=1", "-P", "a=2"]),
+    ("version", "0", ["--version", "0"]),
+    ("target", "", ["--target", ""]),
+])
+def test_train_refuses_through_the_api_as_the_cli_does(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str, value: object,
+        flag: list[str]) -> None:
+    from packager.executor.report import Reporter
+    from packager.executor.runs.trainer import TrainRequest, train
+
+    project, target = tmp_path / "no-project", tmp_path / "trained"
+    fields: dict[str, object] = {"project": str(project), "target": str(target), field: value}
+    with pytest.raises(InputError) as refused:
+        train(TrainRequest(**fields), Reporter.create(quiet=True))  # type: ignore[arg-type]
+    assert refused.value.exit_code == 2 and not target.exists()
+    cli_flags = [] if field == "target" else ["--target", str(target)]
+    assert cli.main(["train", str(project), *cli_flags, *flag]) == 2
+    assert str(refused.value).splitlines()[0] in capsys.readouterr().err
+    assert not target.exists()
