@@ -84,8 +84,8 @@ def _phase_session(phase: Phase) -> None:
         _phase(session, phase)
 
     run.__name__ = run.__qualname__ = phase.name
-    run.__doc__ = f"{phase.help[:1].upper()}{phase.help[1:]}, in OUT (default MODEL_DIR: the " \
-        "trained Python example)."
+    run.__doc__ = (f"{phase.help[:1].upper()}{phase.help[1:]} in OUT; nox -s {phase.name} -- "
+                   "MODEL_DIR [options] (default: the Python example, trained).")
     nox.session(name=phase.name)(run)
 
 
