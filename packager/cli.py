@@ -40,9 +40,11 @@ from packager.limits import (
     DEFAULT_SETUP_MAX_RATIO,
     DEFAULT_SETUP_TIMEOUT,
     DEFAULT_TRAIN_TIMEOUT,
+    ENV_MANAGERS,
     MAX_TIMEOUT,
     MAX_TOLERANCE,
     PULL_CHOICES,
+    PUSHERS,
 )
 from packager.pyenv import DEFAULT_CHANNELS, DEFAULT_MICROMAMBA_URL, EnvOptions
 from packager.runtime import SERVE_WITH
@@ -267,7 +269,7 @@ def _parser() -> argparse.ArgumentParser:
     pu.add_argument("--tls-verify", choices=("true", "false"), default="true",
                     help="check the registry's certificate (default: true; with --pusher "
                     "builder, buildah only)")
-    pu.add_argument("--pusher", choices=("layers", "builder"), default="layers",
+    pu.add_argument("--pusher", choices=PUSHERS, default="layers",
                     help="layers (default): each layer sent by the packager, weights "
                     "uncompressed, layers already in the registry never sent; builder: the "
                     "builder's own push (docker push / buildah push), every layer gzipped")
@@ -293,7 +295,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="entry point parameter (repeatable)")
     tr.add_argument("--name", default=None, help="model name (default: the MLproject name)")
     tr.add_argument("--version", default="1", help="model version (default: 1)")
-    tr.add_argument("--env-manager", default="local", choices=("local", "virtualenv", "conda"),
+    tr.add_argument("--env-manager", default="local", choices=ENV_MANAGERS,
                     help="local: this interpreter; virtualenv: a fresh one from python_env or "
                     "requirements.txt; conda: from conda_env (needs conda/micromamba)")
     tr.add_argument("--data-dir", default="data", help="project files copied into the output")

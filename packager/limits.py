@@ -10,6 +10,11 @@ DEFAULT_OUTPUT = "out"
 # package --pull: pull a base named by registry reference when missing, or always.
 PULL_CHOICES = ("missing", "always")
 
+# push --pusher: the packager's own layer-by-layer push, or the builder's (docker/buildah push).
+PUSHERS = ("layers", "builder")
+# train --env-manager: this interpreter, a fresh virtualenv, or a conda environment.
+ENV_MANAGERS = ("local", "virtualenv", "conda")
+
 # A PEM bundle of CA certificates (--ca-bundle of package, push and setup; the Tekton `ca`
 # workspace): the certificates a builder or a download needs, never data.
 CA_BUNDLE_MAX = 16 << 20

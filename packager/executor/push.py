@@ -23,13 +23,12 @@ from packager.executor.report import Reporter
 from packager.executor.state.lock import exclusive, lock_for
 from packager.executor.verify import load_result
 from packager.imageref import parse_reference, refuse_base_repository
-from packager.limits import CA_BUNDLE_MAX, DEFAULT_OUTPUT
+from packager.limits import CA_BUNDLE_MAX, DEFAULT_OUTPUT, PUSHERS
 from packager.result import ResultDocument
 
 ENV_USERNAME = "TRITON_PACKAGER_REGISTRY_USERNAME"
 ENV_PASSWORD = "TRITON_PACKAGER_REGISTRY_PASSWORD"
 SECRET_FILE_MAX = 64 << 10
-PUSHERS = ("layers", "builder")
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from packager.executor.runs.artifact import pack
 from packager.executor.runs.mlproject_files import load_project, read_text, stays_inside
 from packager.executor.state import lock
 from packager.executor.state.ownership import check_disjoint, check_replaceable, claim
-from packager.limits import DEFAULT_TRAIN_TIMEOUT
+from packager.limits import DEFAULT_TRAIN_TIMEOUT, ENV_MANAGERS
 from packager.manifest import check_name, check_version
 from packager.mlproject import (
     EntryPoint,
@@ -49,7 +49,6 @@ from packager.mlproject import (
 )
 
 OUTPUT_ENV = "ODAHUFLOW_OUTPUT_DIR"  # the original trainer's name; training code writes here
-ENV_MANAGERS = ("local", "virtualenv", "conda")
 MANIFEST = "odahuflow.model.yaml"
 LOG_TAIL = 20
 CREATE_TIMEOUT = 600.0  # `python -m venv` (ensurepip) and nothing else
