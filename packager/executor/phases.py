@@ -1,5 +1,9 @@
 """Phases as build targets: declared inputs and outputs, a digest of the inputs recorded beside
-the outputs, and nothing redone while that digest is unchanged (Bazel-style)."""
+the outputs, and nothing redone while that digest is unchanged (Bazel-style).
+
+The phases are declared in packager/phasetable.py; `STEPS` (at the end) binds each to its code:
+what its digest covers besides the input bytes, and its action. The runner (`Workspace.run`)
+knows no phase by name."""
 
 from __future__ import annotations
 
