@@ -14,13 +14,13 @@ from typing import Any
 from conftest import REPO
 
 
-def nox_sessions(noxfile: Path = REPO / "noxfile.py") -> dict[str, str]:
-    """Every session the noxfile registers (loops included), by name, with its docstring."""
-    sessions: dict[str, str] = {}
+def nox_session_functions(noxfile: Path = REPO / "noxfile.py") -> dict[str, Callable[..., Any]]:
+    """Every session function the noxfile registers (loops included), by session name."""
+    sessions: dict[str, Callable[..., Any]] = {}
 
     def session(func: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
         def register(f: Callable[..., Any]) -> Callable[..., Any]:
-            sessions[kwargs.get("name") or f.__name__] = f.__doc__ or ""
+            sessions[kwargs.get("name") or f.__name__] = f
             return f
 
         return register(func) if func is not None else register
@@ -41,6 +41,28 @@ def nox_sessions(noxfile: Path = REPO / "noxfile.py") -> dict[str, str]:
         else:
             sys.modules["nox"] = saved
     return sessions
+
+
+def nox_sessions(noxfile: Path = REPO / "noxfile.py") -> dict[str, str]:
+    """Every session the noxfile registers, by name, with its docstring (what `nox -l` shows)."""
+    return {name: f.__doc__ or "" for name, f in nox_session_functions(noxfile).items()}
+
+
+class RecordingSession:
+    """A stand-in for nox.Session that records the commands a session would run."""
+
+    def __init__(self, *posargs: str) -> None:
+        self.posargs = list(posargs)
+        self.commands: list[tuple[str, ...]] = []
+
+    def install(self, *args: str) -> None:
+        pass
+
+    def log(self, *args: object) -> None:
+        pass
+
+    def run(self, *args: str, **kwargs: object) -> None:
+        self.commands.append(args)
 
 
 def makefile_targets(makefile: Path = REPO / "Makefile") -> set[str]:

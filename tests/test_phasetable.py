@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from buildfiles import makefile_targets, nox_sessions
+from buildfiles import RecordingSession, makefile_targets, nox_session_functions, nox_sessions
 from conftest import REPO
 from models import PYTHON_CONFIG, PYTHON_MODEL, write_tree
 
@@ -57,6 +57,27 @@ def test_a_later_phase_takes_the_options_of_the_phases_it_runs() -> None:
     assert (args.base_image, args.tag) == ("b", "t:1")
     with pytest.raises(SystemExit):
         p.parse_args([phasetable.DETECT.name, "DIR", "--base-image", "b"])
+
+
+def test_a_phase_session_runs_the_phase_with_what_it_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the hand-written sessions did: OUT as --output, the base image for a phase that renders
+    a Dockerfile, and a Docker engine and the local base image for one that builds."""
+    monkeypatch.setenv("OUT", "o")
+    monkeypatch.delenv("BASE_IMAGE", raising=False)
+    from packager.basechoice import LOCAL_CPU_IMAGE
+
+    sessions = nox_session_functions()
+    runs = {}
+    for name in PHASES:
+        session = RecordingSession("DIR")
+        sessions[name](session)
+        runs[name] = session.commands
+    assert runs["detect"] == [("triton-packager", "detect", "DIR", "--output", "o")]
+    assert runs["dockerfile"] == [("triton-packager", "dockerfile", "DIR", "--output", "o",
+                                   "--base-image", LOCAL_CPU_IMAGE)]
+    assert runs["package"] == [("bash", ".ci/docker-up"), ("triton-packager", "base-image"),
+                               ("triton-packager", "package", "DIR", "--output", "o",
+                                "--base-image", LOCAL_CPU_IMAGE)]
 
 
 def test_the_readme_table_has_a_row_per_phase() -> None:
