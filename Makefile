@@ -16,7 +16,7 @@ endif
 export OUT
 export BASE_IMAGE
 
-.PHONY: train setup package config detect repository dockerfile base-image verify push demo unit test lint snapshots bench packager-image tekton-check mutation demo-runtime
+.PHONY: train setup config base-image verify push demo unit test lint snapshots bench packager-image tekton-check mutation demo-runtime
 
 # pip's --target skips the externally-managed check (PEP 668) of Debian's Python, and the
 # virtualenv package needs no python3-venv: together they bootstrap nox without root or apt.
@@ -25,13 +25,13 @@ $(NOX):
 	PYTHONPATH=$(TOOLS)/bootstrap python3 -m virtualenv -q $(TOOLS)/venv
 	$(TOOLS)/venv/bin/python -m pip install -q --disable-pip-version-check 'nox>=2024.4'
 
+# The phases (detect, repository, dockerfile, package): one target each, generated from the
+# phase table (packager/phasetable.py).
+include phases.mk
+
 train: $(NOX) ; $(NOX) -s train -- $(or $(PROJECT),examples/python)
 setup: $(NOX) ; $(NOX) -s setup -- $(ARTIFACT) --output $(or $(MODEL),$(OUT)/artifact)
-package: $(NOX) ; $(NOX) -s package -- $(MODEL)
 config: $(NOX) ; $(NOX) -s config -- $(MODEL) $(ARGS)
-detect: $(NOX) ; $(NOX) -s detect -- $(MODEL)
-repository: $(NOX) ; $(NOX) -s repository -- $(MODEL)
-dockerfile: $(NOX) ; $(NOX) -s dockerfile -- $(MODEL)
 base-image: $(NOX) ; $(NOX) -s base_image
 verify: $(NOX) ; $(NOX) -s verify
 push: $(NOX) ; $(NOX) -s push -- $(if $(REGISTRY),--registry $(REGISTRY))

@@ -1,4 +1,5 @@
-"""Build targets and developer tasks. Each packager phase is a session:
+"""Build targets and developer tasks. Each packager phase is a session, made from the phase table
+(packager/phasetable.py):
 
     nox -s detect|repository|dockerfile|package -- MODEL_DIR [options]
     nox -s config -- MODEL_DIR [--max-batch-size N ...]   (prints config.pbtxt, writes nothing)
@@ -14,10 +15,12 @@ import sys
 
 import nox
 
-# The packager's own constants, read from its source (packager.basechoice imports only the
-# standard library), so that nox and the code cannot disagree on the local base image's name.
+# The packager's own constants and phase table, read from its source (both modules import only
+# the standard library), so that nox and the code cannot disagree on the local base image's name
+# or on the phases.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from packager.basechoice import LOCAL_CPU_IMAGE
+from packager.phasetable import DOCKERFILE_OPTIONS, PHASES, Phase, builds_image, option_groups
 
 nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["lint", "unit"]
@@ -60,18 +63,34 @@ def _train(session: nox.Session, project: str, *extra: str) -> str:
     return target
 
 
-def _phase(session: nox.Session, phase: str) -> None:
+def _phase(session: nox.Session, phase: Phase) -> None:
     _install(session)
     # With no arguments, the bundled example goes from MLproject repo to image.
     args = list(session.posargs) or [_train(session, EXAMPLE_PROJECT)]
     if "-o" not in args and "--output" not in args:
         args += ["--output", OUT]
-    if phase in ("dockerfile", "package") and "--base-image" not in args:
+    if DOCKERFILE_OPTIONS in option_groups(phase.name) and "--base-image" not in args:
         args += ["--base-image", BASE_IMAGE]
-    if phase == "package":
+    if builds_image(phase.name):
         _docker(session)
         _base_image(session)
-    session.run("triton-packager", phase, *args)
+    session.run("triton-packager", phase.name, *args)
+
+
+def _phase_session(phase: Phase) -> None:
+    """Register `nox -s NAME` for one phase of the table; `nox -l` lists its help."""
+
+    def run(session: nox.Session) -> None:
+        _phase(session, phase)
+
+    run.__name__ = run.__qualname__ = phase.name
+    run.__doc__ = (f"{phase.help[:1].upper()}{phase.help[1:]} in OUT; nox -s {phase.name} -- "
+                   "MODEL_DIR [options] (default: the Python example, trained).")
+    nox.session(name=phase.name)(run)
+
+
+for _phase_entry in PHASES.values():
+    _phase_session(_phase_entry)
 
 
 @nox.session
@@ -80,30 +99,6 @@ def config(session: nox.Session) -> None:
     _install(session)
     args = list(session.posargs) or [_train(session, EXAMPLE_PROJECT)]
     session.run("triton-packager", "config", *args)
-
-
-@nox.session
-def detect(session: nox.Session) -> None:
-    """Detect the backend and read the manifest: OUT/detect.json."""
-    _phase(session, "detect")
-
-
-@nox.session
-def repository(session: nox.Session) -> None:
-    """Write the Triton model repository: OUT/model_repository/."""
-    _phase(session, "repository")
-
-
-@nox.session
-def dockerfile(session: nox.Session) -> None:
-    """Render the Dockerfile and build context: OUT/context/."""
-    _phase(session, "dockerfile")
-
-
-@nox.session
-def package(session: nox.Session) -> None:
-    """Every phase: build the image and write OUT/result.json."""
-    _phase(session, "package")
 
 
 @nox.session

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import signal
 import sys
 import threading
 import traceback
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import NoReturn
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NoReturn
 
-from packager import __version__, tekton
+from packager import __version__, phasetable, tekton
 from packager.analysis import HEALTHCHECK_CHOICES
 from packager.configgen import (
     DEFAULT_MAX_BATCH_SIZE,
@@ -39,11 +40,17 @@ from packager.limits import (
     DEFAULT_SETUP_MAX_RATIO,
     DEFAULT_SETUP_TIMEOUT,
     DEFAULT_TRAIN_TIMEOUT,
+    ENV_MANAGERS,
+    MAX_TIMEOUT,
+    MAX_TOLERANCE,
     PULL_CHOICES,
+    PUSHERS,
 )
-from packager.manifest import check_version
 from packager.pyenv import DEFAULT_CHANNELS, DEFAULT_MICROMAMBA_URL, EnvOptions
 from packager.runtime import SERVE_WITH
+
+if TYPE_CHECKING:  # imported when a phase runs: `--help` and `verify` need no analysis modules
+    from packager.executor.package import PackageRequest
 
 
 def _seconds(text: str) -> float:
@@ -51,7 +58,7 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{bounded(text)} is not a number of seconds") from None
-    if not (0 < value <= 30 * 24 * 3600):
+    if not (0 < value <= MAX_TIMEOUT):
         raise argparse.ArgumentTypeError(f"{bounded(text)} must be between 0 and 30 days")
     return value
 
@@ -73,7 +80,7 @@ def _tolerance(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{bounded(text)} is not a number") from None
-    if not 0 <= value <= 1e6:
+    if not 0 <= value <= MAX_TOLERANCE:
         raise argparse.ArgumentTypeError(f"{bounded(text)} must be between 0 and 1e6")
     return value
 
@@ -99,12 +106,9 @@ def _config_flags(sp: argparse.ArgumentParser) -> None:
 
 
 def _config_options(args: argparse.Namespace) -> ConfigOptions:
-    return ConfigOptions(
-        max_batch_size=getattr(args, "max_batch_size", None),
-        dynamic_batching=getattr(args, "dynamic_batching", False),
-        instance_count=getattr(args, "instance_count", None),
-        instance_kind=getattr(args, "instance_kind", None),
-    )
+    return ConfigOptions(max_batch_size=args.max_batch_size,
+                         dynamic_batching=args.dynamic_batching,
+                         instance_count=args.instance_count, instance_kind=args.instance_kind)
 
 
 def _output_flags(sp: argparse.ArgumentParser) -> None:
@@ -112,6 +116,89 @@ def _output_flags(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--json", action="store_true", help="JSON lines on stdout")
     sp.add_argument("--debug", action="store_true",
                     help="print a traceback with errors (for bug reports)")
+
+
+def _dockerfile_flags(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--base-image", default=None,
+                    help="base image (default: an NGC tritonserver release that has the "
+                    "model's backend); with buildah also oci-archive:PATH[:NAME], "
+                    "docker-archive:PATH[:NAME] or docker-daemon:NAME")
+    sp.add_argument("--healthcheck", choices=HEALTHCHECK_CHOICES, default="auto",
+                    help="HEALTHCHECK tool (auto: where the base image is known to have curl)")
+    sp.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra image label (repeatable)")
+    sp.add_argument("--template-dir", default=None,
+                    help="directory of Jinja2 templates that override the built-in ones "
+                    "(Dockerfile.j2, backends/<backend>.j2)")
+    env = sp.add_argument_group("Python environments (builder stages only)")
+    env.add_argument("--pip-index-url", default=None, help="pip index for requirements.txt")
+    env.add_argument("--conda-channel", action="append", default=None,
+                     help="conda channel (repeatable; default conda-forge)")
+    env.add_argument("--micromamba-url", default=DEFAULT_MICROMAMBA_URL,
+                     help="where the builder downloads micromamba (for mirrors)")
+    env.add_argument("--python-version", default=None,
+                     help="the base image's Python (3.X), for images the packager cannot identify")
+    env.add_argument("--ca-bundle", default=None,
+                     help="CA certificates the builder stages trust (corporate TLS proxies)")
+    for proxy in ("http-proxy", "https-proxy", "no-proxy"):
+        env.add_argument(f"--{proxy}", default=None,
+                         help=f"{proxy.upper().replace('-', '_')} for the builder stages")
+
+
+def _dockerfile_fields(args: argparse.Namespace, request: PackageRequest) -> PackageRequest:
+    return dataclasses.replace(
+        request, labels=tuple(args.label), template_dir=args.template_dir,
+        base_image=args.base_image, healthcheck=args.healthcheck,
+        env=EnvOptions(pip_index_url=args.pip_index_url,
+                       conda_channels=tuple(args.conda_channel or DEFAULT_CHANNELS),
+                       micromamba_url=args.micromamba_url, python_version=args.python_version),
+        ca_bundle=args.ca_bundle, http_proxy=args.http_proxy, https_proxy=args.https_proxy,
+        no_proxy=args.no_proxy,
+    )
+
+
+def _build_flags(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--image-name", default=DEFAULT_NAME_TEMPLATE,
+                    help="image name template over Name, Version and RandomUUID "
+                    f"(default: {DEFAULT_NAME_TEMPLATE})")
+    sp.add_argument("--tag", default=None, help="exact image reference; wins over "
+                    "--image-name")
+    sp.add_argument("--no-cache", action="store_true", help="build without the cache")
+    sp.add_argument("--builder", choices=registry.choices(), default=registry.AUTO,
+                    help="image builder: docker (a Docker engine), buildah (no daemon; "
+                    "storage from TRITON_PACKAGER_BUILDAH_DRIVER/_ROOT/_RUNROOT) or "
+                    "auto (docker when an engine answers, else buildah)")
+    sp.add_argument("--platform", default=None, help="target platform, e.g. linux/amd64")
+    sp.add_argument("--pull", choices=PULL_CHOICES, default="missing",
+                    help="missing: use the base image the builder holds under its name; "
+                    "always: pull a registry base again even when held (a store kept "
+                    "between runs may hold another image under that name)")
+    sp.add_argument("--max-layer-size", default=None, metavar="SIZE",
+                    help="largest weights layer, e.g. 1GiB, 512MiB (default: 1GiB; a "
+                    "file larger than it is a layer of its own)")
+
+
+def _build_fields(args: argparse.Namespace, request: PackageRequest) -> PackageRequest:
+    return dataclasses.replace(
+        request, image_name=args.image_name, tag=args.tag, no_cache=args.no_cache,
+        builder=args.builder, platform=args.platform, pull=args.pull,
+        max_layer_size=args.max_layer_size,
+    )
+
+
+@dataclass(frozen=True)
+class _OptionGroup:
+    """The options a phase adds to its subcommand (and to every later phase's), and the
+    PackageRequest fields they map to."""
+
+    add: Callable[[argparse.ArgumentParser], None]
+    fields: Callable[[argparse.Namespace, PackageRequest], PackageRequest]
+
+
+_OPTION_GROUPS = {
+    phasetable.DOCKERFILE_OPTIONS: _OptionGroup(_dockerfile_flags, _dockerfile_fields),
+    phasetable.BUILD_OPTIONS: _OptionGroup(_build_flags, _build_fields),
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -140,6 +227,7 @@ def _parser() -> argparse.ArgumentParser:
                         "in a warning")
         _config_flags(sp)
         _output_flags(sp)
+        sp.set_defaults(run=_phase)
         return sp
 
     co = sub.add_parser("config", help="print the config.pbtxt the packager would package "
@@ -149,55 +237,12 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("input", metavar="MODEL_DIR", help="directory holding the model files")
     _config_flags(co)
     _output_flags(co)
+    co.set_defaults(run=_config)
 
-    phase("detect", "detect the backend and read the manifest (writes detect.json)")
-    phase("repository", "write the Triton model repository tree (model_repository/)")
-    for name, text in (("dockerfile", "render the Dockerfile and build context (context/)"),
-                       ("package", "run every phase: build the image and write result.json")):
-        sp = phase(name, text)
-        sp.add_argument("--base-image", default=None,
-                        help="base image (default: an NGC tritonserver release that has the "
-                        "model's backend); with buildah also oci-archive:PATH[:NAME], "
-                        "docker-archive:PATH[:NAME] or docker-daemon:NAME")
-        sp.add_argument("--healthcheck", choices=HEALTHCHECK_CHOICES, default="auto",
-                        help="HEALTHCHECK tool (auto: where the base image is known to have curl)")
-        sp.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra image label (repeatable)")
-        sp.add_argument("--template-dir", default=None,
-                        help="directory of Jinja2 templates that override the built-in ones "
-                        "(Dockerfile.j2, backends/<backend>.j2)")
-        env = sp.add_argument_group("Python environments (builder stages only)")
-        env.add_argument("--pip-index-url", default=None, help="pip index for requirements.txt")
-        env.add_argument("--conda-channel", action="append", default=None,
-                         help="conda channel (repeatable; default conda-forge)")
-        env.add_argument("--micromamba-url", default=DEFAULT_MICROMAMBA_URL,
-                         help="where the builder downloads micromamba (for mirrors)")
-        env.add_argument("--python-version", default=None,
-                         help="the base image's Python (3.X), for images the packager cannot identify")
-        env.add_argument("--ca-bundle", default=None,
-                         help="CA certificates the builder stages trust (corporate TLS proxies)")
-        for proxy in ("http-proxy", "https-proxy", "no-proxy"):
-            env.add_argument(f"--{proxy}", default=None,
-                             help=f"{proxy.upper().replace('-', '_')} for the builder stages")
-        if name == "package":
-            sp.add_argument("--image-name", default=DEFAULT_NAME_TEMPLATE,
-                            help="image name template over Name, Version and RandomUUID "
-                            f"(default: {DEFAULT_NAME_TEMPLATE})")
-            sp.add_argument("--tag", default=None, help="exact image reference; wins over "
-                            "--image-name")
-            sp.add_argument("--no-cache", action="store_true", help="build without the cache")
-            sp.add_argument("--builder", choices=registry.choices(), default=registry.AUTO,
-                            help="image builder: docker (a Docker engine), buildah (no daemon; "
-                            "storage from TRITON_PACKAGER_BUILDAH_DRIVER/_ROOT/_RUNROOT) or "
-                            "auto (docker when an engine answers, else buildah)")
-            sp.add_argument("--platform", default=None, help="target platform, e.g. linux/amd64")
-            sp.add_argument("--pull", choices=PULL_CHOICES, default="missing",
-                            help="missing: use the base image the builder holds under its name; "
-                            "always: pull a registry base again even when held (a store kept "
-                            "between runs may hold another image under that name)")
-            sp.add_argument("--max-layer-size", default=None, metavar="SIZE",
-                            help="largest weights layer, e.g. 1GiB, 512MiB (default: 1GiB; a "
-                            "file larger than it is a layer of its own)")
+    for entry in phasetable.PHASES.values():
+        sp = phase(entry.name, entry.help)
+        for group in phasetable.option_groups(entry.name):
+            _OPTION_GROUPS[group].add(sp)
     ve = sub.add_parser("verify", help="run the packaged image and send it one inference request")
     ve.add_argument("-o", "--output", default=DEFAULT_OUTPUT, help="output directory of package")
     ve.add_argument("--user", default=None, help="run the container as this uid[:gid]")
@@ -224,7 +269,7 @@ def _parser() -> argparse.ArgumentParser:
     pu.add_argument("--tls-verify", choices=("true", "false"), default="true",
                     help="check the registry's certificate (default: true; with --pusher "
                     "builder, buildah only)")
-    pu.add_argument("--pusher", choices=("layers", "builder"), default="layers",
+    pu.add_argument("--pusher", choices=PUSHERS, default="layers",
                     help="layers (default): each layer sent by the packager, weights "
                     "uncompressed, layers already in the registry never sent; builder: the "
                     "builder's own push (docker push / buildah push), every layer gzipped")
@@ -250,7 +295,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="entry point parameter (repeatable)")
     tr.add_argument("--name", default=None, help="model name (default: the MLproject name)")
     tr.add_argument("--version", default="1", help="model version (default: 1)")
-    tr.add_argument("--env-manager", default="local", choices=("local", "virtualenv", "conda"),
+    tr.add_argument("--env-manager", default="local", choices=ENV_MANAGERS,
                     help="local: this interpreter; virtualenv: a fresh one from python_env or "
                     "requirements.txt; conda: from conda_env (needs conda/micromamba)")
     tr.add_argument("--data-dir", default="data", help="project files copied into the output")
@@ -293,7 +338,12 @@ def _parser() -> argparse.ArgumentParser:
                     help="also write the image to oci-archive:PATH or docker-archive:PATH "
                     "(with buildah)")
     _output_flags(bi)
+    for sp, run in ((ve, _verify), (pu, _push), (pr, _prune), (tr, _train), (su, _setup),
+                    (bi, _base_image)):
+        sp.set_defaults(run=run)
     tekton.add_parsers(sub, _output_flags)
+    for name in tekton.COMMANDS:
+        sub.choices[name].set_defaults(run=tekton.run)
     return p
 
 
@@ -354,124 +404,114 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, report: Reporter) -> int:
-    if args.command in tekton.COMMANDS:
-        return tekton.run(args, report)
-    if args.command == "base-image":
-        from packager.executor.cpu_base import ensure_base_image
+    # Each subcommand's parser names its handler (set_defaults(run=...)): no name compared here.
+    handler: Callable[[argparse.Namespace, Reporter], int] = args.run
+    return handler(args, report)
 
-        ref = ensure_base_image(report, force=args.force, mirror=args.mirror,
-                                builder=args.builder, output=args.output)
-        print(ref)
-        return 0
-    if args.command == "train":
-        from packager.executor.runs.trainer import TrainRequest, train
-        from packager.mlproject import parse_params
 
-        target = train(TrainRequest(
-            project=Path(args.project), target=Path(args.target), entry_point=args.entry_point,
-            params=tuple(parse_params(args.param).items()), name=args.name,
-            version=check_version(args.version, file="--version"), env_manager=args.env_manager,
-            data_dir=args.data_dir, overwrite_data=args.overwrite_data,
-            archive=Path(args.archive) if args.archive else None,
-            timeout=args.timeout, force=args.force,
-        ), report)
-        print(target)
-        return 0
-    if args.command == "setup":
-        from packager.executor.runs.artifact import unpack
+def _base_image(args: argparse.Namespace, report: Reporter) -> int:
+    from packager.executor.cpu_base import BaseImageRequest, ensure_base_image
 
-        print(unpack(args.artifact, Path(args.output), report, args.max_size,
-                     max_ratio=args.max_ratio, timeout=args.timeout, force=args.force,
-                     ca_bundle=Path(args.ca_bundle) if args.ca_bundle else None))
-        return 0
-    if args.command == "config":
-        from packager.analysis import analyze, analyze_package
-        from packager.executor.reader import read_input
-        from packager.layout import is_model_folder
+    ref = ensure_base_image(BaseImageRequest(force=args.force, mirror=args.mirror,
+                                             builder=args.builder, output=args.output), report)
+    print(ref)
+    return 0
 
-        tree = read_input(args.input)
-        # A lone Triton model folder (config.pbtxt, 1/model.onnx) is read as `package` reads
-        # it; config writes nothing, so secret-looking files do not stop it.
-        analysis = (analyze_package([tree], _config_options(args),
-                                    allow_secret_files=True).models[0]
-                    if is_model_folder(tree.entries) else analyze(tree, _config_options(args)))
-        for w in analysis.warnings:  # what the packager could not tell from the model
-            report.warn(w)
-        for n in analysis.notes:
+
+def _train(args: argparse.Namespace, report: Reporter) -> int:
+    from packager.executor.runs.trainer import TrainRequest, train
+
+    target = train(TrainRequest(
+        project=args.project, target=args.target, entry_point=args.entry_point,
+        params=tuple(args.param), name=args.name, version=args.version,
+        env_manager=args.env_manager, data_dir=args.data_dir, overwrite_data=args.overwrite_data,
+        archive=args.archive, timeout=args.timeout, force=args.force,
+    ), report)
+    print(target)
+    return 0
+
+
+def _setup(args: argparse.Namespace, report: Reporter) -> int:
+    from packager.executor.runs.artifact import SetupRequest, setup
+
+    print(setup(SetupRequest(
+        artifact=args.artifact, output=args.output, max_size=args.max_size,
+        max_ratio=args.max_ratio, timeout=args.timeout, force=args.force,
+        ca_bundle=args.ca_bundle,
+    ), report))
+    return 0
+
+
+def _config(args: argparse.Namespace, report: Reporter) -> int:
+    from packager.analysis import analyze, analyze_package
+    from packager.executor.reader import read_input
+    from packager.layout import is_model_folder
+
+    tree = read_input(args.input)
+    # A lone Triton model folder (config.pbtxt, 1/model.onnx) is read as `package` reads
+    # it; config writes nothing, so secret-looking files do not stop it.
+    analysis = (analyze_package([tree], _config_options(args),
+                                allow_secret_files=True).models[0]
+                if is_model_folder(tree.entries) else analyze(tree, _config_options(args)))
+    for w in analysis.warnings:  # what the packager could not tell from the model
+        report.warn(w)
+    for n in analysis.notes:
+        report.info(n)
+    if args.serve_with == "runtime":
+        from packager.analysis import as_package
+        from packager.runtime import serve_with_runtime
+
+        served, _ = serve_with_runtime(as_package(analysis))
+        for n in served.notes[len(analysis.notes):]:
             report.info(n)
-        if args.serve_with == "runtime":
-            from packager.analysis import as_package
-            from packager.runtime import serve_with_runtime
-
-            served, _ = serve_with_runtime(as_package(analysis))
-            for n in served.notes[len(analysis.notes):]:
-                report.info(n)
-            sys.stdout.write(served.plan.models[0].config_text)
-            return 0
-        sys.stdout.write(analysis.plan.config_text)
+        sys.stdout.write(served.plan.models[0].config_text)
         return 0
-    if args.command == "verify":
-        from packager.executor.verify import verify
+    sys.stdout.write(analysis.plan.config_text)
+    return 0
 
-        verify(Path(args.output), report, user=args.user, rtol=args.rtol, atol=args.atol)
-        return 0
-    if args.command == "prune":
-        from packager.executor.prune import prune
 
-        pruned = prune(registry.select(args.builder), report, dry_run=args.dry_run)
-        for name in pruned.removed:
-            print(name)
-        return 0
-    if args.command == "push":
-        from packager.executor.images.builder import Tls
-        from packager.executor.push import PushRequest, push
+def _verify(args: argparse.Namespace, report: Reporter) -> int:
+    from packager.executor.verify import VerifyRequest, verify
 
-        for flag in ("authfile", "ca_bundle", "image_url_file", "image_digest_file"):
-            # An empty Tekton param must not silently fall back to other credentials or CAs.
-            if getattr(args, flag) == "":
-                option = "--" + flag.replace("_", "-")
-                raise InputError(f"{option} is empty", fix=f"give a file path, or leave {option} "
-                                 "out")
-        pushed = push(PushRequest(
-            out=Path(args.output), registry=args.registry, builder=args.builder,
-            authfile=Path(args.authfile) if args.authfile else None,
-            tls=Tls(Path(args.ca_bundle) if args.ca_bundle else None, args.tls_verify == "true"),
-            image_url_file=Path(args.image_url_file) if args.image_url_file else None,
-            image_digest_file=Path(args.image_digest_file) if args.image_digest_file else None,
-            pusher=args.pusher, layer_compression=args.layer_compression,
-        ), report)
-        print(f"{pushed.image}@{pushed.pushed_digest}")
-        return 0
+    verify(VerifyRequest(output=args.output, user=args.user, rtol=args.rtol, atol=args.atol),
+           report)
+    return 0
+
+
+def _prune(args: argparse.Namespace, report: Reporter) -> int:
+    from packager.executor.prune import prune
+
+    pruned = prune(registry.select(args.builder), report, dry_run=args.dry_run)
+    for name in pruned.removed:
+        print(name)
+    return 0
+
+
+def _push(args: argparse.Namespace, report: Reporter) -> int:
+    from packager.executor.push import PushRequest, push
+
+    pushed = push(PushRequest(
+        out=args.output, registry=args.registry, builder=args.builder,
+        authfile=args.authfile, ca_bundle=args.ca_bundle, tls_verify=args.tls_verify == "true",
+        image_url_file=args.image_url_file, image_digest_file=args.image_digest_file,
+        pusher=args.pusher, layer_compression=args.layer_compression,
+    ), report)
+    print(f"{pushed.image}@{pushed.pushed_digest}")
+    return 0
+
+
+def _phase(args: argparse.Namespace, report: Reporter) -> int:
+    """A phase of packager.phasetable: its arguments as a PackageRequest, run up to it."""
     from packager.executor.package import PackageRequest
 
-    ws = PackageRequest(
+    request = PackageRequest(
         input=args.input, output=args.output, phase=args.command,
-        labels=tuple(getattr(args, "label", [])),
-        template_dir=getattr(args, "template_dir", None),
-        base_image=getattr(args, "base_image", None),
-        healthcheck=getattr(args, "healthcheck", "auto"),
-        image_name=getattr(args, "image_name", DEFAULT_NAME_TEMPLATE),
-        tag=getattr(args, "tag", None),
-        env=EnvOptions(
-            pip_index_url=getattr(args, "pip_index_url", None),
-            conda_channels=tuple(getattr(args, "conda_channel", None) or DEFAULT_CHANNELS),
-            micromamba_url=getattr(args, "micromamba_url", DEFAULT_MICROMAMBA_URL),
-            python_version=getattr(args, "python_version", None),
-        ),
-        model_config=_config_options(args),
-        allow_secret_files=getattr(args, "allow_secret_files", False),
-        serve_with=getattr(args, "serve_with", "native"),
-        ca_bundle=getattr(args, "ca_bundle", None),
-        http_proxy=getattr(args, "http_proxy", None),
-        https_proxy=getattr(args, "https_proxy", None),
-        no_proxy=getattr(args, "no_proxy", None),
-        no_cache=getattr(args, "no_cache", False),
-        platform=getattr(args, "platform", None),
-        pull=getattr(args, "pull", "missing"),
-        max_layer_size=getattr(args, "max_layer_size", None),
-        builder=getattr(args, "builder", registry.AUTO),
-        force=args.force,
-    ).workspace(report)
+        model_config=_config_options(args), allow_secret_files=args.allow_secret_files,
+        serve_with=args.serve_with, force=args.force,
+    )
+    for group in phasetable.option_groups(args.command):
+        request = _OPTION_GROUPS[group].fields(args, request)
+    ws = request.workspace(report)
     outcome = ws.run(args.command)
     if outcome.result is not None and report.mode != "json":
         r = outcome.result

@@ -10,9 +10,20 @@ DEFAULT_OUTPUT = "out"
 # package --pull: pull a base named by registry reference when missing, or always.
 PULL_CHOICES = ("missing", "always")
 
+# push --pusher: the packager's own layer-by-layer push, or the builder's (docker/buildah push).
+PUSHERS = ("layers", "builder")
+# train --env-manager: this interpreter, a fresh virtualenv, or a conda environment.
+ENV_MANAGERS = ("local", "virtualenv", "conda")
+
 # A PEM bundle of CA certificates (--ca-bundle of package, push and setup; the Tekton `ca`
 # workspace): the certificates a builder or a download needs, never data.
 CA_BUNDLE_MAX = 16 << 20
+
+# train and setup --timeout: at most this many seconds (30 days), so a typo such as 1e12 is
+# refused rather than taken as "never".
+MAX_TIMEOUT = 30 * 24 * 3600.0
+# verify --rtol/--atol: at most this (a larger tolerance accepts any answer).
+MAX_TOLERANCE = 1e6
 
 # train: how long the training command may run (--timeout).
 DEFAULT_TRAIN_TIMEOUT = 24 * 3600.0

@@ -15,6 +15,7 @@ import re
 import shlex
 import string
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import NoReturn
@@ -230,10 +231,18 @@ def _check_value(p: Parameter, value: str, default_of: EntryPoint | None = None)
     return value
 
 
-def parse_params(pairs: list[str]) -> dict[str, str]:
+def parse_params(pairs: Sequence[str | tuple[str, str]]) -> dict[str, str]:
+    """`-P KEY=VALUE` strings, or (key, value) pairs from a Python caller, checked alike."""
     out: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
+    for given in pairs:
+        if isinstance(given, str):
+            pair = given
+            key, sep, value = pair.partition("=")
+        else:
+            key, value = given
+            pair, sep = f"{key}={value}", "="
+            if "=" in key:  # as one -P string it would name another key
+                sep = ""
         if not sep or not _KEY_RE.fullmatch(key) or len(key) > 200:
             raise InputError(f"-P {bounded(pair)} is not key=value",
                              fix="pass parameters as -P name=value (name: letters, digits, _ . -)")

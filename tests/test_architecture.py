@@ -47,3 +47,37 @@ def test_a_pure_module_imports_no_executor_and_no_side_effects(path: Path) -> No
                 f"{where}:{node.lineno} uses {node.value.id}.{node.attr}"
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             assert node.func.id != "open", f"{where}:{node.lineno} calls open()"
+
+
+# --- phases are declared once: packager/phasetable.py ----------------------------------------
+
+
+def test_phase_names_are_written_only_in_the_phase_table() -> None:
+    """Code outside the table refers to a phase through its entry (PACKAGE.name, STEPS[...]), so
+    a phase is not dispatched by if-chains on its name and a new phase touches one table."""
+    from packager.phasetable import PHASES
+
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "phasetable.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Constant) and node.value in PHASES:
+                found.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.value!r}")
+    assert not found, found
+
+
+def test_the_cli_never_compares_the_command_name() -> None:
+    """Each subcommand's parser names its handler (set_defaults(run=...))."""
+    tree = ast.parse((PACKAGE / "cli.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            assert not any(isinstance(s, ast.Attribute) and s.attr == "command" for s in sides), \
+                f"cli.py:{node.lineno} {ast.unparse(node)}"
+
+
+def test_the_phase_table_needs_only_the_standard_library() -> None:
+    """noxfile.py imports it before (and without) installing the packager's dependencies."""
+    tree = ast.parse((PACKAGE / "phasetable.py").read_text())
+    assert set(_imported(tree)) <= {"__future__", "sys", "collections.abc", "dataclasses"}

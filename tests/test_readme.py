@@ -16,7 +16,6 @@ kind fails `test_every_readme_command_is_checked` until a check for it is added 
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 import shlex
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from buildfiles import makefile_targets, nox_sessions
 from conftest import EXAMPLES, REPO
 
 README = REPO / "README.md"
@@ -57,26 +57,11 @@ def readme_commands(text: str | None = None) -> list[str]:
 
 
 def _makefile_targets() -> set[str]:
-    targets: set[str] = set()
-    for line in (REPO / "Makefile").read_text().splitlines():
-        if m := re.match(r"^([a-z][a-z0-9-]*(?: [a-z][a-z0-9-]*)*)\s*:(?!=)", line):
-            targets.update(m.group(1).split())
-    return targets
+    return makefile_targets()  # phases.mk, which the Makefile includes, too
 
 
 def _nox_sessions() -> set[str]:
-    names: set[str] = set()
-    for node in ast.parse((REPO / "noxfile.py").read_text()).body:
-        if not isinstance(node, ast.FunctionDef):
-            continue
-        for deco in node.decorator_list:
-            if isinstance(deco, ast.Call):
-                given = [k.value.value for k in deco.keywords
-                         if k.arg == "name" and isinstance(k.value, ast.Constant)]
-                names.add(str(given[0]) if given else node.name)
-            elif ast.unparse(deco) == "nox.session":
-                names.add(node.name)
-    return names
+    return set(nox_sessions())  # the phase sessions the noxfile makes in a loop, too
 
 
 def _words(command: str) -> list[str]:

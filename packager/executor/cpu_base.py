@@ -18,10 +18,11 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from packager.basechoice import LOCAL_CPU_IMAGE
-from packager.errors import BuildError, InputError
+from packager.errors import BuildError, InputError, bounded
 from packager.executor import process
 from packager.executor.images import registry
 from packager.executor.images.builder import Builder
@@ -147,15 +148,44 @@ def existing(builder: Builder, ref: str = LOCAL_CPU_IMAGE) -> bool:
     return (builder.image_labels(ref) or {}).get(RECIPE_LABEL) == recipe_digest()
 
 
-def ensure_base_image(report: Reporter, *, force: bool = False, mirror: str | None = None,
-                      builder: str = registry.AUTO, output: str | None = None) -> str:
-    """Build the base image with `builder` (the Docker engine: `docker import`; buildah: no
-    engine needed), skipped when one from the same recipe exists; `output`
+# debootstrap's MIRROR: http(s), or file:/// for a local copy.
+_MIRROR_RE = re.compile(r"(?:https?|file)://[^\s'\"\\]{1,500}")
+
+
+@dataclass(frozen=True)
+class BaseImageRequest:
+    """What `triton-packager base-image` is asked to do; the fields are the command's options,
+    with the CLI's defaults. `check` refuses bad values before anything is built or written."""
+
+    force: bool = False  # rebuild even when an image from the same recipe exists
+    mirror: str | None = None  # Debian mirror for debootstrap (default: this machine's apt's)
+    builder: str = registry.AUTO
+    output: str | None = None  # also write oci-archive:PATH or docker-archive:PATH
+
+    def check(self) -> Path | None:
+        """The checks that need no engine; returns the image file to write, if any."""
+        if self.builder not in registry.choices():
+            raise InputError(f"--builder {bounded(self.builder)} is not a builder",
+                             fix=f"use one of {', '.join(registry.choices())}")
+        if self.mirror is not None and not _MIRROR_RE.fullmatch(self.mirror):
+            raise InputError(f"--mirror {bounded(self.mirror)} is not an http(s) or file URL",
+                             fix=f"give e.g. {DEFAULT_MIRROR}, or leave --mirror out")
+        if self.output is None:
+            return None
+        _, path = check_archive_output(self.output)
+        return path
+
+
+def ensure_base_image(request: BaseImageRequest, report: Reporter | None = None) -> str:
+    """Build the base image with the request's builder (the Docker engine: `docker import`;
+    buildah: no engine needed), skipped when one from the same recipe exists; `output`
     (`oci-archive:PATH` / `docker-archive:PATH`, with a builder that writes image files) also
-    writes it to that file."""
+    writes it to that file. Returns the image's name; quiet unless given a Reporter."""
+    path = request.check()
+    report = report if report is not None else Reporter.create(quiet=True)
+    force, mirror, builder, output = request.force, request.mirror, request.builder, request.output
     ref = LOCAL_CPU_IMAGE
-    if output is not None:
-        _, path = check_archive_output(output)
+    if path is not None:
         if path.exists() and not force:
             raise InputError("exists already", file=str(path),
                              fix="remove it, choose another --output, or pass --force")

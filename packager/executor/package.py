@@ -20,6 +20,7 @@ from packager.executor.phases import BuildEnv, Outcome, Workspace
 from packager.executor.report import Reporter
 from packager.imageref import DEFAULT_NAME_TEMPLATE
 from packager.limits import CA_BUNDLE_MAX, DEFAULT_OUTPUT, PULL_CHOICES
+from packager.phasetable import PACKAGE
 from packager.pyenv import EnvOptions
 from packager.runtime import SERVE_WITH
 
@@ -63,7 +64,7 @@ class PackageRequest:
 
     input: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
     output: str | os.PathLike[str] = DEFAULT_OUTPUT
-    phase: str = "package"  # the last phase to run: detect, repository, dockerfile or package
+    phase: str = PACKAGE.name  # the last phase to run (packager.phasetable.PHASES)
     labels: Sequence[str] = ()  # KEY=VALUE
     template_dir: str | os.PathLike[str] | None = None
     base_image: str | None = None

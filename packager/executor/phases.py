@@ -1,5 +1,9 @@
 """Phases as build targets: declared inputs and outputs, a digest of the inputs recorded beside
-the outputs, and nothing redone while that digest is unchanged (Bazel-style)."""
+the outputs, and nothing redone while that digest is unchanged (Bazel-style).
+
+The phases are declared in packager/phasetable.py; `STEPS` (at the end) binds each to its code:
+what its digest covers besides the input bytes, and its action. The runner (`Workspace.run`)
+knows no phase by name."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,27 +44,18 @@ from packager.executor.state.ownership import (
 from packager.imageref import archive_path, refuse_base_repository
 from packager.inputs import InputTree
 from packager.layers import DEFAULT_MAX_LAYER_SIZE, LAYERS_LABEL, MAX_LAYER_SIZE_LABEL
+from packager.phasetable import (
+    DETECT,
+    DOCKERFILE,
+    PACKAGE,
+    REPOSITORY,
+    RESULT_FILE,
+    Phase,
+    chain,
+)
 from packager.records import detection_document, phase_digest
 from packager.result import LEGACY_BUILDER, ModelEntry, ResultDocument
 
-
-@dataclass(frozen=True)
-class Phase:
-    name: str
-    needs: tuple[str, ...]
-    outputs: tuple[str, ...]  # paths relative to the output directory
-    doc: str
-
-
-PHASES: dict[str, Phase] = {
-    p.name: p
-    for p in (
-        Phase("detect", (), ("detect.json",), "detect the backend, read the manifest"),
-        Phase("repository", ("detect",), ("model_repository",), "build the Triton model tree"),
-        Phase("dockerfile", ("repository",), ("context",), "render the Dockerfile and context"),
-        Phase("package", ("dockerfile",), ("result.json",), "build the image, write result.json"),
-    )
-}
 # A placeholder for validating the image name before anything is written.
 _PROBE_UUID = "00000000-0000-4000-8000-000000000000"
 
@@ -83,19 +78,6 @@ class BuildEnv:
     pull_base: bool = field(default=False, repr=False)
     # The largest weights layer the builder assembles (packager.layers.group_files).
     max_layer_size: int = DEFAULT_MAX_LAYER_SIZE
-
-
-def chain(target: str) -> list[str]:
-    order: list[str] = []
-
-    def visit(name: str) -> None:
-        for dep in PHASES[name].needs:
-            visit(dep)
-        if name not in order:
-            order.append(name)
-
-    visit(target)
-    return order
 
 
 @dataclass
@@ -164,7 +146,7 @@ class Workspace:
             return False
         rec = self._state().get(phase)
         return bool(rec and rec.get("digest") == digest and all(
-            (self.out / o).exists() for o in PHASES[phase].outputs))
+            (self.out / o).exists() for o in STEPS[phase].phase.outputs))
 
     # -- running -----------------------------------------------------------------------------
     def _check_inputs(self) -> None:
@@ -195,7 +177,7 @@ class Workspace:
         if self.force or not self.out.exists():
             return
         for name in phases:
-            for rel in PHASES[name].outputs:
+            for rel in STEPS[name].phase.outputs:
                 path = self.out / rel
                 if rel.endswith(".json"):
                     if path.is_symlink() or (path.exists() and not path.is_file()):
@@ -230,8 +212,8 @@ class Workspace:
             claim(self.out, "package output")
 
     def run(self, target: str) -> Outcome:
-        if target not in PHASES:
-            raise InputError(f"unknown phase {bounded(target)}", fix=f"use one of {', '.join(PHASES)}")
+        if target not in STEPS:
+            raise InputError(f"unknown phase {bounded(target)}", fix=f"use one of {', '.join(STEPS)}")
         # Every check runs before anything is written: bad input -- options included -- leaves
         # no output at all. Only then is the output locked and written.
         # --force: an empty cache, so every file is hashed (and the stable ones remembered).
@@ -239,6 +221,7 @@ class Workspace:
         self._check_inputs()
         trees = [read_input(d, cache) for d in self.input_dirs]
         phases = chain(target)
+        steps = [STEPS[name] for name in phases]
         self._check_output_location(trees, phases)
         self._check_writable()
         analysis = analyze_package(trees, self.options.model_config,
@@ -249,19 +232,11 @@ class Workspace:
         analysis, self._serving_digest = prepared.package, prepared.digest
         # the model bytes are read; the build need not hold them
         trees = [t.without_blobs() for t in trees]
-        spec = dockerfile_for(analysis, self.options) if "dockerfile" in phases else None
-        if "package" in phases:
-            probe = image_name_for(analysis, self.options, _PROBE_UUID)
-            assert spec is not None
-            refuse_base_repository(str(probe), spec.base.ref,
-                                   what="--tag" if self.options.tag else "the image name")
-            # A builder that cannot run here (no engine, no buildah) is found before any write.
-            self.builder.check_base_source(self.build_env.base_source)
-            self._check_weights_template(spec)
-            # Before the lock and the first write: a base that cannot be had (no such archive
-            # image, no engine for docker-daemon:, a failed pull) leaves no output behind.
-            # Before the digest too, which holds the base image's ID.
-            self._ensure_base(spec.base.ref)
+        spec = (dockerfile_for(analysis, self.options) if any(s.uses_spec for s in steps)
+                else None)
+        for step in steps:
+            if step.check is not None:
+                step.check(self, analysis, spec)
         ca = self.build_env.ca_bundle.read_bytes() if self.build_env.ca_bundle else b""
         for w in analysis.warnings:
             self.report.warn(w)
@@ -275,38 +250,48 @@ class Workspace:
             # Another run may have changed the output while this one waited for the lock.
             self._check_output_location(trees, phases)
             self._claim_output()
-            outcome = self._run_locked(trees, analysis, phases, spec, ca)
-            if {"repository", "dockerfile"} & set(outcome.ran):
+            run = _Run(analysis, tuple(d.resolve() for d in self.input_dirs), spec, ca)
+            outcome = self._run_locked(trees, run, steps)
+            if any(STEPS[name].links_inputs for name in outcome.ran):
                 cache.after_own_links()
             write_atomic(self.digest_file, cache.document())
             return outcome
 
-    def _run_locked(self, trees: list[InputTree], analysis: Package, phases: list[str],
-                    spec: DockerfileSpec | None, ca: bytes) -> Outcome:
-        outcome = Outcome(analysis=analysis)
-        roots = [d.resolve() for d in self.input_dirs]
+    def _run_locked(self, trees: list[InputTree], run: _Run, steps: list[Step]) -> Outcome:
+        outcome = Outcome(analysis=run.analysis)
         if self._base_record:
             state = self._state()
             state["base"] = self._base_record
             write_atomic(self.state_file, json.dumps(state, indent=2, sort_keys=True) + "\n")
-        for name in phases:
-            extra = self._phase_inputs(name, spec, ca)
-            digest = phase_digest(name, trees, *extra)
-            if name == "package":
-                done = self._fresh(name, digest) and self._image_still_there()
-            else:
-                done = self._fresh(name, digest)
+        for step in steps:
+            name = step.phase.name
+            digest = phase_digest(name, trees, *step.inputs(self, run))
+            done = self._fresh(name, digest) and (step.kept is None or step.kept(self, name))
             if done:
                 self.report.step(f"{name}: up to date", phase=name, status="cached")
                 outcome.skipped.append(name)
                 continue
-            self.report.step(f"{name}: {PHASES[name].doc}", phase=name, status="running")
-            record = self._do(name, analysis, roots, spec)
+            self.report.step(f"{name}: {step.phase.doc}", phase=name, status="running")
+            record = step.action(self, run)
             self._record(name, digest, **record)
             outcome.ran.append(name)
-        if "package" in phases:
-            outcome.result = ResultDocument.from_json((self.out / "result.json").read_text())
+        if any(RESULT_FILE in step.phase.outputs for step in steps):
+            outcome.result = ResultDocument.from_json((self.out / RESULT_FILE).read_text())
         return outcome
+
+    def _check_image_build(self, analysis: Package, spec: DockerfileSpec | None) -> None:
+        """Before anything is written: the image name, the builder and the base image."""
+        assert spec is not None  # a step that builds the image uses the Dockerfile
+        probe = image_name_for(analysis, self.options, _PROBE_UUID)
+        refuse_base_repository(str(probe), spec.base.ref,
+                               what="--tag" if self.options.tag else "the image name")
+        # A builder that cannot run here (no engine, no buildah) is found before any write.
+        self.builder.check_base_source(self.build_env.base_source)
+        self._check_weights_template(spec)
+        # Before the lock and the first write: a base that cannot be had (no such archive
+        # image, no engine for docker-daemon:, a failed pull) leaves no output behind.
+        # Before the digest too, which holds the base image's ID.
+        self._ensure_base(spec.base.ref)
 
     def _check_weights_template(self, spec: DockerfileSpec) -> None:
         """A --template-dir weights.Dockerfile.j2 is refused where the builder assembles the
@@ -350,52 +335,56 @@ class Workspace:
         if identity:
             self._base_record = {"identity": identity, "image_id": image_id}
 
-    def _phase_inputs(self, name: str, spec: DockerfileSpec | None,
-                      ca: bytes) -> tuple[str, ...]:
+    # -- each phase's inputs (beyond the input bytes) and action, bound to it in STEPS ------------
+    def _config_inputs(self, run: _Run) -> tuple[str, ...]:
         # The config text depends on the generation options, not only on the input bytes.
-        config = (repr(self.options.model_config), *self._serving_digest)
-        if name in ("detect", "repository"):
-            return config
-        assert spec is not None
-        if name == "dockerfile":
-            return (*config, spec.sha256, hashlib.sha256(ca).hexdigest())
+        return (repr(self.options.model_config), *self._serving_digest)
+
+    def _context_inputs(self, run: _Run) -> tuple[str, ...]:
+        return (*self._config_inputs(run), run.dockerfile.sha256, hashlib.sha256(run.ca).hexdigest())
+
+    def _image_inputs(self, run: _Run) -> tuple[str, ...]:
         # The base image's ID, not only its name: a re-pulled or rebuilt base under the same
         # tag must rebuild the model image. The builder too: each keeps its own images.
-        return (*config, spec.sha256, self.options.tag or "", self.options.image_template,
-                repr(self.build_env), self.builder.name,
+        spec = run.dockerfile
+        return (*self._config_inputs(run), spec.sha256, self.options.tag or "",
+                self.options.image_template, repr(self.build_env), self.builder.name,
                 self.builder.image_id(spec.base.ref) or "base image absent")
 
-    def _do(self, name: str, analysis: Package, roots: list[Path],
-            spec: DockerfileSpec | None) -> dict[str, str]:
-        if name == "detect":
-            write_atomic(self.out / "detect.json", detection_document(analysis))
-            for m in analysis.models:
-                self.report.info(
-                    f"{m.backend.title} model {m.meta.name!r} version"
-                    f"{'s' if len(m.versions) > 1 else ''} {', '.join(map(str, m.versions))}")
-            return {}
-        if name == "repository":
-            with staged_dir(self.out / "model_repository", "model repository",
-                            force=True) as stage:
-                counts = materialize(analysis.plan, roots, stage)
-            self.report.info(f"model repository: {self.out / 'model_repository'} ({counts})")
-            return {}
-        assert spec is not None
-        if name == "dockerfile":
-            with staged_dir(self.out / "context", "build context", force=True) as stage:
-                materialize(analysis.plan, roots, stage, by_layer=True)
-                for rel, text in spec.context_texts:
-                    (stage / rel).parent.mkdir(parents=True, exist_ok=True)
-                    (stage / rel).write_text(text, encoding="utf-8")
-                if spec.ca_bundle and self.build_env.ca_bundle is not None:
-                    (stage / "build-secrets").mkdir()
-                    shutil.copyfile(self.build_env.ca_bundle, stage / "build-secrets" / "ca.crt")
-                (stage / "Dockerfile").write_text(spec.text, encoding="utf-8")
-            self.report.info(f"Dockerfile: {self.out / 'context' / 'Dockerfile'}")
-            return {}
-        # package: build the image, then (only then) write result.json
-        image = image_name_for(analysis, self.options, str(uuid.uuid4()))
-        result_path = self.out / "result.json"
+    def _write_detection(self, run: _Run) -> dict[str, str]:
+        write_atomic(self.out / "detect.json", detection_document(run.analysis))
+        for m in run.analysis.models:
+            self.report.info(
+                f"{m.backend.title} model {m.meta.name!r} version"
+                f"{'s' if len(m.versions) > 1 else ''} {', '.join(map(str, m.versions))}")
+        return {}
+
+    def _write_repository(self, run: _Run) -> dict[str, str]:
+        with staged_dir(self.out / "model_repository", "model repository",
+                        force=True) as stage:
+            counts = materialize(run.analysis.plan, list(run.roots), stage)
+        self.report.info(f"model repository: {self.out / 'model_repository'} ({counts})")
+        return {}
+
+    def _write_context(self, run: _Run) -> dict[str, str]:
+        spec = run.dockerfile
+        with staged_dir(self.out / "context", "build context", force=True) as stage:
+            materialize(run.analysis.plan, list(run.roots), stage, by_layer=True)
+            for rel, text in spec.context_texts:
+                (stage / rel).parent.mkdir(parents=True, exist_ok=True)
+                (stage / rel).write_text(text, encoding="utf-8")
+            if spec.ca_bundle and self.build_env.ca_bundle is not None:
+                (stage / "build-secrets").mkdir()
+                shutil.copyfile(self.build_env.ca_bundle, stage / "build-secrets" / "ca.crt")
+            (stage / "Dockerfile").write_text(spec.text, encoding="utf-8")
+        self.report.info(f"Dockerfile: {self.out / 'context' / 'Dockerfile'}")
+        return {}
+
+    def _build_image(self, run: _Run) -> dict[str, str]:
+        """Build the image, then (only then) write result.json."""
+        spec = run.dockerfile
+        image = image_name_for(run.analysis, self.options, str(uuid.uuid4()))
+        result_path = self.out / RESULT_FILE
         if result_path.exists():
             result_path.unlink()  # a failed build must not leave the previous image's name
         buildargs = dict(self.build_env.proxies)
@@ -415,13 +404,13 @@ class Workspace:
         doc = ResultDocument(
             image=str(image),
             models=tuple(ModelEntry(m.meta.name, m.versions, m.backend.key)
-                         for m in analysis.models),
+                         for m in run.analysis.models),
             base_image=spec.base.ref,
             dockerfile_sha256=spec.sha256,
             image_id=image_id,
             base_image_id=self.builder.image_id(spec.base.ref),
             builder=self.builder.name,
-            warnings=(*analysis.warnings, *spec.base.warnings),
+            warnings=(*run.analysis.warnings, *spec.base.warnings),
         )
         write_atomic(result_path, doc.to_json())
         self.report.info(f"image {image} ({image_id[:19]})", image=str(image), image_id=image_id)
@@ -449,11 +438,55 @@ class Workspace:
                                    platform=self.build_env.platform,
                                    max_layer_size=self.build_env.max_layer_size)
 
-    def _image_still_there(self) -> bool:
-        rec = self._state().get("package", {})
+    def _image_still_there(self, phase: str) -> bool:
+        rec = self._state().get(phase, {})
         image_id = rec.get("image_id")
         if not image_id:
             return False
         if rec.get("builder", LEGACY_BUILDER) != self.builder.name:
             return False
         return self.builder.image_exists(rec.get("image", ""), image_id)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What the phases of one run read: the analysis, the input directories (resolved), the
+    rendered Dockerfile (when a step of the run uses it) and the CA bundle's bytes."""
+
+    analysis: Package
+    roots: tuple[Path, ...]
+    spec: DockerfileSpec | None
+    ca: bytes
+
+    @property
+    def dockerfile(self) -> DockerfileSpec:
+        assert self.spec is not None, "a step that reads the Dockerfile sets uses_spec"
+        return self.spec
+
+
+@dataclass(frozen=True)
+class Step:
+    """A phase of packager.phasetable bound to its code: what its digest covers besides the
+    input bytes, its action (which returns what to record beside the digest), and what the
+    runner does around it."""
+
+    phase: Phase
+    inputs: Callable[[Workspace, _Run], tuple[str, ...]]
+    action: Callable[[Workspace, _Run], dict[str, str]]
+    uses_spec: bool = False  # reads the rendered Dockerfile (rendered before anything is written)
+    # Hard-links input files into the output: the digest cache looks at their ctimes again.
+    links_inputs: bool = False
+    # More checks before anything is written (image name, builder, base image).
+    check: Callable[[Workspace, Package, DockerfileSpec | None], None] | None = None
+    # Whether what the phase made outside --output (an image) is still there; else it reruns.
+    kept: Callable[[Workspace, str], bool] | None = None
+
+
+STEPS: dict[str, Step] = {s.phase.name: s for s in (
+    Step(DETECT, Workspace._config_inputs, Workspace._write_detection),
+    Step(REPOSITORY, Workspace._config_inputs, Workspace._write_repository, links_inputs=True),
+    Step(DOCKERFILE, Workspace._context_inputs, Workspace._write_context, uses_spec=True,
+         links_inputs=True),
+    Step(PACKAGE, Workspace._image_inputs, Workspace._build_image, uses_spec=True,
+         check=Workspace._check_image_build, kept=Workspace._image_still_there),
+)}

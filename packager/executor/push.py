@@ -11,7 +11,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from packager.errors import InputError, bounded
@@ -23,7 +23,7 @@ from packager.executor.report import Reporter
 from packager.executor.state.lock import exclusive, lock_for
 from packager.executor.verify import load_result
 from packager.imageref import parse_reference, refuse_base_repository
-from packager.limits import CA_BUNDLE_MAX
+from packager.limits import CA_BUNDLE_MAX, DEFAULT_OUTPUT, PUSHERS
 from packager.result import ResultDocument
 
 ENV_USERNAME = "TRITON_PACKAGER_REGISTRY_USERNAME"
@@ -33,27 +33,53 @@ SECRET_FILE_MAX = 64 << 10
 
 @dataclass(frozen=True)
 class PushRequest:
-    out: Path
+    """What `triton-packager push` is asked to do; the fields are the command's options, with
+    the CLI's defaults. Paths are taken as given (str or PathLike) and checked by `check`: an
+    empty string is refused, where Path("") would silently mean the working directory."""
+
+    out: str | os.PathLike[str] = DEFAULT_OUTPUT
     registry: str | None = None
     builder: str | None = None  # None: the builder result.json names
-    authfile: Path | None = None
-    tls: Tls = field(default_factory=Tls)
-    image_url_file: Path | None = None  # Tekton results: IMAGE_URL, IMAGE_DIGEST
-    image_digest_file: Path | None = None
+    authfile: str | os.PathLike[str] | None = None
+    ca_bundle: str | os.PathLike[str] | None = None  # the registry's CA (PEM)
+    tls_verify: bool = True
+    image_url_file: str | os.PathLike[str] | None = None  # Tekton results: IMAGE_URL, IMAGE_DIGEST
+    image_digest_file: str | os.PathLike[str] | None = None
     # "layers": layer by layer, weights uncompressed (images/layer_push.py); "builder": the
     # builder's own push (`docker push`, `buildah push`), every layer gzipped.
     pusher: str = "layers"
     layer_compression: str = "auto"  # "gzip": weights gzipped too (layers pusher)
 
+    def check(self) -> None:
+        """The checks that read nothing: no file option is empty (an empty Tekton param must not
+        silently fall back to other credentials or CAs), and the choices are known ones."""
+        for option, value in (("--authfile", self.authfile), ("--ca-bundle", self.ca_bundle),
+                              ("--image-url-file", self.image_url_file),
+                              ("--image-digest-file", self.image_digest_file)):
+            if value is not None and os.fspath(value) == "":
+                raise InputError(f"{option} is empty",
+                                 fix=f"give a file path, or leave {option} out")
+        if self.pusher not in PUSHERS or self.layer_compression not in COMPRESSIONS:
+            raise InputError(f"--pusher {bounded(self.pusher)} / --layer-compression "
+                             f"{bounded(self.layer_compression)} is not known",
+                             fix=f"use --pusher {' or '.join(PUSHERS)}, --layer-compression "
+                             f"{' or '.join(COMPRESSIONS)}")
 
-PUSHERS = ("layers", "builder")
+    @property
+    def tls(self) -> Tls:
+        return Tls(_path(self.ca_bundle), self.tls_verify)
+
+
+def _path(value: str | os.PathLike[str] | None) -> Path | None:
+    return None if value is None else Path(value)
 
 
 def push(request: PushRequest, report: Reporter,
          environ: Mapping[str, str] | None = None) -> ResultDocument:
+    request.check()
     # Bad input (result.json, --registry, credentials, result files) is refused before the
     # lock file is created and before anything reaches a registry.
-    out = request.out
+    out = Path(request.out)
     result = load_result(out)
     ref = parse_reference(result.image, what="image in result.json")
     target = str(ref)
@@ -66,16 +92,13 @@ def push(request: PushRequest, report: Reporter,
         refuse_base_repository(target, result.base_image, what="the push target")
     # The builder that holds the image, checked to run here (exit 3) before anything else.
     builder = registry.select(request.builder or result.builder)
-    credentials = resolve_credentials(request.authfile, os.environ if environ is None else environ)
+    credentials = resolve_credentials(_path(request.authfile),
+                                      os.environ if environ is None else environ)
     check_tls(request.tls)
-    if request.pusher not in PUSHERS or request.layer_compression not in COMPRESSIONS:
-        raise InputError(f"--pusher {bounded(request.pusher)} / --layer-compression "
-                         f"{bounded(request.layer_compression)} is not known",
-                         fix=f"use --pusher {' or '.join(PUSHERS)}, --layer-compression "
-                         f"{' or '.join(COMPRESSIONS)}")
     if request.pusher == "builder":
         builder.check_push(request.tls)
-    for path in (request.image_url_file, request.image_digest_file):
+    url_file, digest_file = _path(request.image_url_file), _path(request.image_digest_file)
+    for path in (url_file, digest_file):
         if path is not None:
             _check_result_file(path)
     # result.json is rewritten below: hold the output's lock, as package does.
@@ -94,10 +117,10 @@ def push(request: PushRequest, report: Reporter,
                                       pushed_image=f"{repository}@{digest}")
         write_atomic(out / "result.json", updated.to_json())
         # Tekton takes a result file's bytes as they are: no trailing newline.
-        if request.image_url_file is not None:
-            write_atomic(request.image_url_file, target)
-        if request.image_digest_file is not None:
-            write_atomic(request.image_digest_file, digest)
+        if url_file is not None:
+            write_atomic(url_file, target)
+        if digest_file is not None:
+            write_atomic(digest_file, digest)
     report.step(f"push: {target}@{digest}")
     return updated
 

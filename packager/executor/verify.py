@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from packager.executor.images import registry
 from packager.executor.report import Reporter
 from packager.imageref import parse_reference
 from packager.inference import cannot_sample, request_specs, sample, shape_matches
+from packager.limits import DEFAULT_OUTPUT, MAX_TOLERANCE
 from packager.manifest import check_name
 from packager.modelconfig import ParsedConfig, parse_config
 from packager.result import ResultDocument
@@ -51,12 +54,42 @@ def check_user(user: str | None) -> None:
                          fix="give e.g. --user 4242 or --user 4242:4242")
 
 
-def verify(out: Path, report: Reporter, *, user: str | None = None, rtol: float | None = None,
-           atol: float | None = None) -> None:
+@dataclass(frozen=True)
+class VerifyRequest:
+    """What `triton-packager verify` is asked to do; the fields are the command's options, with
+    the CLI's defaults (tolerances None: by data type)."""
+
+    output: str | os.PathLike[str] = DEFAULT_OUTPUT  # package's output directory
+    user: str | None = None  # run the container as uid[:gid] or name[:group]
+    rtol: float | None = None
+    atol: float | None = None
+
+    def check(self) -> Path:
+        """Refuse bad values before any container runs; returns the output directory."""
+        if os.fspath(self.output) == "":  # Path("") would be the working directory
+            raise InputError("--output is empty", fix="give the output directory of package")
+        check_user(self.user)
+        for option, value in (("--rtol", self.rtol), ("--atol", self.atol)):
+            if value is not None and not 0 <= value <= MAX_TOLERANCE:  # NaN too
+                raise InputError(f"{option} {value:g} must be between 0 and 1e6",
+                                 fix=f"give a tolerance such as 1e-4, or leave {option} out")
+        return Path(self.output)
+
+
+def verify(request: VerifyRequest | str | os.PathLike[str], report: Reporter | None = None, *,
+           user: str | None = None, rtol: float | None = None, atol: float | None = None) -> None:
     """Every model and every version its policy serves must be READY; every model whose
     config declares its inputs (ensembles included) answers one request; every sample of a
-    version's samples.npz is answered within the tolerance (rtol/atol: None = by data type)."""
-    check_user(user)
+    version's samples.npz is answered within the tolerance (rtol/atol: None = by data type).
+
+    `request` is a VerifyRequest, or the output directory with the options as keywords."""
+    if not isinstance(request, VerifyRequest):
+        request = VerifyRequest(request, user, rtol, atol)
+    elif (user, rtol, atol) != (None, None, None):
+        raise TypeError("give user, rtol and atol in the VerifyRequest")
+    out = request.check()
+    user, rtol, atol = request.user, request.rtol, request.atol
+    report = report if report is not None else Reporter.create(quiet=True)
     import tritonclient.http as httpclient
 
     from packager.executor.serving import check_answers

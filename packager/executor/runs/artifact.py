@@ -50,6 +50,7 @@ from packager.limits import (
     DEFAULT_SETUP_MAX_BYTES,
     DEFAULT_SETUP_MAX_RATIO,
     DEFAULT_SETUP_TIMEOUT,
+    MAX_TIMEOUT,
 )
 
 # More than DEFAULT_SETUP_MAX_RATIO times the archive's size is refused only past RATIO_FLOOR,
@@ -571,14 +572,44 @@ def _download(url: str, dest: Path, limit: int, deadline: _Deadline, label: str,
 
 # --- the setup command ------------------------------------------------------------------------
 
-def _check_args(artifact: str, out: Path, label: str, max_bytes: int, force: bool,
-                max_ratio: int = DEFAULT_SETUP_MAX_RATIO) -> bool:
-    """Everything about the arguments, before anything is written. True for a URL."""
-    if max_bytes < 0:
-        raise InputError(f"--max-size {max_bytes} is negative", fix="give a size in bytes")
-    if max_ratio < 0:
-        raise InputError(f"--max-ratio {max_ratio} is negative",
-                         fix="give a ratio such as 100, or 0 to turn the check off")
+@dataclass(frozen=True)
+class SetupRequest:
+    """What `triton-packager setup` is asked to do; the fields are the command's options, with
+    the CLI's defaults. `check` refuses what needs no file read; `setup` runs it."""
+
+    artifact: str  # a .zip/.tar[.gz] path or an http(s) URL
+    output: str | os.PathLike[str]
+    max_size: int = DEFAULT_SETUP_MAX_BYTES  # bytes the unpacked files may take
+    max_ratio: int = DEFAULT_SETUP_MAX_RATIO  # 0: no ratio check
+    timeout: float = DEFAULT_SETUP_TIMEOUT  # seconds for the whole download and unpack
+    force: bool = False  # replace a non-empty --output the packager did not create
+    # A PEM file or a directory of them, trusted besides the system's roots. Empty: none (an
+    # unbound optional Tekton workspace is an empty path).
+    ca_bundle: str | os.PathLike[str] | None = None
+
+    def check(self) -> None:
+        if not self.artifact:
+            raise InputError("ARTIFACT is empty",
+                             fix="give a .zip or .tar[.gz] file or an http(s) URL")
+        if os.fspath(self.output) == "":  # Path("") would be the working directory
+            raise InputError("--output is empty", fix="give the directory to unpack into")
+        if self.max_size < 0:
+            raise InputError(f"--max-size {self.max_size} is negative", fix="give a size in bytes")
+        if self.max_ratio < 0:
+            raise InputError(f"--max-ratio {self.max_ratio} is negative",
+                             fix="give a ratio such as 100, or 0 to turn the check off")
+        if not 0 < self.timeout <= MAX_TIMEOUT:  # NaN too
+            raise InputError(f"--timeout {self.timeout:g} is not between 0 and 30 days",
+                             fix="give a number of seconds, e.g. 3600")
+
+    @property
+    def ca_path(self) -> Path | None:
+        return Path(self.ca_bundle) if self.ca_bundle else None
+
+
+def _check_args(artifact: str, out: Path, label: str, force: bool) -> bool:
+    """Everything about the arguments that reads the disk, before anything is written. True for
+    a URL."""
     if out == out.parent:
         raise InputError("--output is the filesystem root", file=str(out),
                          fix="choose a directory to unpack into")
@@ -606,11 +637,22 @@ def unpack(artifact: str, output: Path, report: Reporter, max_bytes: int = DEFAU
            max_ratio: int = DEFAULT_SETUP_MAX_RATIO, ca_bundle: Path | None = None) -> Path:
     """Unpack a local or http(s) archive into `output`, all or nothing, within `timeout`.
     `ca_bundle` (a PEM file or a directory of them) is trusted besides the system's roots."""
+    return setup(SetupRequest(artifact, output, max_bytes, max_ratio, timeout, force, ca_bundle),
+                 report)
+
+
+def setup(request: SetupRequest, report: Reporter | None = None) -> Path:
+    """Run a checked `setup` request; returns the output directory as given. Quiet unless given a
+    Reporter."""
+    request.check()
+    report = report if report is not None else Reporter.create(quiet=True)
+    artifact, output = request.artifact, Path(request.output)
+    max_bytes, max_ratio = request.max_size, request.max_ratio
     label = _label(artifact)
-    deadline = _Deadline(timeout, label)
+    deadline = _Deadline(request.timeout, label)
     out = Path(os.path.abspath(output))
-    is_url = _check_args(artifact, out, label, max_bytes, force, max_ratio)
-    context = ca_context(ca_bundle)
+    is_url = _check_args(artifact, out, label, request.force)
+    context = ca_context(request.ca_path)
     with contextlib.ExitStack() as stack:
         local = Path(artifact)
         if is_url:
@@ -629,7 +671,7 @@ def unpack(artifact: str, output: Path, report: Reporter, max_bytes: int = DEFAU
         lock_path = lock.lock_for(out)
         with lock.exclusive(lock_path, what=str(out), report=report,
                             wait=max(min(lock.DEFAULT_WAIT, deadline.left()), 0.0)), \
-                staged_dir(out, kind="setup", force=force) as stage:
+                staged_dir(out, kind="setup", force=request.force) as stage:
             layout = _walk(local, fmt, label, max_bytes, deadline, stage=stage,
                            max_ratio=max_ratio)
             for rel in [PurePosixPath("."), *layout.directories()]:

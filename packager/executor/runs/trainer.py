@@ -37,18 +37,18 @@ from packager.executor.runs.artifact import pack
 from packager.executor.runs.mlproject_files import load_project, read_text, stays_inside
 from packager.executor.state import lock
 from packager.executor.state.ownership import check_disjoint, check_replaceable, claim
-from packager.limits import DEFAULT_TRAIN_TIMEOUT
+from packager.limits import DEFAULT_TRAIN_TIMEOUT, ENV_MANAGERS
 from packager.manifest import check_name, check_version
 from packager.mlproject import (
     EntryPoint,
     MLProject,
     check_python_pin,
+    parse_params,
     parse_python_env,
     render_command,
 )
 
 OUTPUT_ENV = "ODAHUFLOW_OUTPUT_DIR"  # the original trainer's name; training code writes here
-ENV_MANAGERS = ("local", "virtualenv", "conda")
 MANIFEST = "odahuflow.model.yaml"
 LOG_TAIL = 20
 CREATE_TIMEOUT = 600.0  # `python -m venv` (ensurepip) and nothing else
@@ -63,16 +63,20 @@ _TAIL_LINE = 300  # characters of each line kept for the error message
 
 @dataclass(frozen=True)
 class TrainRequest:
-    project: Path
-    target: Path
+    """What `triton-packager train` is asked to do; the fields are the command's options, with
+    the CLI's defaults. `train` checks every one before anything runs or is written."""
+
+    project: str | os.PathLike[str]
+    target: str | os.PathLike[str]
     entry_point: str = "main"
-    params: tuple[tuple[str, str], ...] = ()
+    # Entry point parameters: (key, value) pairs or `-P` strings "KEY=VALUE", checked alike.
+    params: Sequence[tuple[str, str] | str] = ()
     name: str | None = None
-    version: int = 1
+    version: int | str = 1  # a positive whole number (a str as --version gives it)
     env_manager: str = "local"
     data_dir: str = "data"
     overwrite_data: bool = False
-    archive: Path | None = None
+    archive: str | os.PathLike[str] | None = None  # empty: none
     timeout: float = DEFAULT_TRAIN_TIMEOUT  # seconds for the training command itself
     force: bool = False  # replace a non-empty --target the packager did not create
 
@@ -244,16 +248,22 @@ def _plan(req: TrainRequest) -> _Plan:
             and req.timeout > 0):
         raise InputError(f"--timeout {bounded(req.timeout)} is not a positive number of seconds",
                          fix="pass e.g. --timeout 3600")
-    project = _resolved(req.project, "the project")
+    for option, given in (("PROJECT", req.project), ("--target", req.target)):
+        if os.fspath(given) == "":  # Path("") would be the working directory
+            raise InputError(f"{option} is empty", fix=f"give {option} a directory path")
+    # The CLI's own checks once, first: -P and --version before the project is read.
+    params = parse_params(req.params)
+    version = check_version(req.version, file="--version")
+    project = _resolved(Path(req.project), "the project")
     mlproject_file, spec = load_project(project)
     ep = spec.entry_point(req.entry_point)
-    command = render_command(ep, dict(req.params))
+    command = render_command(ep, params)
     name = check_name(req.name or spec.name, file="--name" if req.name else str(mlproject_file))
-    version = check_version(req.version, file="--version")
-    target = _check_target(req.target, project, req.force)
+    target = _check_target(Path(req.target), project, req.force)
     return _Plan(
         project=project, spec=spec, ep=ep, command=command, name=name, version=version,
-        target=target, archive=_check_archive(req.archive, target, project, req.force),
+        target=target, archive=_check_archive(Path(req.archive) if req.archive else None, target,
+                                              project, req.force),
         data=_check_data(project, req.data_dir),
         venv=venv_spec(project, spec) if req.env_manager == "virtualenv" else None,
         conda=_check_conda(project, spec) if req.env_manager == "conda" else None,
