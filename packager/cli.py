@@ -341,9 +341,7 @@ def _parser() -> argparse.ArgumentParser:
     for sp, run in ((ve, _verify), (pu, _push), (pr, _prune), (tr, _train), (su, _setup),
                     (bi, _base_image)):
         sp.set_defaults(run=run)
-    tekton.add_parsers(sub, _output_flags)
-    for name in tekton.COMMANDS:
-        sub.choices[name].set_defaults(run=tekton.run)
+    tekton.add_parsers(sub, _output_flags)  # each sets its own handler (run=...)
     return p
 
 

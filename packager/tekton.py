@@ -27,7 +27,6 @@ from packager.executor.fs import write_atomic
 from packager.executor.report import Reporter
 from packager.limits import CA_BUNDLE_MAX
 
-COMMANDS = ("tekton-check", "tekton-options", "tekton-results")
 BOOLEAN = ("true", "false")
 SECRET_KEY = ".dockerconfigjson"  # the key of a kubernetes.io/dockerconfigjson Secret
 # The properties of the RESULT object result, in the Task's order (deploy/tekton/task-build.yaml
@@ -79,6 +78,7 @@ def add_parsers(sub: argparse._SubParsersAction,  # type: ignore[type-arg]
                     help="also open a TCP connection to the registry (and the base image's "
                     "registry), so an unreachable one fails the run before anything is built")
     output_flags(ch)
+    ch.set_defaults(run=run_check)
     op = sub.add_parser("tekton-options", help="refuse a packageOptions / pushOptions word "
                         "outside the allow-list (the build Task's privileged steps take them)")
     op.add_argument("param", choices=tuple(ALLOWED_OPTIONS),
@@ -86,6 +86,7 @@ def add_parsers(sub: argparse._SubParsersAction,  # type: ignore[type-arg]
     op.add_argument("words", nargs=argparse.REMAINDER,
                     help="the param's words, after `--` (one argument each)")
     output_flags(op)
+    op.set_defaults(run=run_options)
     re_ = sub.add_parser("tekton-results", help="write result.json as Tekton results (RESULT, "
                          "BASE_IMAGE_DIGEST)")
     re_.add_argument("-o", "--output", required=True, help="output directory of package and push")
@@ -97,25 +98,30 @@ def add_parsers(sub: argparse._SubParsersAction,  # type: ignore[type-arg]
                      "storage: a store kept between runs (the buildCache workspace) must not "
                      "keep this run's image under any name")
     output_flags(re_)
+    re_.set_defaults(run=run_results)
 
 
-def run(args: argparse.Namespace, report: Reporter) -> int:
-    if args.command == "tekton-options":
-        # argparse drops the first `--` (the Task's own, before the array); a `--` inside the
-        # array stays and is refused (package would read the words after it as MODEL_DIRs).
-        check_options(args.param, list(args.words))
-        report.step(f"tekton-options: {args.param} holds only allowed options")
-        return 0
-    if args.command == "tekton-check":
-        if args.packager_image is not None:
-            check_packager_image(args.packager_image)
-        check_run(args.train, args.artifact, args.project, args.registry, args.tls_verify,
-                  args.base_image, args.image_name, Path(args.dockerconfig),
-                  Path(args.ca_dir) if args.ca_dir else None)
-        if args.reach:
-            reach_registries(args.registry, args.base_image)
-        report.step("tekton-check: params and workspaces are usable")
-        return 0
+def run_options(args: argparse.Namespace, report: Reporter) -> int:
+    # argparse drops the first `--` (the Task's own, before the array); a `--` inside the
+    # array stays and is refused (package would read the words after it as MODEL_DIRs).
+    check_options(args.param, list(args.words))
+    report.step(f"tekton-options: {args.param} holds only allowed options")
+    return 0
+
+
+def run_check(args: argparse.Namespace, report: Reporter) -> int:
+    if args.packager_image is not None:
+        check_packager_image(args.packager_image)
+    check_run(args.train, args.artifact, args.project, args.registry, args.tls_verify,
+              args.base_image, args.image_name, Path(args.dockerconfig),
+              Path(args.ca_dir) if args.ca_dir else None)
+    if args.reach:
+        reach_registries(args.registry, args.base_image)
+    report.step("tekton-check: params and workspaces are usable")
+    return 0
+
+
+def run_results(args: argparse.Namespace, report: Reporter) -> int:
     results = write_results(Path(args.output), Path(args.result_file), Path(args.base_digest_file))
     report.step(f"tekton-results: RESULT ({len(results)} properties) and BASE_IMAGE_DIGEST")
     if args.remove_image and results["image_id"]:

@@ -67,14 +67,15 @@ def test_phase_names_are_written_only_in_the_phase_table() -> None:
     assert not found, found
 
 
-def test_the_cli_never_compares_the_command_name() -> None:
+@pytest.mark.parametrize("module", ["cli.py", "tekton.py"])
+def test_the_cli_never_compares_the_command_name(module: str) -> None:
     """Each subcommand's parser names its handler (set_defaults(run=...))."""
-    tree = ast.parse((PACKAGE / "cli.py").read_text())
+    tree = ast.parse((PACKAGE / module).read_text())
     for node in ast.walk(tree):
         if isinstance(node, ast.Compare):
             sides = [node.left, *node.comparators]
             assert not any(isinstance(s, ast.Attribute) and s.attr == "command" for s in sides), \
-                f"cli.py:{node.lineno} {ast.unparse(node)}"
+                f"{module}:{node.lineno} {ast.unparse(node)}"
 
 
 def test_the_phase_table_needs_only_the_standard_library() -> None:
