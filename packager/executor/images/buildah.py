@@ -48,7 +48,7 @@ from typing import Any
 from packager import layers
 from packager.dockerfile import base_images
 from packager.errors import BuildError, InputError, PushError, bounded, redact
-from packager.executor.images import weights
+from packager.executor.images import layer_server, weights
 from packager.executor.images.builder import (
     Builder,
     Credentials,
@@ -522,64 +522,57 @@ def assemble_weights(context: Path, tag: str, base_ref: str, labels: Mapping[str
                      max_layer_size: int = layers.DEFAULT_MAX_LAYER_SIZE,
                      storage: Storage | None = None, timeout: float = TRANSFER_TIMEOUT) -> str:
     """The weights image `tag`: the base plus the weights layers (executor/images/weights.py),
-    written once as uncompressed blobs of an OCI layout beside the context and read into
-    storage by `buildah pull oci:` -- no container, no COPY, no second tar. The base's layers are
-    named by their diff IDs and not written: storage already holds them and reuses them. The
-    layout is removed whatever happens; its ID (the config digest) is returned."""
+    read into storage by `buildah pull oci:` -- no container, no COPY, no second tar. The OCI
+    layout holds the config and manifest only; each layer's descriptor names a loopback URL
+    the layer is streamed from, out of the weights context, while buildah reads it
+    (layer_server.py: buildah keeps a temporary copy of every blob it pulls, so a layout of
+    blob files would cost a second copy of the weights). The base's layers are named by their
+    diff IDs and not served: storage already holds them and reuses them. The layout is removed
+    whatever happens; the image's ID (the config digest) is returned."""
     doc = _inspect(base_ref, storage)
     if doc is None or not doc.get("Config"):
         raise BuildError(f"cannot read base image {bounded(base_ref)} from buildah's storage",
                          fix=_BASE_FIX)
     base = json.loads(str(doc["Config"]))
-    groups = weights.plan(context, max_layer_size)
-    layout = Path(tempfile.mkdtemp(prefix=".weights-oci-", dir=context.parent.parent))
-    got = ""
+    served = layer_server.served_layers(context, weights.plan(context, max_layer_size))
+    diff_ids = [s.digest for s in served]
+    config = layers.image_config(base, diff_ids, labels=labels,
+                                 created_by=[s.group.history() for s in served])
+    # buildah names an image pulled from `oci:PATH` after PATH, which must then be a valid
+    # (lower-case) reference: such a name, untagged below; 0700, as the layout names the
+    # server's secret URLs.
+    tmp = tempfile.gettempdir()
+    if not re.fullmatch(r"[a-z0-9/._-]+", tmp):
+        tmp = "/tmp"
+    top = Path(tmp) / f"triton-packager-{secrets.token_hex(8)}"
+    top.mkdir(mode=0o700)
+    layout = top / "weights"
     try:
-        blobs = layout / "blobs" / "sha256"
-        blobs.mkdir(parents=True)
-        descriptors = [{"mediaType": OCI_LAYER, "digest": d, "size": 0}
-                       for d in (base.get("rootfs") or {}).get("diff_ids") or []]
-        diff_ids = []
-        for i, group in enumerate(groups):
-            part = blobs / f".part-{i}"
+        with layer_server.LayerServer(context, {s.digest.removeprefix("sha256:"): s
+                                                for s in served}) as server:
+            (layout / "blobs" / "sha256").mkdir(parents=True)
+            descriptors = [{"mediaType": OCI_LAYER, "digest": d, "size": 0}
+                           for d in (base.get("rootfs") or {}).get("diff_ids") or []]
+            descriptors += [{"mediaType": OCI_LAYER, "digest": s.digest, "size": s.size,
+                             "urls": [server.url(s.digest)]} for s in served]
+            manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                        "config": {"mediaType": OCI_CONFIG, **_blob(layout, config)},
+                        "layers": descriptors}
+            index = {"schemaVersion": 2, "manifests": [
+                {"mediaType": OCI_MANIFEST,
+                 **_blob(layout, json.dumps(manifest, sort_keys=True).encode())}]}
+            (layout / "index.json").write_text(json.dumps(index))
+            (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
             try:
-                with part.open("wb") as fh:
-                    digest, size = weights.write_layer(fh, context, group)
-            except OSError as exc:
-                raise BuildError(f"cannot write the weights layers under {layout.parent}: "
-                                 f"{exc.strerror or exc}",
-                                 fix="free space there (one copy of the weights is needed while "
-                                 "the weights image is made) and package again") from None
-            part.rename(blobs / digest.removeprefix("sha256:"))
-            diff_ids.append(digest)
-            descriptors.append({"mediaType": OCI_LAYER, "digest": digest, "size": size})
-        config = layers.image_config(base, diff_ids, labels=labels,
-                                     created_by=[g.history() for g in groups])
-        manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                    "config": {"mediaType": OCI_CONFIG, **_blob(layout, config)},
-                    "layers": descriptors}
-        index = {"schemaVersion": 2, "manifests": [
-            {"mediaType": OCI_MANIFEST,
-             **_blob(layout, json.dumps(manifest, sort_keys=True).encode())}]}
-        (layout / "index.json").write_text(json.dumps(index))
-        (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
-        # buildah names an image pulled from `oci:PATH` after PATH, which must then be a valid
-        # (lower-case) reference: a link of such a name stands for the layout, untagged below.
-        tmp = tempfile.gettempdir()
-        if not re.fullmatch(r"[a-z0-9/._-]+", tmp):
-            tmp = "/tmp"
-        link_dir = Path(tmp) / f"triton-packager-{secrets.token_hex(8)}"
-        link_dir.mkdir(mode=0o700)
-        try:
-            (link_dir / "weights").symlink_to(layout)
-            got = _pull(f"oci:{link_dir / 'weights'}", storage, timeout)
-            tag_image(got, tag, storage=storage)
-            _buildah(["rmi", f"localhost{link_dir}/weights:latest"], storage,
-                     timeout=QUERY_TIMEOUT)
-        finally:
-            shutil.rmtree(link_dir, ignore_errors=True)
+                got = _pull(f"oci:{layout}", storage, timeout)
+            except BuildError:
+                if server.failure is not None:  # the cause, not buildah's view of it
+                    raise server.failure from None
+                raise
+        tag_image(got, tag, storage=storage)
+        _buildah(["rmi", f"localhost{layout}:latest"], storage, timeout=QUERY_TIMEOUT)
     finally:
-        shutil.rmtree(layout, ignore_errors=True)
+        shutil.rmtree(top, ignore_errors=True)
     want = "sha256:" + hashlib.sha256(config).hexdigest()
     if got != want:
         raise BuildError(f"buildah stored the weights image as {got[:19]}, not {want[:19]}")
