@@ -222,7 +222,7 @@ def _push(builder: Builder, image: str, out: Path, target: str, report: Reporter
                        "uncompressed)")
             uploads.append(pool.submit(client.upload, piped(
                 partial(_write, context=context, group=plan.group), "weights-layer"),
-                expected=plan.diff_id))
+                expected=plan.diff_id, uncompressed=True))
             sent += plan.size or 0
         try:
             config = _push_rest(builder, image, client, cache, diff_ids, plans, skip, context,
@@ -243,7 +243,8 @@ def _push(builder: Builder, image: str, out: Path, target: str, report: Reporter
                     "size": plans[d].size} for d in diff_ids],
     }
     body = json.dumps(manifest, separators=(",", ":")).encode()
-    digest = client.put_manifest(body, OCI_MANIFEST)
+    digest = client.put_manifest(body, OCI_MANIFEST, uncompressed=any(
+        plans[d].media_type == OCI_LAYER for d in diff_ids))
     report.log(f"push: {sent} bytes of layers sent; the rest was in the registry already")
     return digest
 
@@ -324,7 +325,7 @@ def _send_exported(client: Client, cache: BlobCache, diff_id: str, layer: Export
         # weights the image does not name (built from a Dockerfile, --platform): as they are
         sent = 0
         if not _present(client, diff_id, cache.get(diff_id) or {}):
-            client.upload(_file_chunks(layer.path), expected=diff_id)
+            client.upload(_file_chunks(layer.path), expected=diff_id, uncompressed=True)
             report.log(f"push: layer {diff_id[7:19]} ({layer.tar_size} bytes, uncompressed: "
                        "gzip would save under 10%)")
             sent = layer.tar_size
