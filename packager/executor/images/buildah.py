@@ -47,7 +47,14 @@ from typing import Any
 
 from packager import layers
 from packager.dockerfile import base_images
-from packager.errors import BuildError, InputError, PushError, bounded, redact
+from packager.errors import (
+    BuildError,
+    EnvironmentFault,
+    InputError,
+    PushError,
+    bounded,
+    redact,
+)
 from packager.executor.images import layer_server, weights
 from packager.executor.images.builder import (
     Builder,
@@ -148,10 +155,14 @@ def available() -> bool:
 
 
 def _buildah(args: Sequence[str], storage: Storage | None, *, timeout: float,
-             env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    cmd = [_binary(), *(storage or Storage.from_env()).flags(), *args]
+             env: Mapping[str, str] | None = None,
+             writes_to: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run buildah with `args`; a failure because a filesystem filled is an EnvironmentFault
+    (`writes_to`: a directory besides its storage and $TMPDIR that this call writes to)."""
+    storage = storage or Storage.from_env()
+    cmd = [_binary(), *storage.flags(), *args]
     try:
-        return run(cmd, timeout=timeout, stdin=subprocess.DEVNULL,
+        proc = run(cmd, timeout=timeout, stdin=subprocess.DEVNULL,
                    env=dict(env) if env is not None else None)
     except Timeout as exc:
         raise BuildError(f"`buildah {args[0]}` passed its deadline of {timeout:.0f}s",
@@ -159,6 +170,41 @@ def _buildah(args: Sequence[str], storage: Storage | None, *, timeout: float,
                          fix="check that buildah's storage is not locked by a stuck process") from None
     except OSError as exc:
         raise BuildError(f"cannot run buildah: {exc}", fix=INSTALL_FIX) from None
+    if proc.returncode != 0:
+        _check_space(proc.stderr, f"`buildah {args[0]}`", storage, writes_to)
+    return proc
+
+
+# containers/storage and containers/image pass the kernel's words on: `write PATH: no space left
+# on device` (ENOSPC), `disk quota exceeded` (EDQUOT).
+_NO_SPACE_RE = re.compile(r"(?:(?P<path>/[^\s\"':]*)\"?: )?(?P<why>no space left on device|"
+                          r"disk quota exceeded)", re.I)
+
+
+def _check_space(output: str, what: str, storage: Storage, writes_to: Path | None = None,
+                 ) -> None:
+    """A buildah that failed because a filesystem filled is the machine's fault, not the
+    build's: EnvironmentFault (exit 3) naming where it wrote and how to move that. buildah
+    itself removes what it was writing (its temporary files, the layer)."""
+    m = _NO_SPACE_RE.search(output)
+    if m is None:
+        return
+    root = storage.root or Path("/var/lib/containers/storage")
+    tmp = Path(os.environ.get("TMPDIR") or "/var/tmp")
+    known = [root, storage.runroot or Path("/run/containers/storage"), tmp,
+             *([writes_to] if writes_to is not None else [])]
+    path = m.group("path") or ""
+    if path and any(Path(path).is_relative_to(k) for k in known):
+        where = f" at {bounded(path, 200, quote=False)}"
+    else:
+        # a path inside the layer being unpacked into storage (`write /models/...`)
+        where = f" in buildah's storage ({root})"
+    raise EnvironmentFault(
+        f"{what} failed: {m.group('why').lower()}{where}",
+        fix=f"free space where buildah writes: its storage ({root}; ${ENV_ROOT} moves it) and its "
+        f"temporary files ({tmp}; $TMPDIR moves them). Making the weights image needs the "
+        "weights' size free in each while it runs",
+        log_tail=_tail(output, 5))
 
 
 def _tail(text: str, n: int = LOG_TAIL) -> tuple[str, ...]:
@@ -401,7 +447,8 @@ def export_image(reference: str, output: str, *, name: str | None = None,
     tmp.unlink()
     dest = f"{transport}:{tmp}" + (f":{name}" if name else "")
     try:
-        proc = _buildah(["push", "--quiet", "--", reference, dest], storage, timeout=timeout)
+        proc = _buildah(["push", "--quiet", "--", reference, dest], storage, timeout=timeout,
+                        writes_to=path.parent)
         if proc.returncode != 0:
             raise BuildError(f"buildah could not write {bounded(output, 300)}: "
                              f"{_first_error(proc.stderr)}", log_tail=_tail(proc.stderr),
@@ -495,6 +542,7 @@ def build_image(context: Path, tag: str, report: Reporter,
             raise BuildError(f"the image build passed its deadline of {timeout:.0f}s",
                              log_tail=tuple(tail), fix="find the slow step in the log above")
         if code != 0:
+            _check_space("\n".join(tail), "the image build", storage)
             raise BuildError(f"the image build failed: {_first_error(chr(10).join(tail))}",
                              log_tail=tuple(tail),
                              fix="read the build log above; fix the step or the base image")
@@ -569,6 +617,9 @@ def assemble_weights(context: Path, tag: str, base_ref: str, labels: Mapping[str
                 if server.failure is not None:  # the cause, not buildah's view of it
                     raise server.failure from None
                 raise
+            except EnvironmentFault as exc:  # a full disk: say what was being written
+                raise EnvironmentFault(f"storing the weights image: {exc.message}",
+                                       fix=exc.fix, log_tail=exc.log_tail) from None
         tag_image(got, tag, storage=storage)
         _buildah(["rmi", f"localhost{layout}:latest"], storage, timeout=QUERY_TIMEOUT)
     finally:
@@ -606,8 +657,14 @@ def export_layers(reference: str, skip: Mapping[str, int], workdir: Path, *,
     blobs.mkdir(parents=True)
     for diff_id in skip:
         (blobs / diff_id.removeprefix("sha256:")).touch()
-    proc = _buildah(["push", "--quiet", "--format", "oci", "--", reference, f"oci:{layout}"],
-                    storage, timeout=timeout)
+    try:
+        proc = _buildah(["push", "--quiet", "--format", "oci", "--", reference, f"oci:{layout}"],
+                        storage, timeout=timeout, writes_to=workdir)
+    except EnvironmentFault as exc:  # the spool in the output directory filled
+        raise EnvironmentFault(f"cannot write the layers to push under {workdir}: {exc.message}",
+                               fix="free space beside the output directory (the layers the "
+                               "registry lacks, but the weights, are written there once before "
+                               "they are sent) and push again", log_tail=exc.log_tail) from None
     if proc.returncode != 0:
         raise PushError(f"buildah could not export the layers of {bounded(reference)}: "
                         f"{_first_error(proc.stderr)}", log_tail=_tail(proc.stderr),

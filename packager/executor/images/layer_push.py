@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from packager import layers
-from packager.errors import PushError, bounded
+from packager.errors import EnvironmentFault, PushError, bounded
 from packager.executor.images import weights
 from packager.executor.images.builder import Builder, Credentials, ExportedLayer, Tls
 from packager.executor.images.distribution import (
@@ -202,9 +202,13 @@ def push_image(builder: Builder, image: str, out: Path, target: str, report: Rep
         return _push(builder, image, out, target, report, client, cache, diff_ids, plans, skip,
                      missing, context, compression)
     except OSError as exc:  # writing an exported or compressed layer: a full disk
-        raise PushError(f"cannot write the layers to push under {bounded(str(out), 200)}: "
-                        f"{exc.strerror or exc}",
-                        fix="free space beside the output directory and push again") from None
+        # The machine's fault, not the registry's: exit 3, as a full disk during a build. The
+        # spool (a temporary directory in `out`) is gone already; nothing was recorded.
+        raise EnvironmentFault(f"cannot write the layers to push under {bounded(str(out), 200)}: "
+                               f"{exc.strerror or exc}",
+                               fix="free space beside the output directory (the base image's "
+                               "layers and the model image's are written there once, gzipped, "
+                               "before they are sent) and push again") from None
 
 
 def _push(builder: Builder, image: str, out: Path, target: str, report: Reporter,
