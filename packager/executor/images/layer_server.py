@@ -12,7 +12,9 @@ The one copy left is buildah's own temporary file.
 
 The descriptor's digest must be in the manifest before buildah reads a byte, so each layer is
 hashed first (packager.executor.images.weights.write_layer without a sink: one read of the
-weights, no write) and produced again when served; a file that changes in between is named.
+weights, no write) and sent again when served, the files' bytes by sendfile(2) and not hashed
+again (buildah checks each layer's digest); a file whose inode, size, mtime or ctime is not the
+one hashed is refused and named.
 
 Only this process and the buildah it starts know the address: the server listens on 127.0.0.1
 only, and every path carries a random 128-bit token (the layout that names it is in a 0700
@@ -24,27 +26,66 @@ LayerInfosForCopy), without URLs.
 
 from __future__ import annotations
 
+import os
 import secrets
+import socket
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import IO, cast
 
+from packager import layers
 from packager.errors import BuildError, bounded
 from packager.executor.images import weights
-from packager.layers import LayerGroup
+from packager.layers import WEIGHTS, LayerGroup
+
+# What tells a file apart from the one hashed: inode, size, mtime and ctime in nanoseconds (as
+# the input digest cache does; any write moves mtime and ctime, a replaced file has a new inode).
+Identity = tuple[int, int, int, int]
+
+
+def _identity(st: os.stat_result) -> Identity:
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 @dataclass(frozen=True)
 class ServedLayer:
-    """One weights layer: what it holds, and its digest and size, known before it is served."""
+    """One weights layer: what it holds, and its digest and size, known before it is served;
+    `files`: the identity of each file it was hashed from."""
 
     group: LayerGroup
     digest: str
     size: int
+    files: Mapping[str, Identity] = field(default_factory=dict)
+
+
+def _changed(layer: ServedLayer) -> BuildError:
+    # buildah refuses such a layer too ("Digest did not match"); this names the cause.
+    return BuildError(f"the weights of model {bounded(layer.group.model)} changed while the "
+                      "weights image was made",
+                      fix="package again once nothing writes to the model directory")
+
+
+def send_layer(sock: socket.socket, context: Path, layer: ServedLayer) -> None:
+    """Send `layer`'s tar on `sock`: headers and padding from here, each file's bytes by
+    sendfile(2) -- no copy through this process and no second hash (buildah checks the
+    digest; a file whose identity is not the hashed one is refused here). The bytes are
+    weights.write_layer's."""
+    mtime = WEIGHTS.mtime
+    for m in layer.group.members():
+        sock.sendall(m.header(mtime))
+        if m.is_dir:
+            continue
+        path = weights.source(context, m)
+        with path.open("rb") as fh:
+            if _identity(os.fstat(fh.fileno())) != layer.files.get(m.name):
+                raise _changed(layer)
+            if m.size and sock.sendfile(fh, 0, m.size) != m.size:
+                raise _changed(layer)
+        sock.sendall(b"\0" * layers.padding(m.size))
+    sock.sendall(layers.END_OF_ARCHIVE)
 
 
 class _Server(ThreadingHTTPServer):
@@ -82,20 +123,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(layer.size))
         self.end_headers()
         try:
-            digest, size = weights.write_layer(cast("IO[bytes]", self.wfile),
-                                               self.server.context, layer.group)
+            send_layer(self.connection, self.server.context, layer)
         except (BrokenPipeError, ConnectionResetError):
-            return  # buildah went away: its own error says why
+            self.close_connection = True  # buildah went away: its own error says why
         except BuildError as exc:
             self.server.fail(exc)
             self.close_connection = True
-            return
-        if digest != layer.digest or size != layer.size:
-            # buildah refuses the layer too ("Digest did not match"); this names the cause.
-            self.server.fail(BuildError(
-                f"the weights of model {bounded(layer.group.model)} changed while the weights "
-                "image was made (its layer was read twice with different bytes)",
-                fix="package again once nothing writes to the model directory"))
+        except OSError as exc:  # a weights file gone or unreadable
+            self.server.fail(BuildError(f"cannot read the weights of model "
+                                        f"{bounded(layer.group.model)}: {exc}",
+                                        fix="package again once nothing writes to the model "
+                                        "directory"))
+            self.close_connection = True
 
     def log_message(self, format: str, *args: object) -> None:
         return  # no access log on the packager's output
@@ -139,8 +178,15 @@ def served_layers(context: Path, groups: list[LayerGroup], *,
     from concurrent.futures import ThreadPoolExecutor
 
     def one(group: LayerGroup) -> ServedLayer:
+        files = {m.name: _identity(weights.source(context, m).stat())
+                 for m in group.members() if not m.is_dir}
         digest, size = weights.write_layer(None, context, group)
-        return ServedLayer(group, digest, size)
+        if any(_identity(weights.source(context, m).stat()) != files[m.name]
+               for m in group.members() if not m.is_dir):
+            raise BuildError(f"the weights of model {bounded(group.model)} changed while they "
+                             "were read", fix="package again once nothing writes to the model "
+                             "directory")
+        return ServedLayer(group, digest, size, files)
 
     if len(groups) <= 1 or workers <= 1:
         return [one(g) for g in groups]
