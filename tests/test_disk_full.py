@@ -123,5 +123,10 @@ def test_push_spool_filling_up_is_an_environment_fault(
             assert "output directory" in err
         assert (out / "result.json").read_bytes() == result  # nothing recorded
         assert not list(out.glob(".push-*"))  # the spool is gone
-    subprocess.run(["buildah", *buildah_env.flags(), "rmi", "full-spool:1"],
-                   capture_output=True, timeout=120)
+        weights_tag = next(ln.split()[1] for ln in
+                           (out / "context/Dockerfile").read_text().splitlines()
+                           if ln.startswith("FROM ") and "triton-packager/weights:" in ln)
+    # both images go: an unused weights image left in the session's storage is prune's to find
+    for name in ("full-spool:1", weights_tag):
+        subprocess.run(["buildah", *buildah_env.flags(), "rmi", name], capture_output=True,
+                       timeout=120)

@@ -114,4 +114,12 @@ def test_a_cold_buildah_package_needs_one_copy_of_the_weights_beside_the_image(
         err = capsys.readouterr().err
         assert code == 0, err
         assert list(tmp.iterdir()) == []
+        weights_tag = _weights_tag(out)
+    # both images go: an unused weights image left in the session's storage is prune's to find
     bb.BuildahBuilder().remove_image("onecopy:1")
+    bb.BuildahBuilder().remove_image(weights_tag)
+
+
+def _weights_tag(out: Path) -> str:
+    return next(ln.split()[1] for ln in (out / "context/Dockerfile").read_text().splitlines()
+                if ln.startswith("FROM ") and "triton-packager/weights:" in ln)

@@ -194,7 +194,7 @@ def test_a_registry_refusing_uncompressed_layers_or_oci_manifests_is_one_clear_m
     assert main(["package", str(_small_model(tmp_path / "model")), "-o", str(out),
                  "--builder", "docker", "--tag", "refused:1", "--base-image", LOCAL_CPU_IMAGE,
                  "-q"]) == 0
-    images.append("refused:1")
+    images += ["refused:1", _weights_tag(out)]
     result = (out / "result.json").read_bytes()
     host = f"127.0.0.1:{fake_registry.server_address[1]}"
     capsys.readouterr()
@@ -226,3 +226,9 @@ def test_a_registry_refusing_uncompressed_layers_or_oci_manifests_is_one_clear_m
     assert f"registry {host} refused the push" in err and "OCI image manifest" in err
     assert "--pusher builder" in err and "--layer-compression" not in err
     assert "Traceback" not in err
+
+
+def _weights_tag(out: Path) -> str:
+    """The weights image the output's model image is built FROM (removed with the test's)."""
+    return next(ln.split()[1] for ln in (out / "context/Dockerfile").read_text().splitlines()
+                if ln.startswith("FROM ") and "triton-packager/weights:" in ln)

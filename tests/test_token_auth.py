@@ -152,7 +152,7 @@ def test_layers_push_gets_bearer_tokens_from_a_real_token_flow(
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     _package(tmp_path, tmp_path / "out-a", "tok-a:1")
     _package(tmp_path, tmp_path / "out-b", "tok-b:1")
-    images += ["tok-a:1", "tok-b:1"]
+    images += ["tok-a:1", "tok-b:1", _weights_tag(tmp_path / "out-a")]
     with _token_registry(tmp_path / "reg") as (host, tokens):
         monkeypatch.setenv("TRITON_PACKAGER_REGISTRY_USERNAME", USER)
         monkeypatch.setenv("TRITON_PACKAGER_REGISTRY_PASSWORD", PASSWORD + "-wrong")
@@ -175,3 +175,9 @@ def test_layers_push_gets_bearer_tokens_from_a_real_token_flow(
         images.append(captured.out.strip().split("@")[0])
         assert ["repository:b/tok-b:pull,push", "repository:a/tok-a:pull"] in tokens.scopes
         assert "push: 0 bytes of layers sent" in captured.err, captured.err
+
+
+def _weights_tag(out: Path) -> str:
+    """The weights image the output's model image is built FROM (removed with the test's)."""
+    return next(ln.split()[1] for ln in (out / "context/Dockerfile").read_text().splitlines()
+                if ln.startswith("FROM ") and "triton-packager/weights:" in ln)
