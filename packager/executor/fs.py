@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import signal
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from packager.backends import EntryKind
 from packager.dockerfile import WEIGHTS_CONTEXT
+from packager.errors import EnvironmentFault
 from packager.executor.reader import open_inside
 from packager.executor.state.ownership import check_replaceable, claim, clean_leftovers
 from packager.plan import Layer, PlanEntry, RepositoryPlan
@@ -42,9 +44,15 @@ def staged_dir(final: Path, kind: str | None = None, *, force: bool = False) -> 
             claim(stage, kind)
         yield stage
         _swap_into_place(stage, final)
-    except BaseException:
+    except BaseException as exc:
         if stage is not None:
             shutil.rmtree(stage, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            # A copy's write names no file: name the directory that filled, whose half-written
+            # staging copy is gone.
+            raise EnvironmentFault.from_oserror(
+                OSError(exc.errno, exc.strerror, str(final.parent)),
+                doing=f"writing {final.name}") from exc
         raise
 
 

@@ -47,8 +47,15 @@ from typing import Any
 
 from packager import layers
 from packager.dockerfile import base_images
-from packager.errors import BuildError, InputError, PushError, bounded, redact
-from packager.executor.images import weights
+from packager.errors import (
+    BuildError,
+    EnvironmentFault,
+    InputError,
+    PushError,
+    bounded,
+    redact,
+)
+from packager.executor.images import layer_server, weights
 from packager.executor.images.builder import (
     Builder,
     Credentials,
@@ -148,10 +155,14 @@ def available() -> bool:
 
 
 def _buildah(args: Sequence[str], storage: Storage | None, *, timeout: float,
-             env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    cmd = [_binary(), *(storage or Storage.from_env()).flags(), *args]
+             env: Mapping[str, str] | None = None,
+             writes_to: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run buildah with `args`; a failure because a filesystem filled is an EnvironmentFault
+    (`writes_to`: a directory besides its storage and $TMPDIR that this call writes to)."""
+    storage = storage or Storage.from_env()
+    cmd = [_binary(), *storage.flags(), *args]
     try:
-        return run(cmd, timeout=timeout, stdin=subprocess.DEVNULL,
+        proc = run(cmd, timeout=timeout, stdin=subprocess.DEVNULL,
                    env=dict(env) if env is not None else None)
     except Timeout as exc:
         raise BuildError(f"`buildah {args[0]}` passed its deadline of {timeout:.0f}s",
@@ -159,6 +170,41 @@ def _buildah(args: Sequence[str], storage: Storage | None, *, timeout: float,
                          fix="check that buildah's storage is not locked by a stuck process") from None
     except OSError as exc:
         raise BuildError(f"cannot run buildah: {exc}", fix=INSTALL_FIX) from None
+    if proc.returncode != 0:
+        _check_space(proc.stderr, f"`buildah {args[0]}`", storage, writes_to)
+    return proc
+
+
+# containers/storage and containers/image pass the kernel's words on: `write PATH: no space left
+# on device` (ENOSPC), `disk quota exceeded` (EDQUOT).
+_NO_SPACE_RE = re.compile(r"(?:(?P<path>/[^\s\"':]*)\"?: )?(?P<why>no space left on device|"
+                          r"disk quota exceeded)", re.I)
+
+
+def _check_space(output: str, what: str, storage: Storage, writes_to: Path | None = None,
+                 ) -> None:
+    """A buildah that failed because a filesystem filled is the machine's fault, not the
+    build's: EnvironmentFault (exit 3) naming where it wrote and how to move that. buildah
+    itself removes what it was writing (its temporary files, the layer)."""
+    m = _NO_SPACE_RE.search(output)
+    if m is None:
+        return
+    root = storage.root or Path("/var/lib/containers/storage")
+    tmp = Path(os.environ.get("TMPDIR") or "/var/tmp")
+    known = [root, storage.runroot or Path("/run/containers/storage"), tmp,
+             *([writes_to] if writes_to is not None else [])]
+    path = m.group("path") or ""
+    if path and any(Path(path).is_relative_to(k) for k in known):
+        where = f" at {bounded(path, 200, quote=False)}"
+    else:
+        # a path inside the layer being unpacked into storage (`write /models/...`)
+        where = f" in buildah's storage ({root})"
+    raise EnvironmentFault(
+        f"{what} failed: {m.group('why').lower()}{where}",
+        fix=f"free space where buildah writes: its storage ({root}; ${ENV_ROOT} moves it) and its "
+        f"temporary files ({tmp}; $TMPDIR moves them). Making the weights image needs the "
+        "weights' size free in each while it runs",
+        log_tail=_tail(output, 5))
 
 
 def _tail(text: str, n: int = LOG_TAIL) -> tuple[str, ...]:
@@ -401,7 +447,8 @@ def export_image(reference: str, output: str, *, name: str | None = None,
     tmp.unlink()
     dest = f"{transport}:{tmp}" + (f":{name}" if name else "")
     try:
-        proc = _buildah(["push", "--quiet", "--", reference, dest], storage, timeout=timeout)
+        proc = _buildah(["push", "--quiet", "--", reference, dest], storage, timeout=timeout,
+                        writes_to=path.parent)
         if proc.returncode != 0:
             raise BuildError(f"buildah could not write {bounded(output, 300)}: "
                              f"{_first_error(proc.stderr)}", log_tail=_tail(proc.stderr),
@@ -495,6 +542,7 @@ def build_image(context: Path, tag: str, report: Reporter,
             raise BuildError(f"the image build passed its deadline of {timeout:.0f}s",
                              log_tail=tuple(tail), fix="find the slow step in the log above")
         if code != 0:
+            _check_space("\n".join(tail), "the image build", storage)
             raise BuildError(f"the image build failed: {_first_error(chr(10).join(tail))}",
                              log_tail=tuple(tail),
                              fix="read the build log above; fix the step or the base image")
@@ -522,64 +570,60 @@ def assemble_weights(context: Path, tag: str, base_ref: str, labels: Mapping[str
                      max_layer_size: int = layers.DEFAULT_MAX_LAYER_SIZE,
                      storage: Storage | None = None, timeout: float = TRANSFER_TIMEOUT) -> str:
     """The weights image `tag`: the base plus the weights layers (executor/images/weights.py),
-    written once as uncompressed blobs of an OCI layout beside the context and read into
-    storage by `buildah pull oci:` -- no container, no COPY, no second tar. The base's layers are
-    named by their diff IDs and not written: storage already holds them and reuses them. The
-    layout is removed whatever happens; its ID (the config digest) is returned."""
+    read into storage by `buildah pull oci:` -- no container, no COPY, no second tar. The OCI
+    layout holds the config and manifest only; each layer's descriptor names a loopback URL
+    the layer is streamed from, out of the weights context, while buildah reads it
+    (layer_server.py: buildah keeps a temporary copy of every blob it pulls, so a layout of
+    blob files would cost a second copy of the weights). The base's layers are named by their
+    diff IDs and not served: storage already holds them and reuses them. The layout is removed
+    whatever happens; the image's ID (the config digest) is returned."""
     doc = _inspect(base_ref, storage)
     if doc is None or not doc.get("Config"):
         raise BuildError(f"cannot read base image {bounded(base_ref)} from buildah's storage",
                          fix=_BASE_FIX)
     base = json.loads(str(doc["Config"]))
-    groups = weights.plan(context, max_layer_size)
-    layout = Path(tempfile.mkdtemp(prefix=".weights-oci-", dir=context.parent.parent))
-    got = ""
+    served = layer_server.served_layers(context, weights.plan(context, max_layer_size))
+    diff_ids = [s.digest for s in served]
+    config = layers.image_config(base, diff_ids, labels=labels,
+                                 created_by=[s.group.history() for s in served])
+    # buildah names an image pulled from `oci:PATH` after PATH, which must then be a valid
+    # (lower-case) reference: such a name, untagged below; 0700, as the layout names the
+    # server's secret URLs.
+    tmp = tempfile.gettempdir()
+    if not re.fullmatch(r"[a-z0-9/._-]+", tmp):
+        tmp = "/tmp"
+    top = Path(tmp) / f"triton-packager-{secrets.token_hex(8)}"
+    top.mkdir(mode=0o700)
+    layout = top / "weights"
     try:
-        blobs = layout / "blobs" / "sha256"
-        blobs.mkdir(parents=True)
-        descriptors = [{"mediaType": OCI_LAYER, "digest": d, "size": 0}
-                       for d in (base.get("rootfs") or {}).get("diff_ids") or []]
-        diff_ids = []
-        for i, group in enumerate(groups):
-            part = blobs / f".part-{i}"
+        with layer_server.LayerServer(context, {s.digest.removeprefix("sha256:"): s
+                                                for s in served}) as server:
+            (layout / "blobs" / "sha256").mkdir(parents=True)
+            descriptors = [{"mediaType": OCI_LAYER, "digest": d, "size": 0}
+                           for d in (base.get("rootfs") or {}).get("diff_ids") or []]
+            descriptors += [{"mediaType": OCI_LAYER, "digest": s.digest, "size": s.size,
+                             "urls": [server.url(s.digest)]} for s in served]
+            manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                        "config": {"mediaType": OCI_CONFIG, **_blob(layout, config)},
+                        "layers": descriptors}
+            index = {"schemaVersion": 2, "manifests": [
+                {"mediaType": OCI_MANIFEST,
+                 **_blob(layout, json.dumps(manifest, sort_keys=True).encode())}]}
+            (layout / "index.json").write_text(json.dumps(index))
+            (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
             try:
-                with part.open("wb") as fh:
-                    digest, size = weights.write_layer(fh, context, group)
-            except OSError as exc:
-                raise BuildError(f"cannot write the weights layers under {layout.parent}: "
-                                 f"{exc.strerror or exc}",
-                                 fix="free space there (one copy of the weights is needed while "
-                                 "the weights image is made) and package again") from None
-            part.rename(blobs / digest.removeprefix("sha256:"))
-            diff_ids.append(digest)
-            descriptors.append({"mediaType": OCI_LAYER, "digest": digest, "size": size})
-        config = layers.image_config(base, diff_ids, labels=labels,
-                                     created_by=[g.history() for g in groups])
-        manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                    "config": {"mediaType": OCI_CONFIG, **_blob(layout, config)},
-                    "layers": descriptors}
-        index = {"schemaVersion": 2, "manifests": [
-            {"mediaType": OCI_MANIFEST,
-             **_blob(layout, json.dumps(manifest, sort_keys=True).encode())}]}
-        (layout / "index.json").write_text(json.dumps(index))
-        (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
-        # buildah names an image pulled from `oci:PATH` after PATH, which must then be a valid
-        # (lower-case) reference: a link of such a name stands for the layout, untagged below.
-        tmp = tempfile.gettempdir()
-        if not re.fullmatch(r"[a-z0-9/._-]+", tmp):
-            tmp = "/tmp"
-        link_dir = Path(tmp) / f"triton-packager-{secrets.token_hex(8)}"
-        link_dir.mkdir(mode=0o700)
-        try:
-            (link_dir / "weights").symlink_to(layout)
-            got = _pull(f"oci:{link_dir / 'weights'}", storage, timeout)
-            tag_image(got, tag, storage=storage)
-            _buildah(["rmi", f"localhost{link_dir}/weights:latest"], storage,
-                     timeout=QUERY_TIMEOUT)
-        finally:
-            shutil.rmtree(link_dir, ignore_errors=True)
+                got = _pull(f"oci:{layout}", storage, timeout)
+            except BuildError:
+                if server.failure is not None:  # the cause, not buildah's view of it
+                    raise server.failure from None
+                raise
+            except EnvironmentFault as exc:  # a full disk: say what was being written
+                raise EnvironmentFault(f"storing the weights image: {exc.message}",
+                                       fix=exc.fix, log_tail=exc.log_tail) from None
+        tag_image(got, tag, storage=storage)
+        _buildah(["rmi", f"localhost{layout}:latest"], storage, timeout=QUERY_TIMEOUT)
     finally:
-        shutil.rmtree(layout, ignore_errors=True)
+        shutil.rmtree(top, ignore_errors=True)
     want = "sha256:" + hashlib.sha256(config).hexdigest()
     if got != want:
         raise BuildError(f"buildah stored the weights image as {got[:19]}, not {want[:19]}")
@@ -613,8 +657,14 @@ def export_layers(reference: str, skip: Mapping[str, int], workdir: Path, *,
     blobs.mkdir(parents=True)
     for diff_id in skip:
         (blobs / diff_id.removeprefix("sha256:")).touch()
-    proc = _buildah(["push", "--quiet", "--format", "oci", "--", reference, f"oci:{layout}"],
-                    storage, timeout=timeout)
+    try:
+        proc = _buildah(["push", "--quiet", "--format", "oci", "--", reference, f"oci:{layout}"],
+                        storage, timeout=timeout, writes_to=workdir)
+    except EnvironmentFault as exc:  # the spool in the output directory filled
+        raise EnvironmentFault(f"cannot write the layers to push under {workdir}: {exc.message}",
+                               fix="free space beside the output directory (the layers the "
+                               "registry lacks, but the weights, are written there once before "
+                               "they are sent) and push again", log_tail=exc.log_tail) from None
     if proc.returncode != 0:
         raise PushError(f"buildah could not export the layers of {bounded(reference)}: "
                         f"{_first_error(proc.stderr)}", log_tail=_tail(proc.stderr),

@@ -274,13 +274,15 @@ class Client:
     def _url(self, location: str) -> str:
         return urllib.parse.urljoin(self.base + "/", location)
 
-    def upload(self, chunks: Iterable[bytes], expected: str | None = None) -> tuple[str, int]:
+    def upload(self, chunks: Iterable[bytes], expected: str | None = None, *,
+               uncompressed: bool = False) -> tuple[str, int]:
         """Upload a blob produced by `chunks` (in PATCH requests of at most PART bytes each),
         hashed while it is sent; return (digest, size). With `expected`, a different digest
-        is refused and the upload dropped."""
+        is refused and the upload dropped. `uncompressed`: an uncompressed layer, which a
+        registry refusing its media type is told apart for."""
         resp = self._raw("POST", f"{self.base}/v2/{self.repository}/blobs/uploads/")
         if resp.status != 202 or not resp.headers.get("Location"):
-            raise self._fail("starting an upload", f"HTTP {resp.status} {resp.data[:200]!r}")
+            raise self._refused("starting an upload", resp, uncompressed)
         location = self._url(resp.headers["Location"])
         sha = hashlib.sha256()
         total = 0
@@ -303,7 +305,7 @@ class Client:
             resp = self._raw("PATCH", location, body=part(), chunked=True,
                              headers={"Content-Type": "application/octet-stream"})
             if resp.status not in (202, 204) or not resp.headers.get("Location"):
-                raise self._fail("uploading", f"HTTP {resp.status} {resp.data[:200]!r}")
+                raise self._refused("uploading", resp, uncompressed)
             location = self._url(resp.headers["Location"])
         digest = f"sha256:{sha.hexdigest()}"
         if expected is not None and digest != expected:
@@ -313,22 +315,71 @@ class Client:
         sep = "&" if "?" in location else "?"
         resp = self._raw("PUT", f"{location}{sep}{urllib.parse.urlencode({'digest': digest})}")
         if resp.status != 201:
-            raise self._fail(f"finishing blob {digest[:19]}", f"HTTP {resp.status} "
-                             f"{resp.data[:200]!r}")
+            raise self._refused(f"finishing blob {digest[:19]}", resp, uncompressed)
         return digest, total
 
-    def put_manifest(self, manifest: bytes, media_type: str) -> str:
+    def put_manifest(self, manifest: bytes, media_type: str, *,
+                     uncompressed: bool = False) -> str:
+        """PUT the image manifest under the tag; its digest. `uncompressed`: it names
+        uncompressed layers (the weights), which some registries refuse."""
         resp = self._raw("PUT", f"{self.base}/v2/{self.repository}/manifests/{self.tag}",
                          body=manifest, headers={"Content-Type": media_type})
         if resp.status != 201:
-            detail = resp.data[:300].decode("utf-8", "replace")
-            if "MANIFEST_INVALID" in detail or resp.status == 415 or "unsupported" in detail:
-                raise PushError(f"registry {self.host} refused an OCI manifest with uncompressed "
-                                f"layers: {bounded(detail, 200, quote=False)}",
-                                fix="push with --layer-compression gzip (every layer gzipped, "
-                                "as `docker push` does)")
-            raise self._fail("PUT manifest", f"HTTP {resp.status} {detail}")
+            raise self._refused("PUT manifest", resp, uncompressed, manifest=True)
         return f"sha256:{hashlib.sha256(manifest).hexdigest()}"
+
+    def _refused(self, what: str, resp: urllib3.BaseHTTPResponse, uncompressed: bool, *,
+                 manifest: bool = False) -> PushError:
+        """The error for a request the registry answered with a failure. A registry that does
+        not take a media type answers a manifest PUT with 400 MANIFEST_INVALID (Distribution,
+        Quay: "manifest invalid") or 415, or names the media type or UNSUPPORTED in its
+        `errors` body; a blob with 415. Told apart, the message names the way out:
+        --layer-compression gzip when uncompressed layers were sent (weights gzipped, as
+        `docker push` sends every layer), else --pusher builder (the builder's own push and
+        manifest format)."""
+        codes, answer = registry_answer(resp.status, resp.data)
+        text = answer.lower()
+        media = resp.status == 415 or "UNSUPPORTED" in codes or "media type" in text or \
+            "mediatype" in text or (manifest and "MANIFEST_INVALID" in codes)
+        if not media:
+            return self._fail(what, answer)
+        if uncompressed:
+            return PushError(
+                f"registry {self.host} refused the push of {bounded(self.target)}: it does not "
+                f"take uncompressed layers ({OCI_LAYER}, how the weights are sent); "
+                f"its answer to {what}: {bounded(answer, 300, quote=False)}",
+                fix="push again with --layer-compression gzip (the weights gzipped too, as "
+                "`docker push` sends every layer: slower, but every registry takes it)")
+        return PushError(
+            f"registry {self.host} refused the push of {bounded(self.target)}: it does not take "
+            f"an OCI image manifest ({OCI_MANIFEST}) with gzipped layers; its answer to "
+            f"{what}: {bounded(answer, 300, quote=False)}",
+            fix="push with --pusher builder (the builder's own push, in the image's own "
+            "manifest format)")
+
+
+def registry_answer(status: int, body: bytes) -> tuple[set[str], str]:
+    """A registry's failure answer as (its error codes, one line): the distribution API's
+    `{"errors": [{"code", "message", "detail"}]}` when the body is that, else its start."""
+    codes: set[str] = set()
+    parts: list[str] = []
+    try:
+        doc = json.loads(body[:65536])
+    except ValueError:
+        doc = None
+    for err in (doc.get("errors") if isinstance(doc, dict) else None) or []:
+        if not isinstance(err, dict):
+            continue
+        code = str(err.get("code") or "")
+        codes.add(code.upper())
+        line = f"{code}: {err.get('message') or ''}".strip(": ")
+        if err.get("detail"):
+            line += f" ({json.dumps(err['detail'])[:200]})"
+        parts.append(line)
+    if not parts:
+        text = body[:300].decode("utf-8", "replace").strip()
+        parts.append(text or "no details")
+    return codes, f"HTTP {status} " + "; ".join(parts)
 
 
 def _challenge(header: str) -> dict[str, str]:

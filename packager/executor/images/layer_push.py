@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from packager import layers
-from packager.errors import PushError, bounded
+from packager.errors import EnvironmentFault, PushError, bounded
 from packager.executor.images import weights
 from packager.executor.images.builder import Builder, Credentials, ExportedLayer, Tls
 from packager.executor.images.distribution import (
@@ -202,9 +202,13 @@ def push_image(builder: Builder, image: str, out: Path, target: str, report: Rep
         return _push(builder, image, out, target, report, client, cache, diff_ids, plans, skip,
                      missing, context, compression)
     except OSError as exc:  # writing an exported or compressed layer: a full disk
-        raise PushError(f"cannot write the layers to push under {bounded(str(out), 200)}: "
-                        f"{exc.strerror or exc}",
-                        fix="free space beside the output directory and push again") from None
+        # The machine's fault, not the registry's: exit 3, as a full disk during a build. The
+        # spool (a temporary directory in `out`) is gone already; nothing was recorded.
+        raise EnvironmentFault(f"cannot write the layers to push under {bounded(str(out), 200)}: "
+                               f"{exc.strerror or exc}",
+                               fix="free space beside the output directory (the base image's "
+                               "layers and the model image's are written there once, gzipped, "
+                               "before they are sent) and push again") from None
 
 
 def _push(builder: Builder, image: str, out: Path, target: str, report: Reporter,
@@ -222,7 +226,7 @@ def _push(builder: Builder, image: str, out: Path, target: str, report: Reporter
                        "uncompressed)")
             uploads.append(pool.submit(client.upload, piped(
                 partial(_write, context=context, group=plan.group), "weights-layer"),
-                expected=plan.diff_id))
+                expected=plan.diff_id, uncompressed=True))
             sent += plan.size or 0
         try:
             config = _push_rest(builder, image, client, cache, diff_ids, plans, skip, context,
@@ -243,7 +247,8 @@ def _push(builder: Builder, image: str, out: Path, target: str, report: Reporter
                     "size": plans[d].size} for d in diff_ids],
     }
     body = json.dumps(manifest, separators=(",", ":")).encode()
-    digest = client.put_manifest(body, OCI_MANIFEST)
+    digest = client.put_manifest(body, OCI_MANIFEST, uncompressed=any(
+        plans[d].media_type == OCI_LAYER for d in diff_ids))
     report.log(f"push: {sent} bytes of layers sent; the rest was in the registry already")
     return digest
 
@@ -324,7 +329,7 @@ def _send_exported(client: Client, cache: BlobCache, diff_id: str, layer: Export
         # weights the image does not name (built from a Dockerfile, --platform): as they are
         sent = 0
         if not _present(client, diff_id, cache.get(diff_id) or {}):
-            client.upload(_file_chunks(layer.path), expected=diff_id)
+            client.upload(_file_chunks(layer.path), expected=diff_id, uncompressed=True)
             report.log(f"push: layer {diff_id[7:19]} ({layer.tar_size} bytes, uncompressed: "
                        "gzip would save under 10%)")
             sent = layer.tar_size

@@ -70,25 +70,30 @@ class Hashing:
         return f"sha256:{self.sha.hexdigest()}"
 
 
+def source(context: Path, member: layers.Member) -> Path:
+    """The file of the weights context a layer's member is read from."""
+    root = WEIGHTS.root.strip("/")  # the members' names: paths in the image, no leading /
+    return context / WEIGHTS.context_dir / member.name.removeprefix(root + "/")
+
+
 def write_layer(sink: IO[bytes] | None, context: Path, group: LayerGroup,
                 mtime: int = WEIGHTS.mtime) -> tuple[str, int]:
     """Write `group`'s layer tar to `sink` (None: only hash it), reading each file once;
     return (its digest -- the diff ID --, its size)."""
-    root = WEIGHTS.root.strip("/")  # the members' names: paths in the image, no leading /
     hashing = Hashing(sink)
     members = group.members()
     for m in members:
         hashing.write(m.header(mtime))
         if m.is_dir:
             continue
-        source = context / WEIGHTS.context_dir / m.name.removeprefix(root + "/")
+        path = source(context, m)
         copied = 0
-        with source.open("rb") as fh:
+        with path.open("rb") as fh:
             while copied < m.size and (chunk := fh.read(min(CHUNK, m.size - copied))):
                 hashing.write(chunk)
                 copied += len(chunk)
         if copied != m.size:
-            raise BuildError(f"{bounded(str(source), 200)} changed size while it was read",
+            raise BuildError(f"{bounded(str(path), 200)} changed size while it was read",
                              fix="package again once nothing writes to the model directory")
         hashing.write(b"\0" * layers.padding(m.size))
     hashing.write(layers.END_OF_ARCHIVE)
