@@ -5,7 +5,8 @@
 For each model size and shape (one big file; an ONNX model with its weights in ~50 external
 data files), each round makes fresh random weights, then measures through the same engine:
 
-- baseline cold:     `FROM base` + `COPY model_repository /models`, built with the docker SDK;
+- baseline cold:     `FROM base` + `COPY model_repository /models`, built with the docker SDK
+                     (the context streamed as `docker build` streams it) or `buildah build`;
 - baseline config:   the same after editing config.pbtxt (the legacy builder re-sends and
                      re-copies everything after the changed file's layer: here, all of it);
 - package cold:      `triton-packager package` in a fresh process (its real cost: imports,
@@ -32,12 +33,14 @@ and disk, with one image of the weights at a time so that peak disk stays near t
 image, the registry's copy and the engine's transient copy: the hand-written image is built,
 pushed, dropped (with its build cache) and pulled back, then it and the registry's blobs are
 deleted before ours is packaged, pushed, dropped (with its weights image) and pulled back; the
-model is deleted before each pull and written again from the same seed. Each step records the
+model is deleted once the hand-written image is built and before our pull, and written
+again from the same seed for ours. Each step records the
 filesystem's free space before and after it and its used-space peak above the round's start
 (`disk_*_bytes`; `peak_disk_bytes` and `peak_disk_copies` for the round). The edits and the
 pushes after an edit (they need both images at once) are not measured: absent from the JSON,
 listed under "skipped". A lean round first checks the free space against
-size x --lean-copies (4) + 5 GB and exits naming the figures when it does not fit. It puts the
+size x --lean-copies (4 with the Docker engine, 4.5 with buildah) + 5 GB and exits naming
+the figures when it does not fit. It puts the
 builders' temporary files (TMPDIR) in the bench's directory, whose files are measured on their
 own too (`disk_own_peak_*_bytes`: other work on a shared filesystem does not blur them; with the
 Docker engine they include its data root's tmp but not its image store).
@@ -61,6 +64,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -78,6 +82,7 @@ from packager.basechoice import LOCAL_CPU_IMAGE
 
 REPO = Path(__file__).resolve().parent.parent
 CHUNK = 64 << 20
+CHUNK_IO = 1 << 20
 SHAPES = ("single-file", "onnx-external-50")
 
 
@@ -153,6 +158,28 @@ def baseline_context(model: Path, ctx: Path) -> Path:
     return ctx
 
 
+def tar_stream(ctx: Path) -> Iterator[bytes]:
+    """The directory `ctx` as a tar, in 1 MiB chunks, written by a thread into a pipe: nothing
+    on disk, as a build context for docker-py (requests sends a generator chunked)."""
+    r, w = os.pipe()
+
+    def write() -> None:
+        try:
+            with open(w, "wb", buffering=CHUNK_IO) as fh, \
+                    tarfile.open(fileobj=fh, mode="w|", bufsize=CHUNK_IO) as tar:
+                for item in sorted(ctx.iterdir()):
+                    tar.add(str(item), arcname=item.name)
+        except OSError:  # the reader went away (a failed build): the build reports it
+            pass
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    with open(r, "rb") as fh:
+        while chunk := fh.read(CHUNK_IO):
+            yield chunk
+    thread.join()
+
+
 def timed(fn: Callable[[], Any]) -> float:
     start = time.perf_counter()
     fn()
@@ -222,7 +249,10 @@ class Builder:
 
     def baseline(self, ctx: Path, tag: str) -> None:
         if self.name == "docker":
-            self.client.images.build(path=str(ctx), tag=tag, rm=True)
+            # the context streamed, as `docker build` sends it: docker-py's path= first writes
+            # the whole context to a temporary file (a copy of the weights, and its time)
+            self.client.images.build(fileobj=tar_stream(ctx), custom_context=True, tag=tag,
+                                     rm=True)
             return
         subprocess.run(["buildah", *self.storage.flags(), "build", "--isolation", "chroot",
                         "--layers", "--pull=never", "--format", "docker", "--quiet", "-t", tag,
@@ -434,10 +464,13 @@ def one_round(client: docker.DockerClient, builder: Builder, tmp: Path, shape: s
 # images at once (the edits, the pushes after an edit) is not measured: those keys are absent
 # and listed in the result's "skipped".
 LEAN_FROM_GIB = 16
-# Copies of the weights a lean round needs free: its peak is about four (README "Performance"):
-# `docker save`'s copy inside the engine while our push uploads the weights beside the model and
-# the image; buildah's layout and temporary copy beside them while our package pulls the layout.
-LEAN_COPIES = 4.0
+# Copies of the weights a lean round needs free, by builder (README "Performance"), as measured
+# at 0.5 GiB: with the Docker engine four (our push: the model the weights are sent from, the
+# image, the registry's copy, and `docker save`'s copy inside the engine meanwhile); with buildah
+# four to four and a half (`buildah build --layers` of the hand-written image: the model, the
+# image and two to two and a half copies on the side while it commits; about four in both pushes
+# and in our package: the model, the layout, containers/image's temporary copy, the image).
+LEAN_COPIES = {"docker": 4.0, "buildah": 4.5}
 LEAN_MARGIN = 5 * 10**9
 LEAN_SKIPPED = ("baseline_config", "package_config", "package_small", "package_nochange",
                 "push_ours_config_bytes", "push_baseline_config_bytes")
@@ -585,11 +618,12 @@ def lean_round(builder: Builder, tmp: Path, shape: str, size: int, rnd: int,
         ctx = baseline_context(model_dir, tmp / "baseline")
         refs += [base_tag, base_ref]
         r["baseline_cold"] = d.step("baseline_cold", lambda: builder.baseline(ctx, base_tag))
+        d.step("drop_model", lambda: gone(ctx, model_dir))  # the push needs only the image
         r["push_baseline_cold"] = d.step("push_baseline_cold",
                                          lambda: builder.push(base_tag, base_ref))
         r["push_baseline_cold_bytes"] = dir_bytes(data)
         # the pull needs room for the engine's download beside the unpacked layer
-        d.step("drop_baseline", lambda: drop([base_ref, base_tag], ctx, model_dir))
+        d.step("drop_baseline", lambda: drop([base_ref, base_tag]))
         r["pull_baseline"] = d.step("pull_baseline", lambda: builder.pull(base_ref))
         d.step("clean_baseline", lambda: clean([base_ref]))
 
@@ -698,7 +732,8 @@ def print_summary(results: list[dict[str, Any]], machine_doc: dict[str, Any],
                               for step in LEAN_STEPS if f"disk_own_peak_{step}_bytes" in m))
 
 
-LEAN_STEPS = ("model", "baseline_cold", "push_baseline_cold", "drop_baseline", "pull_baseline",
+LEAN_STEPS = ("model", "baseline_cold", "drop_model", "push_baseline_cold", "drop_baseline",
+              "pull_baseline",
               "clean_baseline", "model_again", "package_cold", "push_package_cold",
               "drop_package", "pull_package", "clean_package")
 
@@ -714,9 +749,10 @@ def main() -> None:
                         help="every size in lean rounds: cold build, push, pull-back, RSS and disk "
                              "with one image of the weights at a time, no edits (implied from "
                              f"{LEAN_FROM_GIB} GiB)")
-    parser.add_argument("--lean-copies", type=float, default=LEAN_COPIES,
+    parser.add_argument("--lean-copies", type=float,
                         help="free space a lean round requires, in copies of the weights "
-                             f"(+ {LEAN_MARGIN / 1e9:.0f} GB; default {LEAN_COPIES:g})")
+                             f"(+ {LEAN_MARGIN / 1e9:.0f} GB; default by builder: "
+                             + ", ".join(f"{k} {v:g}" for k, v in LEAN_COPIES.items()) + ")")
     parser.add_argument("--json", default="out/bench.json")
     parser.add_argument("--builders", nargs="+", choices=("docker", "buildah"),
                         default=["docker", "buildah"] if shutil.which("buildah") else ["docker"])
@@ -732,9 +768,12 @@ def main() -> None:
                 "buildah": buildah_version or "not installed"}
     docker_root = Path(client.info().get("DockerRootDir") or "/var/lib/docker")
     bench_dir = Path(os.environ.get("BENCH_DIR") or tempfile.gettempdir())
+    def copies(name: str) -> float:
+        return float(args.lean_copies or LEAN_COPIES[name])
+
     if lean_sizes:  # before anything is written: the largest lean size must fit
         check_lean_disk([bench_dir, docker_root], int(max(lean_sizes) * (1 << 30)),
-                        args.lean_copies)
+                        max(copies(name) for name in args.builders))
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR"), prefix="bench-") as t, \
             (contextlib.nullcontext(None) if args.no_push else registry(Path(t))) as reg:
         tmp = Path(t)
@@ -757,7 +796,7 @@ def main() -> None:
                     for rnd in range(args.rounds):
                         if lean:
                             checks.append(check_lean_disk([tmp, docker_root], size,
-                                                          args.lean_copies))
+                                                          copies(builder.name)))
                             rounds.append(lean_round(builder, tmp, shape, size, rnd, str(reg),
                                                      own_roots[builder.name]))
                         else:
@@ -772,7 +811,7 @@ def main() -> None:
                                            "shape": shape}
                     if lean:
                         res |= {"lean": True, "skipped": list(LEAN_SKIPPED),
-                                "lean_copies_required": args.lean_copies,
+                                "lean_copies_required": copies(builder.name),
                                 "free_bytes_checked": checks}
                     results.append(res | {"rounds": rounds, "median": med})
                     # written after every case: a long run stopped early keeps what it measured

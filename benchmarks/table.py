@@ -73,12 +73,14 @@ def main() -> None:
     if lean:
         # a lean round: one image of the weights at a time; disk used above the round's start
         print("\n| builder | model | `package` peak RSS | `push` peak RSS | peak disk used by the "
-              "round | in copies of the weights | free at the start | hand-written build | "
-              "hand-written push | hand-written pull | `package` | `push` | pull of ours |")
-        print("|---" * 13 + "|")
+              "round | in copies of the weights | own files' peak | free at the start | "
+              "hand-written build | hand-written push | hand-written pull | `package` | `push` | "
+              "pull of ours |")
+        print("|---" * 14 + "|")
         for res in lean:
             m = res["median"]
-            steps = " | ".join(v(m, f"disk_peak_{step}_bytes", ".1f", " GiB", 1 << 30)
+            steps = " | ".join(v(m, f"disk_peak_{step}_bytes", ".1f", "", 1 << 30) + " / "
+                               + v(m, f"disk_own_peak_{step}_bytes", ".1f", " GiB", 1 << 30)
                                for step in ("baseline_cold", "push_baseline_cold",
                                             "pull_baseline", "package_cold",
                                             "push_package_cold", "pull_package"))
@@ -86,9 +88,12 @@ def main() -> None:
                   f"{v(m, 'push_rss_mib', '.0f', ' MiB')} | "
                   f"{v(m, 'peak_disk_bytes', '.1f', ' GiB', 1 << 30)} | "
                   f"{v(m, 'peak_disk_copies', '.2f')} | "
+                  f"{v(m, 'own_peak_disk_bytes', '.1f', ' GiB', 1 << 30)} | "
                   f"{v(m, 'disk_free_start_bytes', '.1f', ' GB', 1e9)} | {steps} |")
-        print("\n(lean: the last six columns are each step's peak disk used above the round's "
-              "start; not measured: " + ", ".join(lean[0].get("skipped", [])) + ")")
+        print("\n(lean: used space above the round's start, the filesystem's (other work on it "
+              "included) / the bench's own files and the builders' temporary ones (not the Docker "
+              "engine's image store); the last six columns are each step's peaks; not measured: "
+              + ", ".join(lean[0].get("skipped", [])) + ")")
     machine = doc["machine"]
     print(f"\nmachine: {machine['cores']} cores, {machine['memory_gib']} GiB, "
           f"Docker {machine['builders']['docker']}, {machine['builders']['buildah']}")
