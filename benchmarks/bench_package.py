@@ -5,7 +5,8 @@
 For each model size and shape (one big file; an ONNX model with its weights in ~50 external
 data files), each round makes fresh random weights, then measures through the same engine:
 
-- baseline cold:     `FROM base` + `COPY model_repository /models`, built with the docker SDK;
+- baseline cold:     `FROM base` + `COPY model_repository /models`, built with the docker SDK
+                     (the context streamed as `docker build` streams it) or `buildah build`;
 - baseline config:   the same after editing config.pbtxt (the legacy builder re-sends and
                      re-copies everything after the changed file's layer: here, all of it);
 - package cold:      `triton-packager package` in a fresh process (its real cost: imports,
@@ -26,7 +27,25 @@ data files), each round makes fresh random weights, then measures through the sa
 - peak extra disk:   the filesystem's used-space peak during the cold package beyond what it
                      kept at the end (the image store's growth): temporary copies.
 
-16 GiB is opt-in (`--sizes-gib 16 --rounds 1`), never part of `make test`.
+Lean rounds (`--lean`; implied for sizes from 16 GiB, one file unless --shapes says otherwise)
+measure only the cold build, the cold pushes, the pull-backs, peak RSS (package and push apart)
+and disk, with one image of the weights at a time so that peak disk stays near the model, one
+image, the registry's copy and the engine's transient copy: the hand-written image is built,
+pushed, dropped (with its build cache) and pulled back, then it and the registry's blobs are
+deleted before ours is packaged, pushed, dropped (with its weights image) and pulled back; the
+model is deleted once the hand-written image is built and before our pull, and written
+again from the same seed for ours. Each step records the
+filesystem's free space before and after it and its used-space peak above the round's start
+(`disk_*_bytes`; `peak_disk_bytes` and `peak_disk_copies` for the round). The edits and the
+pushes after an edit (they need both images at once) are not measured: absent from the JSON,
+listed under "skipped". A lean round first checks the free space against
+size x --lean-copies (4 with the Docker engine, 4.5 with buildah) + 5 GB and exits naming
+the figures when it does not fit. It puts the
+builders' temporary files (TMPDIR) in the bench's directory, whose files are measured on their
+own too (`disk_own_peak_*_bytes`: other work on a shared filesystem does not blur them; with the
+Docker engine they include its data root's tmp but not its image store).
+
+16 GiB is opt-in (`--sizes-gib 16 --rounds 1`, lean), never part of `make test`.
 
 Medians over the rounds are printed as a table, with ratios against the baseline measured in
 the same run, and written as JSON with the machine's cores, memory and engine version. It
@@ -40,10 +59,12 @@ import contextlib
 import json
 import os
 import platform
+import random
 import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -61,12 +82,14 @@ from packager.basechoice import LOCAL_CPU_IMAGE
 
 REPO = Path(__file__).resolve().parent.parent
 CHUNK = 64 << 20
+CHUNK_IO = 1 << 20
 SHAPES = ("single-file", "onnx-external-50")
 
 
 def _fill(path: Path, size: int, seed: bytes) -> None:
-    """`size` bytes that differ per round (a fresh seed) without the cost of os.urandom."""
-    block = bytearray(os.urandom(CHUNK))
+    """`size` bytes that differ per round (a fresh seed) without the cost of os.urandom: the
+    same seed gives the same bytes (a lean round deletes the model and writes it again)."""
+    block = bytearray(random.Random(seed).randbytes(CHUNK))
     with path.open("wb") as fh:
         written = 0
         n = 0
@@ -135,6 +158,28 @@ def baseline_context(model: Path, ctx: Path) -> Path:
     return ctx
 
 
+def tar_stream(ctx: Path) -> Iterator[bytes]:
+    """The directory `ctx` as a tar, in 1 MiB chunks, written by a thread into a pipe: nothing
+    on disk, as a build context for docker-py (requests sends a generator chunked)."""
+    r, w = os.pipe()
+
+    def write() -> None:
+        try:
+            with open(w, "wb", buffering=CHUNK_IO) as fh, \
+                    tarfile.open(fileobj=fh, mode="w|", bufsize=CHUNK_IO) as tar:
+                for item in sorted(ctx.iterdir()):
+                    tar.add(str(item), arcname=item.name)
+        except OSError:  # the reader went away (a failed build): the build reports it
+            pass
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    with open(r, "rb") as fh:
+        while chunk := fh.read(CHUNK_IO):
+            yield chunk
+    thread.join()
+
+
 def timed(fn: Callable[[], Any]) -> float:
     start = time.perf_counter()
     fn()
@@ -162,6 +207,7 @@ class Packager:
         self.out = out
         self.builder = builder
         self.peak_kib = 0
+        self.last_kib = 0  # the last run's own peak
 
     def __call__(self, model: Path, tag: str) -> None:
         self.run("package", str(model), "--base-image", LOCAL_CPU_IMAGE, "--tag", tag,
@@ -179,7 +225,8 @@ class Packager:
             raise SystemExit(f"{args[0]} failed ({proc.returncode}):\n{proc.stderr}")
         # The packager prints the image name on stdout; the wrapper's figure comes last.
         lines = proc.stdout.strip().splitlines()
-        self.peak_kib = max(self.peak_kib, int(lines[-1]))
+        self.last_kib = int(lines[-1])
+        self.peak_kib = max(self.peak_kib, self.last_kib)
         return lines[0] if len(lines) > 1 else ""
 
 
@@ -202,7 +249,10 @@ class Builder:
 
     def baseline(self, ctx: Path, tag: str) -> None:
         if self.name == "docker":
-            self.client.images.build(path=str(ctx), tag=tag, rm=True)
+            # the context streamed, as `docker build` sends it: docker-py's path= first writes
+            # the whole context to a temporary file (a copy of the weights, and its time)
+            self.client.images.build(fileobj=tar_stream(ctx), custom_context=True, tag=tag,
+                                     rm=True)
             return
         subprocess.run(["buildah", *self.storage.flags(), "build", "--isolation", "chroot",
                         "--layers", "--pull=never", "--format", "docker", "--quiet", "-t", tag,
@@ -269,6 +319,17 @@ def dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def used_bytes(path: Path) -> int:
+    st = os.statvfs(path)
+    return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+
+def free_bytes(path: Path) -> int:
+    """What an unprivileged writer can still use on the filesystem holding `path`."""
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
 class DiskPeak:
     """The peak of the used space of the filesystem holding `path`, sampled every 50 ms."""
 
@@ -279,8 +340,7 @@ class DiskPeak:
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def used(self) -> int:
-        st = os.statvfs(self.path)
-        return (st.f_blocks - st.f_bfree) * st.f_frsize
+        return used_bytes(self.path)
 
     def _run(self) -> None:
         while not self.stop.wait(0.05):
@@ -395,6 +455,207 @@ def one_round(client: docker.DockerClient, builder: Builder, tmp: Path, shape: s
     return r
 
 
+# A lean round (--lean; every size from LEAN_FROM_GIB GiB) measures what a round at that size
+# is for -- cold build, cold push and pull-back of both images, peak RSS, disk -- while holding at
+# most one image of the weights at a time: the hand-written image is built, pushed, dropped and
+# pulled back, then it and the registry's blobs go before ours is packaged, pushed, dropped and
+# pulled back. The model is deleted before each pull (the pull needs room for the engine's
+# download beside the unpacked layer) and written again, same seed, for ours. What needs both
+# images at once (the edits, the pushes after an edit) is not measured: those keys are absent
+# and listed in the result's "skipped".
+LEAN_FROM_GIB = 16
+# Copies of the weights a lean round needs free, by builder (README "Performance"), as measured
+# at 0.5 GiB: with the Docker engine four (our push: the model the weights are sent from, the
+# image, the registry's copy, and `docker save`'s copy inside the engine meanwhile); with buildah
+# four to four and a half (`buildah build --layers` of the hand-written image: the model, the
+# image and two to two and a half copies on the side while it commits; about four in both pushes
+# and in our package: the model, the layout, containers/image's temporary copy, the image).
+LEAN_COPIES = {"docker": 4.0, "buildah": 4.5}
+LEAN_MARGIN = 5 * 10**9
+LEAN_SKIPPED = ("baseline_config", "package_config", "package_small", "package_nochange",
+                "push_ours_config_bytes", "push_baseline_config_bytes")
+
+
+def check_lean_disk(paths: list[Path], size: int, copies: float) -> dict[str, float]:
+    """Exit, naming the figures, when a filesystem a lean round writes to has less free space
+    than `copies` copies of the weights plus LEAN_MARGIN; else the free space seen."""
+    need = size * copies + LEAN_MARGIN
+    seen: dict[str, float] = {}
+    devices: set[int] = set()
+    for path in paths:
+        try:
+            dev = path.stat().st_dev
+        except OSError:
+            continue
+        if dev in devices:
+            continue
+        devices.add(dev)
+        free = free_bytes(path)
+        seen[str(path)] = free
+        if free < need:
+            raise SystemExit(
+                f"a lean round of {size / (1 << 30):g} GiB needs about {need / 1e9:.1f} GB free "
+                f"on {path} ({copies:g} copies of the weights, {size / 1e9:.1f} GB each, + "
+                f"{LEAN_MARGIN / 1e9:.0f} GB) and {free / 1e9:.1f} GB are free: free space, "
+                "or set BENCH_DIR to a bigger filesystem (the Docker engine's images stay in its "
+                "own data root)")
+    return seen
+
+
+def allocated_bytes(roots: list[Path]) -> int:
+    """The space the files under `roots` take (each inode once; what a walk can read), mounts
+    under them left out (a container's overlay view would count its layers twice)."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    devices = {r.stat().st_dev for r in roots if r.exists()}
+    stack = [str(r) for r in roots]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+                if entry.is_dir(follow_symlinks=False):
+                    if st.st_dev in devices:
+                        stack.append(entry.path)
+                    continue
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_blocks * 512
+    return total
+
+
+class OwnPeak:
+    """The peak of allocated_bytes(roots), sampled every second: the bench's own files and the
+    builders' temporary ones, which other work on a shared filesystem does not blur as it does
+    the filesystem's used space (the Docker engine's image store is not among them)."""
+
+    def __init__(self, roots: list[Path]) -> None:
+        self.roots = roots
+        self.start = self.peak = self.end = allocated_bytes(roots)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.wait(1.0):
+            self.peak = max(self.peak, allocated_bytes(self.roots))
+
+    def __enter__(self) -> OwnPeak:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.end = allocated_bytes(self.roots)
+        self.peak = max(self.peak, self.end)
+
+
+class LeanSteps:
+    """The steps of a lean round, each with the filesystem's free space before and after it and
+    its used-space peak (sampled every 50 ms) above the round's start, all written into `r` as
+    disk_free_before_STEP_bytes, disk_free_after_STEP_bytes and disk_peak_STEP_bytes. The
+    filesystem is shared: other work on it shows in these figures too. Beside them,
+    disk_own_peak_STEP_bytes: the peak of the files under `own` (the bench's directory, the
+    builders' temporary directories) above the round's start, which other work does not blur."""
+
+    def __init__(self, tmp: Path, r: dict[str, float], own: list[Path]) -> None:
+        self.tmp = tmp
+        self.r = r
+        self.own = own
+        self.start = self.peak = used_bytes(tmp)
+        self.own_start = self.own_peak = allocated_bytes(own)
+        r["disk_free_start_bytes"] = free_bytes(tmp)
+        self.last: DiskPeak | None = None
+
+    def step(self, name: str, fn: Callable[[], Any]) -> float:
+        self.r[f"disk_free_before_{name}_bytes"] = free_bytes(self.tmp)
+        with DiskPeak(self.tmp) as disk, OwnPeak(self.own) as own:
+            seconds = timed(fn)
+        self.r[f"disk_free_after_{name}_bytes"] = free_bytes(self.tmp)
+        self.r[f"disk_peak_{name}_bytes"] = disk.peak - self.start
+        self.r[f"disk_own_peak_{name}_bytes"] = own.peak - self.own_start
+        self.peak = max(self.peak, disk.peak)
+        self.own_peak = max(self.own_peak, own.peak)
+        self.last = disk
+        return seconds
+
+
+def lean_round(builder: Builder, tmp: Path, shape: str, size: int, rnd: int,
+               reg: str, own: list[Path]) -> dict[str, float]:
+    seed = os.urandom(16)
+    data, model_dir, out = tmp / "registry-data", tmp / "model", tmp / "out"
+
+    def wipe_registry() -> None:
+        # the registry serves from this directory; it recreates what it needs on the next push
+        shutil.rmtree(data, ignore_errors=True)
+        shutil.rmtree(tmp / "cache", ignore_errors=True)
+
+    def gone(*paths: Path) -> None:
+        for path in paths:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def drop(images: list[str], *paths: Path) -> None:
+        builder.drop(images)
+        gone(*paths)
+
+    def clean(images: list[str]) -> None:
+        builder.drop(images)
+        wipe_registry()
+
+    wipe_registry()
+    gone(out, tmp / "baseline")
+    r: dict[str, float] = {}
+    d = LeanSteps(tmp, r, own)
+    ours = Packager(out, builder)
+    base_ref, base_tag = f"{reg}/base:lean{rnd}", "bench-base:cold"
+    with cleanup(builder) as refs:
+        d.step("model", lambda: make_model(model_dir, shape, size, seed))
+        ctx = baseline_context(model_dir, tmp / "baseline")
+        refs += [base_tag, base_ref]
+        r["baseline_cold"] = d.step("baseline_cold", lambda: builder.baseline(ctx, base_tag))
+        d.step("drop_model", lambda: gone(ctx, model_dir))  # the push needs only the image
+        r["push_baseline_cold"] = d.step("push_baseline_cold",
+                                         lambda: builder.push(base_tag, base_ref))
+        r["push_baseline_cold_bytes"] = dir_bytes(data)
+        # the pull needs room for the engine's download beside the unpacked layer
+        d.step("drop_baseline", lambda: drop([base_ref, base_tag]))
+        r["pull_baseline"] = d.step("pull_baseline", lambda: builder.pull(base_ref))
+        d.step("clean_baseline", lambda: clean([base_ref]))
+
+        d.step("model_again", lambda: make_model(model_dir, shape, size, seed))
+        refs.append("bench-ours:cold")
+        r["package_cold"] = d.step("package_cold", lambda: ours(model_dir, "bench-ours:cold"))
+        assert d.last is not None
+        r["package_cold_extra_disk_bytes"] = d.last.peak - d.last.end
+        r["package_cold_kept_disk_bytes"] = d.last.end - d.last.start
+        r["package_rss_mib"] = ours.last_kib / 1024
+        weights = weights_tag(out)
+        refs.append(weights)
+        pushed: list[str] = []
+        r["push_package_cold"] = d.step("push_package_cold",
+                                        lambda: pushed.append(ours.push(f"{reg}/ours")))
+        r["push_rss_mib"] = ours.last_kib / 1024
+        ours_ref = pushed[0].split("@")[0]
+        refs.append(ours_ref)
+        r["push_package_cold_bytes"] = dir_bytes(data)
+        repo, _, tag = ours_ref.removeprefix(reg + "/").rpartition(":")
+        r["largest_layer_bytes"] = max(manifest_layers(reg, repo, tag))
+        d.step("drop_package", lambda: drop([ours_ref, "bench-ours:cold", weights], out,
+                                            model_dir))
+        r["pull_package"] = d.step("pull_package", lambda: builder.pull(ours_ref))
+        d.step("clean_package", lambda: clean([ours_ref]))
+        r["peak_rss_mib"] = ours.peak_kib / 1024
+    r["peak_disk_bytes"] = d.peak - d.start
+    r["peak_disk_copies"] = r["peak_disk_bytes"] / size
+    r["own_peak_disk_bytes"] = d.own_peak - d.own_start
+    return r
+
+
 def machine(versions: dict[str, str]) -> dict[str, Any]:
     return {"cores": os.cpu_count(), "memory_gib": round(
         os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30), 1),
@@ -406,50 +667,24 @@ def write_json(out: Path, machine_doc: dict[str, Any], results: list[dict[str, A
     out.write_text(json.dumps({"machine": machine_doc, "results": results}, indent=2) + "\n")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes-gib", type=float, nargs="+", default=[1, 4])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=SHAPES)
-    parser.add_argument("--no-push", action="store_true", help="skip the registry measurements")
-    parser.add_argument("--json", default="out/bench.json")
-    parser.add_argument("--builders", nargs="+", choices=("docker", "buildah"),
-                        default=["docker", "buildah"] if shutil.which("buildah") else ["docker"])
-    args = parser.parse_args()
-    client = docker.from_env(timeout=1800)
-    results: list[dict[str, Any]] = []
-    buildah_version = subprocess.run(["buildah", "--version"], capture_output=True, text=True,
-                                     timeout=60).stdout.strip() if shutil.which("buildah") else ""
-    versions = {"docker": client.version().get("Version", "?"),
-                "buildah": buildah_version or "not installed"}
-    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR"), prefix="bench-") as t, \
-            (contextlib.nullcontext(None) if args.no_push else registry(Path(t))) as reg:
-        tmp = Path(t)
-        builders = [Builder(name, client, tmp) for name in args.builders]
-        for size_gib in args.sizes_gib:
-            size = int(size_gib * (1 << 30))
-            for shape in args.shapes:
-                for builder in builders:
-                    rounds = []
-                    for rnd in range(args.rounds):
-                        rounds.append(one_round(client, builder, tmp, shape, size, rnd, reg))
-                        print(f"  {builder.name} {size_gib:g} GiB {shape} round {rnd + 1}: "
-                              + ", ".join(f"{k}={v:.2f}" for k, v in rounds[-1].items()
-                                          if not k.endswith("bytes")), flush=True)
-                    med = {k: statistics.median(r[k] for r in rounds if k in r)
-                           for k in rounds[0]}
-                    results.append({"builder": builder.name, "size_gib": size_gib,
-                                    "shape": shape, "rounds": rounds, "median": med})
-                    # written after every case: a long run stopped early keeps what it measured
-                    write_json(Path(args.json), machine(versions), results)
-        for builder in builders:
-            if builder.name == "buildah":
-                builder.remove([])
-    machine_doc = machine(versions)
+def _v(m: dict[str, float], key: str, spec: str, scale: float = 1) -> str:
+    """m[key] / scale formatted, or "--" where the round did not measure it."""
+    return format(m[key] / scale, spec) if key in m else "--"
+
+
+def _ratio(m: dict[str, float], num: tuple[str, ...], den: tuple[str, ...], spec: str) -> str:
+    if not all(k in m for k in (*num, *den)):
+        return "--"
+    return format(sum(m[k] for k in num) / sum(m[k] for k in den), spec)
+
+
+def print_summary(results: list[dict[str, Any]], machine_doc: dict[str, Any],
+                  rounds: int) -> None:
+    versions = machine_doc["builders"]
     print(f"\nmachine: {machine_doc['cores']} cores, {machine_doc['memory_gib']} GiB, "
           f"Docker {versions['docker']}, {versions['buildah']}")
-    print(f"medians of {args.rounds} rounds; ratio = package / baseline cold, measured in the "
-          "same round\n")
+    print(f"medians of {rounds} rounds; ratio = package / baseline cold, measured in the "
+          "same round; -- = not measured (lean rounds: no edits)\n")
     head = (f"{'builder':8s} {'model':24s} {'baseline':>9s} {'cold':>8s} {'ratio':>6s} {'config':>8s} "
             f"{'/cold':>6s} {'small':>7s} {'nochange':>9s} {'push cfg':>10s} {'base push':>10s} "
             f"{'RSS MiB':>8s}")
@@ -461,27 +696,131 @@ def main() -> None:
         bpush = m.get("push_baseline_config_bytes")
         size = res["size_gib"] * (1 << 30)
         print(f"{res['builder']:8s} {res['size_gib']:g} GiB {res['shape']:18s} "
-              f"{m['baseline_cold']:8.2f}s "
-              f"{m['package_cold']:7.2f}s {m['package_cold'] / m['baseline_cold']:6.2f} "
-              f"{m['package_config']:7.2f}s {m['package_config'] / m['package_cold']:6.1%} "
-              f"{m['package_small']:6.2f}s {m['package_nochange']:8.2f}s "
+              f"{_v(m, 'baseline_cold', '8.2f')}s {_v(m, 'package_cold', '7.2f')}s "
+              f"{_ratio(m, ('package_cold',), ('baseline_cold',), '6.2f'):>6s} "
+              f"{_v(m, 'package_config', '7.2f')}s "
+              f"{_ratio(m, ('package_config',), ('package_cold',), '6.1%'):>6s} "
+              f"{_v(m, 'package_small', '6.2f')}s {_v(m, 'package_nochange', '8.2f')}s "
               + (f"{push / size:10.3%} {bpush / size:10.1%}" if push is not None and bpush
-                 else f"{'-':>10s} {'-':>10s}")
-              + f" {m['peak_rss_mib']:8.1f}")
-        print(f"{'':33s} baseline after config edit: {m['baseline_config']:.2f}s "
-              f"({m['baseline_config'] / m['baseline_cold']:.0%} of its cold build)")
+                 else f"{'--':>10s} {'--':>10s}")
+              + f" {_v(m, 'peak_rss_mib', '8.1f')}")
+        if "baseline_config" in m:
+            print(f"{'':33s} baseline after config edit: {m['baseline_config']:.2f}s "
+                  f"({m['baseline_config'] / m['baseline_cold']:.0%} of its cold build)")
         if "push_package_cold" in m:
-            both = ((m["package_cold"] + m["push_package_cold"])
-                    / (m["baseline_cold"] + m["push_baseline_cold"]))
-            print(f"{'':33s} cold push {m['push_package_cold']:.2f}s vs {m['push_baseline_cold']:.2f}s "
+            print(f"{'':33s} cold push {m['push_package_cold']:.2f}s vs "
+                  f"{m['push_baseline_cold']:.2f}s "
                   f"({m['push_package_cold'] / m['push_baseline_cold']:.2f}); pull-back "
                   f"{m['pull_package']:.2f}s vs {m['pull_baseline']:.2f}s "
                   f"({m['pull_package'] / m['pull_baseline']:.2f}); build+push "
-                  f"{both:.2f}; "
-                  f"largest layer {m['largest_layer_bytes'] / (1 << 20):.0f} MiB")
+                  + _ratio(m, ("package_cold", "push_package_cold"),
+                           ("baseline_cold", "push_baseline_cold"), ".2f")
+                  + f"; largest layer {m['largest_layer_bytes'] / (1 << 20):.0f} MiB")
         print(f"{'':33s} peak extra disk in the cold package "
               f"{m['package_cold_extra_disk_bytes'] / (1 << 20):.0f} MiB (kept: "
               f"{m['package_cold_kept_disk_bytes'] / (1 << 20):.0f} MiB)")
+        if res.get("lean"):
+            print(f"{'':33s} lean: RSS package {_v(m, 'package_rss_mib', '.1f')} MiB, push "
+                  f"{_v(m, 'push_rss_mib', '.1f')} MiB; peak disk used by the round "
+                  f"{m['peak_disk_bytes'] / (1 << 30):.2f} GiB "
+                  f"({m['peak_disk_copies']:.2f} copies of the weights), per step: "
+                  + ", ".join(f"{step} {m[f'disk_peak_{step}_bytes'] / (1 << 30):.2f}"
+                              for step in LEAN_STEPS if f"disk_peak_{step}_bytes" in m))
+            print(f"{'':33s} lean: own files' peak (bench dir, builders' tmp; not the engine's "
+                  f"image store) {_v(m, 'own_peak_disk_bytes', '.2f', 1 << 30)} GiB, per step: "
+                  + ", ".join(f"{step} {m[f'disk_own_peak_{step}_bytes'] / (1 << 30):.2f}"
+                              for step in LEAN_STEPS if f"disk_own_peak_{step}_bytes" in m))
+
+
+LEAN_STEPS = ("model", "baseline_cold", "drop_model", "push_baseline_cold", "drop_baseline",
+              "pull_baseline",
+              "clean_baseline", "model_again", "package_cold", "push_package_cold",
+              "drop_package", "pull_package", "clean_package")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes-gib", type=float, nargs="+", default=[1, 4])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--shapes", nargs="+", choices=SHAPES,
+                        help=f"default: all ({', '.join(SHAPES)}); single-file in lean rounds")
+    parser.add_argument("--no-push", action="store_true", help="skip the registry measurements")
+    parser.add_argument("--lean", action="store_true",
+                        help="every size in lean rounds: cold build, push, pull-back, RSS and disk "
+                             "with one image of the weights at a time, no edits (implied from "
+                             f"{LEAN_FROM_GIB} GiB)")
+    parser.add_argument("--lean-copies", type=float,
+                        help="free space a lean round requires, in copies of the weights "
+                             f"(+ {LEAN_MARGIN / 1e9:.0f} GB; default by builder: "
+                             + ", ".join(f"{k} {v:g}" for k, v in LEAN_COPIES.items()) + ")")
+    parser.add_argument("--json", default="out/bench.json")
+    parser.add_argument("--builders", nargs="+", choices=("docker", "buildah"),
+                        default=["docker", "buildah"] if shutil.which("buildah") else ["docker"])
+    args = parser.parse_args()
+    lean_sizes = [g for g in args.sizes_gib if args.lean or g >= LEAN_FROM_GIB]
+    if lean_sizes and args.no_push:
+        parser.error("a lean round measures the pushes: drop --no-push")
+    client = docker.from_env(timeout=1800)
+    results: list[dict[str, Any]] = []
+    buildah_version = subprocess.run(["buildah", "--version"], capture_output=True, text=True,
+                                     timeout=60).stdout.strip() if shutil.which("buildah") else ""
+    versions = {"docker": client.version().get("Version", "?"),
+                "buildah": buildah_version or "not installed"}
+    docker_root = Path(client.info().get("DockerRootDir") or "/var/lib/docker")
+    bench_dir = Path(os.environ.get("BENCH_DIR") or tempfile.gettempdir())
+    def copies(name: str) -> float:
+        return float(args.lean_copies or LEAN_COPIES[name])
+
+    if lean_sizes:  # before anything is written: the largest lean size must fit
+        check_lean_disk([bench_dir, docker_root], int(max(lean_sizes) * (1 << 30)),
+                        max(copies(name) for name in args.builders))
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR"), prefix="bench-") as t, \
+            (contextlib.nullcontext(None) if args.no_push else registry(Path(t))) as reg:
+        tmp = Path(t)
+        builders = [Builder(name, client, tmp) for name in args.builders]
+        if lean_sizes:
+            # buildah's temporary copies (containers/image's, /var/tmp by default) and the
+            # packager's go into the bench's directory, where other work does not write: its
+            # own-files figure is then exact; the Docker engine's temporary copies (build
+            # context, load, save, pull) are in its data root's tmp, shared with other builds
+            (tmp / "tmp").mkdir()
+            os.environ["TMPDIR"] = str(tmp / "tmp")
+        own_roots = {"docker": [tmp, docker_root / "tmp"], "buildah": [tmp]}
+        for size_gib in args.sizes_gib:
+            size = int(size_gib * (1 << 30))
+            lean = size_gib in lean_sizes
+            for shape in args.shapes or (["single-file"] if lean else list(SHAPES)):
+                for builder in builders:
+                    rounds = []
+                    checks = []
+                    for rnd in range(args.rounds):
+                        if lean:
+                            checks.append(check_lean_disk([tmp, docker_root], size,
+                                                          copies(builder.name)))
+                            rounds.append(lean_round(builder, tmp, shape, size, rnd, str(reg),
+                                                     own_roots[builder.name]))
+                        else:
+                            rounds.append(one_round(client, builder, tmp, shape, size, rnd, reg))
+                        print(f"  {builder.name} {size_gib:g} GiB {shape} round {rnd + 1}"
+                              f"{' (lean)' if lean else ''}: "
+                              + ", ".join(f"{k}={v:.2f}" for k, v in rounds[-1].items()
+                                          if not k.endswith("bytes")), flush=True)
+                    med = {k: statistics.median(r[k] for r in rounds if k in r)
+                           for k in rounds[0]}
+                    res: dict[str, Any] = {"builder": builder.name, "size_gib": size_gib,
+                                           "shape": shape}
+                    if lean:
+                        res |= {"lean": True, "skipped": list(LEAN_SKIPPED),
+                                "lean_copies_required": copies(builder.name),
+                                "free_bytes_checked": checks}
+                    results.append(res | {"rounds": rounds, "median": med})
+                    # written after every case: a long run stopped early keeps what it measured
+                    write_json(Path(args.json), machine(versions), results)
+        for builder in builders:
+            if builder.name == "buildah":
+                builder.remove([])
+    machine_doc = machine(versions)
+    print_summary(results, machine_doc, args.rounds)
     write_json(Path(args.json), machine_doc, results)
     print(f"\nJSON: {args.json}")
 
