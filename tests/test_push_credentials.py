@@ -30,11 +30,12 @@ from packager.result import ModelEntry, ResultDocument
 SECRET = "s3cr3t-Pa55word-that-must-not-leak"
 
 
-def _result(out: Path, image: str = "add-sub-1:abc", builder: str = "docker") -> str:
+def _result(out: Path, image: str = "add-sub-1:abc", builder: str = "docker",
+            pushed_image: str | None = None) -> str:
     out.mkdir(parents=True, exist_ok=True)
     text = ResultDocument(image=image, models=(ModelEntry("add-sub", (1,), "python"),),
                           base_image=LOCAL_CPU_IMAGE, dockerfile_sha256="0" * 64,
-                          builder=builder).to_json()
+                          builder=builder, pushed_image=pushed_image).to_json()
     (out / "result.json").write_text(text)
     return text
 
@@ -169,6 +170,20 @@ def _push_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], *args: str
     assert not url.exists()
     assert "Traceback" not in err and "fix:" in err
     return err
+
+
+def test_a_pushed_result_is_not_prefixed_with_another_registry(tmp_path: Path,
+                                                               capsys) -> None:
+    """After a push, result.json's image is the pushed reference: --registry for another
+    registry would push host-b/team/host-a/team/name (a repository nobody asked for)."""
+    out = tmp_path / "out"
+    pushed = "127.0.0.1:5000/team/add-sub-1:abc"
+    before = _result(out, image=pushed, pushed_image=f"127.0.0.1:5000/team/add-sub-1@sha256:{'a' * 64}")
+    assert main(["push", "-o", str(out), "--registry", "127.0.0.1:6000/other"]) == 2
+    err = capsys.readouterr().err
+    assert "was pushed already" in err and "127.0.0.1:6000/other/127.0.0.1:5000" in err
+    assert "Traceback" not in err and "fix:" in err
+    assert (out / "result.json").read_text() == before
 
 
 def test_push_refuses_an_unreadable_or_not_json_auth_file(tmp_path: Path, capsys) -> None:

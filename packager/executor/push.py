@@ -87,6 +87,16 @@ def push(request: PushRequest, report: Reporter,
         check_registry(request.registry)
         prefix = request.registry.rstrip("/") + "/"
         if not result.image.startswith(prefix):
+            if result.pushed_image:
+                # result.json's image is then the pushed reference (registry included): a
+                # prefix would give host/b/host/a/name, a repository nobody asked for.
+                raise InputError(
+                    f"result.json's image {bounded(result.image)} was pushed already; --registry "
+                    f"{bounded(request.registry)} would push it as "
+                    f"{bounded(prefix + result.image)}",
+                    file=str(out / "result.json"),
+                    fix="push without --registry to push it there again, or package into "
+                    "another --output and push that to the other registry")
             target = str(parse_reference(prefix + result.image, what="--registry"))
     if result.base_image:
         refuse_base_repository(target, result.base_image, what="the push target")
