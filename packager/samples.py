@@ -25,11 +25,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from packager.errors import InputError, bounded
+from packager.limits import SAMPLES_MAX_BYTES, SAMPLES_MAX_COUNT, SAMPLES_NAME
 from packager.modelconfig import ParsedConfig
 
-SAMPLES_NAME = "samples.npz"
-MAX_SAMPLES = 1000
-MAX_BYTES = 256 << 20  # read whole, at package time and by verify
+MAX_SAMPLES = SAMPLES_MAX_COUNT
+MAX_BYTES = SAMPLES_MAX_BYTES
 _KEY_RE = re.compile(r"(input|output)\.(.+)\.(0|[1-9][0-9]{0,5})")
 _FIX = ("write it with np.savez(path, **{'input.NAME.0': x, 'output.NAME.0': y, ...}) "
         "(see README.md, \"Answers checked by verify\")")

@@ -82,3 +82,17 @@ def test_the_phase_table_needs_only_the_standard_library() -> None:
     """noxfile.py imports it before (and without) installing the packager's dependencies."""
     tree = ast.parse((PACKAGE / "phasetable.py").read_text())
     assert set(_imported(tree)) <= {"__future__", "sys", "collections.abc", "dataclasses"}
+
+
+def test_the_cli_and_a_package_run_import_no_numpy() -> None:
+    """numpy costs ~60 ms and ~15 MB per command: only a model with samples.npz (and verify's
+    answers) needs it, so it is imported where those are read, not on every run."""
+    import subprocess
+    import sys
+
+    code = ("import sys, packager.cli, packager.executor.package, packager.executor.phases, "
+            "packager.executor.serving, packager.executor.push; "
+            "print(sorted(m for m in ('numpy', 'onnx', 'tritonclient') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         timeout=60).stdout.strip()
+    assert out == "[]", out

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packager import samples as samples_mod
 from packager.analysis import Package
 from packager.errors import InputError, VerifyError, bounded
 from packager.executor.process import Timeout, run
 from packager.executor.report import Reporter
+from packager.limits import SAMPLES_MAX_BYTES, SAMPLES_NAME
 from packager.modelconfig import ParsedConfig
 from packager.runtime import RUNTIMES, Adapted, digest_part, serve_with_runtime
 
@@ -104,7 +104,7 @@ def _samples_files(package: Package) -> list[tuple[Any, int, str, str]]:
     for m in package.models:
         for e in m.plan.entries:
             parts = e.dest.split("/")
-            if len(parts) == 3 and parts[2] == samples_mod.SAMPLES_NAME and parts[1].isdigit() \
+            if len(parts) == 3 and parts[2] == SAMPLES_NAME and parts[1].isdigit() \
                     and e.source is not None:
                 out.append((m, m.plan.input_index, e.source, e.dest))
     return out
@@ -119,12 +119,14 @@ def check_samples(package: Package, roots: Sequence[Path]) -> None:
             raise InputError(
                 "has samples, but config.pbtxt lists no inputs or outputs to check them against",
                 file=where, fix="declare the inputs and outputs in config.pbtxt, or remove "
-                f"{samples_mod.SAMPLES_NAME}")
+                f"{SAMPLES_NAME}")
         size = (roots[index] / source).stat().st_size
-        if size > samples_mod.MAX_BYTES:
+        if size > SAMPLES_MAX_BYTES:
             raise InputError(f"is {size} bytes; a samples file is at most "
-                             f"{samples_mod.MAX_BYTES} (it is read whole)", file=where,
+                             f"{SAMPLES_MAX_BYTES} (it is read whole)", file=where,
                              fix="keep a few representative samples")
+        from packager import samples as samples_mod  # numpy: only for a model with samples
+
         data = (roots[index] / source).read_bytes()
         samples_mod.check(samples_mod.parse(samples_mod.load(data, where), where), config, where)
 
@@ -134,9 +136,11 @@ def check_answers(client: Any, module: Any, name: str, version: str, config: Par
                   atol: float | None = None) -> bool:
     """Send every sample of `out/model_repository/<name>/<version>/samples.npz` and compare the
     answers; False when there is no samples file. A mismatch raises VerifyError (exit 4)."""
-    path = out / "model_repository" / name / version / samples_mod.SAMPLES_NAME
+    path = out / "model_repository" / name / version / SAMPLES_NAME
     if not path.is_file():
         return False
+    from packager import samples as samples_mod  # numpy: only for a model with samples
+
     where = str(path)
     all_samples = samples_mod.parse(samples_mod.load(path.read_bytes(), where), where)
     types = {n: dt for n, dt, _ in (*config.inputs, *config.outputs)}
@@ -167,5 +171,5 @@ def check_answers(client: Any, module: Any, name: str, version: str, config: Par
                     fix="the served model does not give the answers it gave when the samples "
                     "were written: check the model file and its runtime, or loosen --rtol/--atol")
     report.step(f"verify: {name} v{version}: {len(all_samples)} sample(s) of "
-                f"{samples_mod.SAMPLES_NAME} answered within tolerance")
+                f"{SAMPLES_NAME} answered within tolerance")
     return True

@@ -15,7 +15,6 @@ from packager.executor.container import logs_tail, serve
 from packager.executor.images import registry
 from packager.executor.report import Reporter
 from packager.imageref import parse_reference
-from packager.inference import cannot_sample, request_specs, sample, shape_matches
 from packager.limits import DEFAULT_OUTPUT, MAX_TOLERANCE
 from packager.manifest import check_name
 from packager.modelconfig import ParsedConfig, parse_config
@@ -132,6 +131,10 @@ def verify(request: VerifyRequest | str | os.PathLike[str], report: Reporter | N
 def _one_request(client: Any, container_id: str, name: str, version: str, config: ParsedConfig,
                  report: Reporter) -> None:
     import tritonclient.http as httpclient
+
+    # numpy (through packager.inference) only when a request is sent: push imports this
+    # module for load_result.
+    from packager.inference import cannot_sample, request_specs, sample, shape_matches
 
     ins, outs = request_specs(config)
     if not ins or not outs:
