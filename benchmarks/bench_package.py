@@ -280,20 +280,13 @@ class Builder:
     def drop(self, refs: list[str]) -> None:
         """Remove `refs` so that a pull has to fetch them (for ours, with its weights image:
         the FROM of the output's Dockerfile -- only this run's, on a shared engine)."""
-        if self.name == "docker":
-            for ref in refs:
-                with contextlib.suppress(docker.errors.DockerException):
-                    self.client.images.remove(ref, force=True)
-            return
-        b = ["buildah", *self.storage.flags()]
-        names = subprocess.run([*b, "images", "--format", "{{.Name}}:{{.Tag}}"],
-                               capture_output=True, text=True, timeout=300).stdout.split()
-        for name in names:
-            if any(name.endswith(r) for r in refs):
-                subprocess.run([*b, "rmi", "-f", name], capture_output=True, timeout=300)
-        subprocess.run([*b, "rmi", "--prune"], capture_output=True, timeout=300)
+        self._remove(refs, lambda name: any(name.endswith(r) for r in refs))
 
     def remove(self, refs: list[str]) -> None:
+        """Remove `refs` (docker), or every image but the local base (buildah's own storage)."""
+        self._remove(refs, lambda name: not name.endswith(LOCAL_CPU_IMAGE))
+
+    def _remove(self, refs: list[str], buildah_wanted: Callable[[str], bool]) -> None:
         if self.name == "docker":
             for ref in refs:
                 with contextlib.suppress(docker.errors.DockerException):
@@ -303,7 +296,7 @@ class Builder:
         names = subprocess.run([*b, "images", "--format", "{{.Name}}:{{.Tag}}"],
                                capture_output=True, text=True, timeout=300).stdout.split()
         for name in names:
-            if not name.endswith(LOCAL_CPU_IMAGE):
+            if buildah_wanted(name):
                 subprocess.run([*b, "rmi", "-f", name], capture_output=True, timeout=300)
         subprocess.run([*b, "rmi", "--prune"], capture_output=True, timeout=300)
 
