@@ -25,11 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from packager.errors import InputError, bounded
-from packager.limits import SAMPLES_MAX_BYTES, SAMPLES_MAX_COUNT, SAMPLES_NAME
+from packager.limits import SAMPLES_MAX_COUNT, SAMPLES_NAME
 from packager.modelconfig import ParsedConfig
 
-MAX_SAMPLES = SAMPLES_MAX_COUNT
-MAX_BYTES = SAMPLES_MAX_BYTES
 _KEY_RE = re.compile(r"(input|output)\.(.+)\.(0|[1-9][0-9]{0,5})")
 _FIX = ("write it with np.savez(path, **{'input.NAME.0': x, 'output.NAME.0': y, ...}) "
         "(see README.md, \"Answers checked by verify\")")
@@ -71,8 +69,8 @@ def parse(arrays: Mapping[str, np.ndarray], file: str = SAMPLES_NAME) -> tuple[S
         found.setdefault(index, {"input": {}, "output": {}})[role][name] = value
     if not found:
         raise InputError("holds no samples", file=file, fix=_FIX)
-    if len(found) > MAX_SAMPLES:
-        raise InputError(f"holds {len(found)} samples; at most {MAX_SAMPLES}", file=file,
+    if len(found) > SAMPLES_MAX_COUNT:
+        raise InputError(f"holds {len(found)} samples; at most {SAMPLES_MAX_COUNT}", file=file,
                          fix="keep a few representative samples")
     if sorted(found) != list(range(len(found))):
         raise InputError(f"numbers its samples {sorted(found)[:10]}; they must be 0, 1, 2, ... "
